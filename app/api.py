@@ -1,0 +1,219 @@
+"""HTTP API (Flask blueprint): ingest, read API, health. Thin: parse → one service call → JSON."""
+from __future__ import annotations
+
+import hmac
+import re
+import time
+
+import orjson
+from flask import Blueprint, Response, current_app, request
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from services.events import parse_ts
+from services.ingest import BatchInvalid
+from services.queries import SERIES_METRICS
+from services.store import StoreUnavailable
+
+__all__ = ["api", "ApiError", "json_response"]
+
+api = Blueprint("api", __name__)
+
+PARTNER_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+RETRY_AFTER_S = 5
+_STEP_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+class ApiError(Exception):
+    """A 4xx/5xx answer with a message naming the field at fault."""
+
+    def __init__(self, status: int, message: str, field: str | None = None, **extra):
+        super().__init__(message)
+        self.status, self.message, self.field, self.extra = status, message, field, extra
+
+
+def json_response(body, status: int = 200, headers: dict | None = None) -> Response:
+    """A JSON response serialised with orjson."""
+    return Response(orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS), status=status,
+                    mimetype="application/json", headers=headers)
+
+
+def _services():
+    return current_app.extensions["lulupay"]
+
+
+@api.errorhandler(ApiError)
+def _api_error(exc: ApiError):
+    body = {"error": exc.message}
+    if exc.field:
+        body["field"] = exc.field
+    body.update(exc.extra)
+    headers = {"Retry-After": str(RETRY_AFTER_S)} if exc.status == 503 else None
+    return json_response(body, exc.status, headers)
+
+
+@api.errorhandler(StoreUnavailable)
+def _store_down(exc):
+    return json_response({"error": "the store is unreachable; retry later"}, 503, {"Retry-After": str(RETRY_AFTER_S)})
+
+
+@api.errorhandler(RequestEntityTooLarge)
+def _too_large(exc):
+    limit = _services().settings.max_body_bytes
+    return json_response({"error": f"request body larger than {limit} bytes"}, 413)
+
+
+@api.errorhandler(HTTPException)
+def _http_error(exc: HTTPException):
+    return json_response({"error": exc.description or exc.name}, exc.code or 500)
+
+
+# -- ingest ------------------------------------------------------------------------------------
+def _check_token() -> None:
+    tokens = _services().settings.ingest_token_list
+    if not tokens:
+        return
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise ApiError(401, "missing bearer token (Authorization: Bearer <token>)", "Authorization")
+    if not any(hmac.compare_digest(token.encode(), t.encode()) for t in tokens):
+        raise ApiError(401, "invalid ingest token", "Authorization")
+
+
+@api.post("/api/v1/events")
+def post_events():
+    """Ingest one event or {"events": [...]}; the batch is validated whole."""
+    settings = _services().settings
+    _check_token()
+    if request.content_length is not None and request.content_length > settings.max_body_bytes:
+        raise RequestEntityTooLarge()
+    body = request.get_data(cache=False)
+    if len(body) > settings.max_body_bytes:
+        raise RequestEntityTooLarge()
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ApiError(400, f"malformed JSON: {exc}", "body") from None
+    if isinstance(doc, dict) and "events" in doc:
+        events = doc["events"]
+        if not isinstance(events, list):
+            raise ApiError(422, "events must be a list of event objects", "events")
+    elif isinstance(doc, dict):
+        events = [doc]
+    else:
+        raise ApiError(422, "body must be an event object or {\"events\": [...]}", "body")
+    if len(events) > settings.max_batch_events:
+        raise ApiError(413, f"batch of {len(events)} events; at most {settings.max_batch_events} per request", "events")
+    started = time.perf_counter()
+    try:
+        result = _services().ingest.ingest_batch(events)
+    except BatchInvalid as exc:
+        bad = len({d["index"] for d in exc.details})
+        raise ApiError(422, f"{bad} of {len(events)} events are invalid; nothing of this batch was stored",
+                       details=exc.details) from None
+    current_app.logger.debug("ingested %d events in %.1f ms", result.accepted, (time.perf_counter() - started) * 1e3)
+    return json_response({"accepted": result.accepted, "duplicates": result.duplicates}, 202)
+
+
+# -- read API ----------------------------------------------------------------------------------
+def _time_arg(name: str, default: float) -> float:
+    value = request.args.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return parse_ts(value)
+    except ValueError as exc:
+        raise ApiError(400, f"{name}: {exc}", name) from None
+
+
+def _range_args() -> tuple[float, float]:
+    now = _services().clock()
+    end = _time_arg("to", now)
+    start = _time_arg("from", end - 86400)
+    if start >= end:
+        raise ApiError(400, "from must be earlier than to", "from")
+    if end - start > 800 * 86400:
+        raise ApiError(400, "range longer than the 2 years of day rollups kept", "from")
+    return start, end
+
+
+def partner_args() -> list[str] | None:
+    """The `partner` query arguments intersected with what the caller may see (None: all)."""
+    requested = request.args.getlist("partner")
+    requested = [p for value in requested for p in value.split(",") if p]
+    for pid in requested:
+        if not PARTNER_RE.match(pid):
+            raise ApiError(400, f"partner: {pid!r} is not a valid partner id", "partner")
+    visible = _services().visible_partners()
+    if not requested:
+        return None if visible is None else sorted(visible)
+    if visible is None:
+        return sorted(set(requested))
+    return sorted(set(requested) & set(visible))
+
+
+def _step_arg() -> int | None:
+    value = request.args.get("step")
+    if not value:
+        return None
+    match = re.fullmatch(r"(\d+)([smhdw]?)", value.strip())
+    if not match:
+        raise ApiError(400, "step: seconds or a duration such as 300, 5m, 1h, 1d", "step")
+    step = int(match.group(1)) * _STEP_UNITS[match.group(2) or "s"]
+    if step < 60 or step % 60:
+        raise ApiError(400, "step: must be a whole number of minutes (at least 60 s)", "step")
+    return step
+
+
+@api.get("/api/v1/summary")
+def get_summary():
+    """Totals and rates for a period (definitions: DESIGN.md)."""
+    start, end = _range_args()
+    return json_response(_services().queries.summary(start, end, partner_args()))
+
+
+@api.get("/api/v1/series/<metric>")
+def get_series(metric: str):
+    """One metric over time."""
+    if metric not in SERIES_METRICS:
+        raise ApiError(404, f"unknown metric {metric!r}; one of {', '.join(SERIES_METRICS)}", "metric")
+    start, end = _range_args()
+    step = _step_arg()
+    try:
+        return json_response(_services().queries.series(metric, start, end, step, partner_args()))
+    except ValueError:
+        raise ApiError(400, "step: too many points for this range; choose a larger step", "step") from None
+
+
+@api.get("/api/v1/partners")
+def get_partners():
+    """Partners with their current record and quota use this month."""
+    return json_response({"partners": _services().queries.partners(partner_args())})
+
+
+@api.get("/api/v1/partners/<partner_id>")
+def get_partner(partner_id: str):
+    """One partner with the history of its tier and status changes."""
+    if not PARTNER_RE.match(partner_id):
+        raise ApiError(400, "partner_id is not a valid partner id", "partner_id")
+    visible = _services().visible_partners()
+    if visible is not None and partner_id not in visible:
+        raise ApiError(404, f"no partner {partner_id!r}", "partner_id")
+    records = _services().queries.partners([partner_id])
+    if not records:
+        raise ApiError(404, f"no partner {partner_id!r}", "partner_id")
+    return json_response({**records[0], "history": _services().queries.partner_history(partner_id)})
+
+
+@api.get("/healthz")
+def healthz():
+    """The process is alive."""
+    return json_response({"status": "ok"})
+
+
+@api.get("/readyz")
+def readyz():
+    """The store answers."""
+    if _services().store.ping():
+        return json_response({"status": "ready", "store": "ok"})
+    return json_response({"status": "unavailable", "store": "unreachable"}, 503, {"Retry-After": str(RETRY_AFTER_S)})

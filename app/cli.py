@@ -1,0 +1,165 @@
+"""Command line: `lulupay-analytics serve | seed | simulate` (also `python -m app`)."""
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import sys
+import threading
+import time
+
+import click
+
+from app.settings import Settings
+
+log = logging.getLogger("lulupay")
+
+
+@contextlib.contextmanager
+def _store_url(settings: Settings):
+    """Yield a Redis URL: REDIS_URL when set, else an embedded Valkey for the block's lifetime."""
+    if settings.redis_url:
+        yield settings.redis_url
+        return
+    from services.embedded import EmbeddedValkey
+
+    embedded = EmbeddedValkey(settings.data_dir).start()
+    click.echo(f"embedded Valkey on {embedded.url}, data in {settings.data_dir.resolve()}")
+    try:
+        yield embedded.url
+    finally:
+        embedded.stop()
+        click.echo("embedded Valkey stopped")
+
+
+def _settings_or_exit() -> Settings:
+    try:
+        return Settings()
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@click.group()
+@click.option("--log-level", default="INFO", show_default=True)
+def main(log_level: str) -> None:
+    """LuluPay Analytics: dashboards, ingest API and metrics for the white-label build service."""
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _progress_printer(total_hint: int):
+    last = [0.0]
+
+    def progress(accepted: int, duplicates: int) -> None:
+        now = time.monotonic()
+        if now - last[0] >= 5:
+            last[0] = now
+            click.echo(f"  seeding: {accepted:,} events written ({duplicates:,} already there) of about {total_hint:,}")
+    return progress
+
+
+@main.command()
+@click.option("--days", default=90, show_default=True, type=click.IntRange(1, 730))
+@click.option("--partners", default=40, show_default=True, type=click.IntRange(1, 10000))
+@click.option("--builds-per-day", default=5000, show_default=True, type=click.IntRange(1, 1_000_000))
+def seed(days: int, partners: int, builds_per_day: int) -> None:
+    """Write realistic demo history through the ingest path."""
+    from services.runtime import build_services
+    from services.seeding import seed_store
+
+    settings = _settings_or_exit()
+    with _store_url(settings) as url:
+        services = build_services(settings, redis_url=url)
+        report = seed_store(services.store, services.ingest, days=days, partners=partners,
+                            builds_per_day=builds_per_day, progress=_progress_printer(days * builds_per_day * 10))
+        click.echo(f"seeded {report.accepted:,} events ({report.duplicates:,} duplicates) in {report.seconds:.1f} s")
+
+
+@main.command()
+@click.option("--rate", default=1.0, show_default=True, type=click.FloatRange(0.01, 1000), help="builds started per second")
+@click.option("--url", default=None, help="post to a running server's /api/v1/events instead of writing to the store")
+@click.option("--token", envvar="LULUPAY_INGEST_TOKEN", default=None, help="bearer token for --url")
+def simulate(rate: float, url: str | None, token: str | None) -> None:
+    """Produce live build events until stopped (Ctrl-C)."""
+    from services.demo import Simulator
+
+    settings = _settings_or_exit()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with contextlib.ExitStack() as stack:
+        if url:
+            from services.client import LuluPayClient
+            client = LuluPayClient(url, token=token)
+            stack.callback(client.close)
+            sink = client.send
+        else:
+            from services.runtime import build_services
+            store_url = stack.enter_context(_store_url(settings))
+            sink = build_services(settings, redis_url=store_url).ingest.ingest_batch
+        simulator = Simulator(sink, rate=rate).start()
+        stack.callback(simulator.stop)
+        click.echo(f"simulating {rate} builds/s; Ctrl-C to stop")
+        try:
+            while not stop.wait(1.0):
+                pass
+        except KeyboardInterrupt:
+            pass
+
+
+@main.command()
+@click.option("--host", default=None, help="default: LULUPAY_HOST or 127.0.0.1")
+@click.option("--port", default=None, type=int, help="default: LULUPAY_PORT or 8050")
+@click.option("--demo/--no-demo", default=False, show_default=True,
+              help="seed an empty store with 90 days of history and run the live simulator")
+@click.option("--sim-rate", default=0.5, show_default=True, type=float, help="builds/s of the demo simulator")
+def serve(host: str | None, port: int | None, demo: bool, sim_rate: float) -> None:
+    """Serve the web app (pages, API, metrics) on one process."""
+    from werkzeug.serving import run_simple
+
+    from app.factory import create_app
+    from services.runtime import build_services
+
+    settings = _settings_or_exit()
+    host = host or settings.host
+    port = port or settings.port
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    with contextlib.ExitStack() as stack:
+        url = stack.enter_context(_store_url(settings))
+        services = build_services(settings, redis_url=url)
+        app = create_app(settings, services)
+        if demo:
+            demo_thread = threading.Thread(target=_run_demo, args=(services, stop, sim_rate), name="demo", daemon=True)
+            demo_thread.start()
+            stack.callback(demo_thread.join, 10)
+            stack.callback(stop.set)
+        click.echo(f"serving on http://{host}:{port}/")
+        try:
+            run_simple(host, port, app.server, threaded=True, use_reloader=False, use_debugger=False)
+        except KeyboardInterrupt:
+            pass
+        click.echo("shutting down")
+
+
+def _run_demo(services, stop: threading.Event, sim_rate: float) -> None:
+    """Seed an empty store, then keep the simulator running until `stop`."""
+    from services.demo import Simulator
+    from services.seeding import seed_store, store_is_seeded
+
+    try:
+        if not store_is_seeded(services.store):
+            click.echo("empty store: seeding 90 days of demo history (the pages fill in as it goes)")
+            report = seed_store(services.store, services.ingest, stop=stop, progress=_progress_printer(4_500_000))
+            click.echo(f"seed done: {report.accepted:,} events in {report.seconds:.0f} s")
+        else:
+            click.echo("store already holds data: no seeding")
+        if stop.is_set():
+            return
+        simulator = Simulator(services.ingest.ingest_batch, rate=sim_rate).start()
+        stop.wait()
+        simulator.stop()
+    except Exception:
+        log.exception("demo data thread failed")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,132 @@
+"""OpenAPI document generated from the pydantic models that validate the requests."""
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field, TypeAdapter
+
+from services.events import Event, FieldError  # noqa: F401  (FieldError documents the 422 details)
+from services.queries import SERIES_METRICS
+
+__all__ = ["openapi_document"]
+
+
+class Accepted(BaseModel):
+    accepted: int = Field(description="events stored by this request")
+    duplicates: int = Field(description="events whose id was already stored (nothing changed)")
+
+
+class ErrorDetail(BaseModel):
+    index: int
+    field: str
+    message: str
+
+
+class Error(BaseModel):
+    error: str
+    field: str | None = None
+    details: list[ErrorDetail] | None = None
+
+
+class Summary(BaseModel):
+    from_: int = Field(alias="from", description="effective start (aligned to the finest resolution kept)")
+    to: int
+    partners: list[str] | None
+    builds_total: int
+    builds_succeeded: int
+    builds_failed: int
+    builds_cancelled: int
+    builds_started: int
+    success_rate: float | None = Field(description="succeeded / (succeeded + failed); null when none completed")
+    duration_avg_s: float | None
+    duration_p50_s: float | None
+    duration_p95_s: float | None
+    duration_p99_s: float | None
+    active_builds: int
+    active_partners: int
+    assets_processed: int
+    asset_compression_ratio_avg: float | None = Field(description="1 - Σ output_bytes / Σ original_bytes")
+    asset_quality_avg: float | None
+    asset_bytes_saved: int
+
+
+class Series(BaseModel):
+    metric: str
+    step_s: int
+    resolution: str
+    from_: int = Field(alias="from")
+    to: int
+    points: list[tuple[int, float | None]]
+
+
+class Partner(BaseModel):
+    partner_id: str
+    name: str
+    tier: str
+    monthly_build_quota: int
+    status: str
+    updated_ts: float
+    builds_this_month: int
+    quota_used_ratio: float | None
+
+
+class Partners(BaseModel):
+    partners: list[Partner]
+
+
+def _schema(model) -> dict:
+    adapter = model if isinstance(model, TypeAdapter) else TypeAdapter(model)
+    return adapter.json_schema(ref_template="#/components/schemas/{model}", by_alias=True)
+
+
+def _json(ref: str, description: str) -> dict:
+    return {"description": description, "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}}}
+
+
+def openapi_document() -> dict[str, Any]:
+    """The whole OpenAPI 3.1 document."""
+    components: dict[str, Any] = {}
+    for name, model in {"Event": Event, "Accepted": Accepted, "Error": Error, "Summary": Summary,
+                        "Series": Series, "Partners": Partners}.items():
+        schema = _schema(model)
+        components.update(schema.pop("$defs", {}))
+        components[name] = schema
+    components["EventBatch"] = {"type": "object", "required": ["events"], "properties": {
+        "events": {"type": "array", "maxItems": 5000, "items": {"$ref": "#/components/schemas/Event"}}}}
+    time_params = [
+        {"name": "from", "in": "query", "schema": {"type": "string"}, "description": "RFC 3339 or epoch seconds (default: to - 24 h)"},
+        {"name": "to", "in": "query", "schema": {"type": "string"}, "description": "RFC 3339 or epoch seconds, exclusive (default: now)"},
+        {"name": "partner", "in": "query", "schema": {"type": "array", "items": {"type": "string"}}, "explode": True,
+         "description": "repeat for several partners; none = every partner the caller may see"},
+    ]
+    errors = {"400": _json("Error", "bad query argument (the field is named)"),
+              "503": _json("Error", "store unreachable; retry after Retry-After seconds")}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "LuluPay Analytics API", "version": "1"},
+        "paths": {
+            "/api/v1/events": {"post": {
+                "summary": "Ingest one event or a batch (validated whole, idempotent on id)",
+                "security": [{"bearer": []}],
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {"oneOf": [
+                    {"$ref": "#/components/schemas/Event"}, {"$ref": "#/components/schemas/EventBatch"}]}}}},
+                "responses": {"202": _json("Accepted", "stored"), "400": _json("Error", "malformed JSON"),
+                              "401": _json("Error", "missing or wrong bearer token"),
+                              "413": _json("Error", "body over 5 MiB or more than 5,000 events"),
+                              "422": _json("Error", "invalid events; nothing of the batch stored"),
+                              "503": errors["503"]}}},
+            "/api/v1/summary": {"get": {"summary": "Totals and rates for a period", "parameters": time_params,
+                                        "responses": {"200": _json("Summary", "figures"), **errors}}},
+            "/api/v1/series/{metric}": {"get": {
+                "summary": "One metric over time", "parameters": [
+                    {"name": "metric", "in": "path", "required": True, "schema": {"type": "string", "enum": list(SERIES_METRICS)}},
+                    *time_params,
+                    {"name": "step", "in": "query", "schema": {"type": "string"}, "description": "seconds or 5m/1h/1d; default: automatic"}],
+                "responses": {"200": _json("Series", "points"), **errors}}},
+            "/api/v1/partners": {"get": {"summary": "Partners", "parameters": time_params[2:],
+                                         "responses": {"200": _json("Partners", "partners"), **errors}}},
+            "/healthz": {"get": {"summary": "Process alive", "responses": {"200": {"description": "ok"}}}},
+            "/readyz": {"get": {"summary": "Store reachable", "responses": {"200": {"description": "ready"}, "503": {"description": "store unreachable"}}}},
+        },
+        "components": {"schemas": components, "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+    }

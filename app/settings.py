@@ -1,0 +1,67 @@
+"""One settings object for the whole app: defaults, then environment / `.env`, then what a caller passes."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "DEFAULT_SECRET_KEY"]
+
+DEFAULT_SECRET_KEY = "dev-insecure-change-me"
+
+
+class Settings(BaseSettings):
+    """Every setting of a deployment; environment variables are prefixed `LULUPAY_`."""
+
+    model_config = SettingsConfigDict(env_prefix="LULUPAY_", env_file=".env", extra="ignore")
+
+    env: Literal["development", "production"] = "development"
+    redis_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("REDIS_URL", "LULUPAY_REDIS_URL")
+    )
+    prometheus_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("PROMETHEUS_URL", "LULUPAY_PROMETHEUS_URL")
+    )
+    data_dir: Path = Path("./data")
+    ingest_tokens: str = ""
+    retention_days: int = Field(default=90, ge=1, le=3650)
+    secret_key: str = DEFAULT_SECRET_KEY
+    key_prefix: str = Field(default="lp", pattern=r"^[A-Za-z0-9_.-]{1,32}$")
+    # Builds with no event for this long are no longer counted as active (lost finish events).
+    live_window_s: int = Field(default=6 * 3600, ge=60)
+    # Events whose ts is further in the future than this are rejected (clock skew allowance).
+    future_tolerance_s: int = Field(default=300, ge=0)
+    max_batch_events: int = 5000
+    max_body_bytes: int = 5 * 1024 * 1024
+    host: str = "127.0.0.1"
+    port: int = 8050
+    build_time_target_s: float = 600.0
+
+    @field_validator("ingest_tokens")
+    @classmethod
+    def _strip_tokens(cls, value: str) -> str:
+        return ",".join(t.strip() for t in value.split(",") if t.strip())
+
+    @property
+    def ingest_token_list(self) -> list[str]:
+        """The configured ingest bearer tokens (empty: ingest is open, development only)."""
+        return [t for t in self.ingest_tokens.split(",") if t]
+
+    @property
+    def retention_s(self) -> int:
+        """Raw-event retention in seconds."""
+        return self.retention_days * 86400
+
+    @model_validator(mode="after")
+    def _production_needs_secrets(self) -> "Settings":
+        if self.env == "production":
+            problems = []
+            if self.secret_key == DEFAULT_SECRET_KEY or len(self.secret_key) < 16:
+                problems.append("LULUPAY_SECRET_KEY must be set to a secret of at least 16 characters")
+            if not self.ingest_token_list:
+                problems.append("LULUPAY_INGEST_TOKENS must be set")
+            if problems:
+                raise ValueError("production mode refuses to start: " + "; ".join(problems))
+        return self

@@ -1,0 +1,86 @@
+"""Ingest service: validate a batch whole, drop duplicates, write it in one atomic store call."""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from services.events import FieldError, validate_batch
+from services.keys import Keys
+from services.rollups import plan_writes
+from services.store import Store
+
+__all__ = ["IngestService", "IngestResult", "BatchInvalid"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """How many events were stored and how many were already there."""
+
+    accepted: int
+    duplicates: int
+
+
+class BatchInvalid(Exception):
+    """At least one event of the batch is bad; nothing was stored."""
+
+    def __init__(self, details: list[FieldError]):
+        super().__init__(f"{len({d['index'] for d in details})} invalid event(s)")
+        self.details = details
+
+
+class IngestService:
+    """Validates and stores event batches."""
+
+    MAX_ATTEMPTS = 5
+
+    def __init__(self, store: Store, *, retention_s: int, live_window_s: int, future_tolerance_s: float,
+                 clock: Callable[[], float] = time.time, on_ingested: Callable[[list[dict]], None] | None = None):
+        self.store = store
+        self.keys: Keys = store.keys
+        self.retention_s = retention_s
+        self.live_window_s = live_window_s
+        self.future_tolerance_s = future_tolerance_s
+        self.clock = clock
+        self.on_ingested = on_ingested
+
+    def ingest_batch(self, raw_events: list) -> IngestResult:
+        """Validate and store one batch; raises BatchInvalid or StoreUnavailable."""
+        now = self.clock()
+        # Raw partitions of day D expire at D + 1 day + retention: an event is still storable while
+        # its day's partition lives.
+        oldest_ts = (now - self.retention_s) // 86400 * 86400
+        events, errors = validate_batch(raw_events, now=now, oldest_ts=oldest_ts,
+                                        future_tolerance_s=self.future_tolerance_s)
+        if errors:
+            raise BatchInvalid(errors)
+        fresh: list[dict] = []
+        ids: set[str] = set()
+        for event in events:  # the same id twice in one batch counts once
+            if event["id"] not in ids:
+                ids.add(event["id"])
+                fresh.append(event)
+        duplicates = len(events) - len(fresh)
+        for _ in range(self.MAX_ATTEMPTS):
+            if not fresh:
+                break
+            plan = plan_writes(fresh, keys=self.keys, now=now, retention_s=self.retention_s,
+                               live_window_s=self.live_window_s)
+            already = self.store.apply(plan)
+            if already is None:
+                break
+            order = plan.seen_order()
+            skip = {order[i] for i in already}
+            duplicates += len(skip)
+            fresh = [e for i, e in enumerate(fresh) if i not in skip]
+        else:
+            raise RuntimeError("ingest could not settle duplicates after several attempts")
+        if fresh and self.on_ingested is not None:
+            try:
+                self.on_ingested(fresh)
+            except Exception:  # a listener (metrics, realtime) must never lose an accepted batch
+                log.exception("on_ingested listener failed")
+        return IngestResult(accepted=len(fresh), duplicates=duplicates)

@@ -1,0 +1,87 @@
+-- LuluPay ingest: one atomic call per batch (see docs/storage.md).
+-- ARGV[1]: JSON plan from services/rollups.py. Returns {1} when applied, or {0, {indexes}} listing
+-- the events already stored, in which case nothing was written and the caller re-plans without them.
+local p = cjson.decode(ARGV[1])
+local seen = p.seen  -- {{hash_key, {field, ...}, expire_at}, ...}
+local dups = {}
+local position = 0
+for _, group in ipairs(seen) do
+  local fields = group[2]
+  local m = #fields
+  local a = 1
+  while a <= m do
+    local b = math.min(a + 999, m)
+    local found = redis.call('HMGET', group[1], unpack(fields, a, b))
+    for k = 1, b - a + 1 do
+      if found[k] then dups[#dups + 1] = position + a - 1 + k - 1 end
+    end
+    a = b + 1
+  end
+  position = position + m
+end
+if #dups > 0 then return {0, dups} end
+
+for _, group in ipairs(seen) do
+  local fields = group[2]
+  local m = #fields
+  local a = 1
+  while a <= m do
+    local b = math.min(a + 499, m)
+    local args = {}
+    for k = a, b do args[#args + 1] = fields[k]; args[#args + 1] = '1' end
+    redis.call('HSET', group[1], unpack(args))
+    a = b + 1
+  end
+  redis.call('EXPIREAT', group[1], group[3])
+end
+for _, op in ipairs(p.incr) do redis.call('HINCRBY', op[1], op[2], op[3]) end
+for _, op in ipairs(p.incrf) do redis.call('HINCRBYFLOAT', op[1], op[2], op[3]) end
+for _, op in ipairs(p.push) do
+  local vals = op[2]
+  local m = #vals
+  local a = 1
+  while a <= m do
+    local b = math.min(a + 999, m)
+    redis.call('RPUSH', op[1], unpack(vals, a, b))
+    a = b + 1
+  end
+end
+for _, op in ipairs(p.zadd) do redis.call('ZADD', op[1], op[2], op[3]) end
+for _, op in ipairs(p.expire) do redis.call('EXPIREAT', op[1], op[2]) end
+
+for _, op in ipairs(p.live) do
+  local kind = op[1]
+  if kind == 'S' then
+    -- build.started: {S, build_key, done_key, active_all, active_partner, build_id, ts, partner, build_type, app_version, exat}
+    if redis.call('EXISTS', op[3]) == 0 then
+      redis.call('HSET', op[2], 'build_id', op[6], 'partner_id', op[8], 'build_type', op[9],
+                 'app_version', op[10], 'started_ts', op[7])
+      redis.call('ZADD', op[4], 'GT', op[7], op[6])
+      redis.call('ZADD', op[5], 'GT', op[7], op[6])
+      redis.call('EXPIREAT', op[2], op[11])
+    end
+  elseif kind == 'G' then
+    -- build.stage: {G, build_key, done_key, active_all, active_partner, build_id, ts, partner, stage_field, status, exat}
+    -- Each stage keeps its own field, so stages arriving out of order still leave the right picture.
+    if redis.call('EXISTS', op[3]) == 0 then
+      redis.call('HSET', op[2], 'build_id', op[6], 'partner_id', op[8], op[9], op[10])
+      redis.call('ZADD', op[4], 'GT', op[7], op[6])
+      redis.call('ZADD', op[5], 'GT', op[7], op[6])
+      redis.call('EXPIREAT', op[2], op[11])
+    end
+  elseif kind == 'F' then
+    -- build.finished: {F, build_key, done_key, active_all, active_partner, build_id, exat}
+    redis.call('SET', op[3], '1', 'EXAT', op[7])
+    redis.call('DEL', op[2])
+    redis.call('ZREM', op[4], op[6])
+    redis.call('ZREM', op[5], op[6])
+  elseif kind == 'P' then
+    -- partner.upserted: {P, partners_key, history_key, partner_id, ts, record_json}
+    local current = redis.call('HGET', op[2], op[4])
+    if (not current) or tonumber(cjson.decode(current).ts) <= tonumber(op[5]) then
+      redis.call('HSET', op[2], op[4], op[6])
+    end
+    redis.call('ZADD', op[3], op[5], op[6])
+  end
+end
+return {1}

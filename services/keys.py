@@ -1,0 +1,100 @@
+"""The only place that builds Redis key names (schema: docs/storage.md).
+
+Every key carries the hash tag ``{<prefix>}`` so that, on a Redis/Valkey cluster, the ingest script
+and multi-key reads stay in one slot.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+__all__ = ["Keys", "Resolution", "RESOLUTIONS", "ROLLUP_KINDS", "day_of"]
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """A rollup resolution: bucket width and how long its buckets are kept."""
+
+    name: str
+    step_s: int
+    keep_s: int
+
+    def bucket(self, ts: float) -> int:
+        """Start (epoch seconds) of the bucket holding `ts`."""
+        return int(ts // self.step_s) * self.step_s
+
+
+RESOLUTIONS: tuple[Resolution, ...] = (
+    Resolution("m", 60, 2 * 86400),
+    Resolution("h", 3600, 35 * 86400),
+    Resolution("d", 86400, 730 * 86400),
+)
+
+# Rollup kinds: b = finished builds (counts, sums, per-partner counts, failures), bh = build
+# duration histogram, s = stage counts/sums, sh = stage duration histograms, a = assets,
+# bs = builds started.
+ROLLUP_KINDS = ("b", "bh", "s", "sh", "a")
+
+ALL_SCOPE = "*"
+
+
+def day_of(ts: float) -> str:
+    """UTC day of `ts` as YYYYMMDD (the raw-event partition)."""
+    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y%m%d")
+
+
+class Keys:
+    """Key-name factory for one deployment prefix."""
+
+    ALL = ALL_SCOPE
+
+    def __init__(self, prefix: str = "lp"):
+        self.tag = "{" + prefix + "}"
+
+    def seen(self, event_id: str, day: str) -> tuple[str, str]:
+        """Idempotency marker of one event id: (hash key, field). Markers live in 64 hashes per UTC
+        day of the event's ts, so one batch checks and writes them with a few multi-field calls."""
+        digest = base64.urlsafe_b64encode(hashlib.blake2b(event_id.encode(), digest_size=12).digest()).decode()
+        return f"{self.tag}:seen:{day}:{digest[0]}", digest[1:]
+
+    def raw(self, event_type: str, day: str) -> str:
+        """List of raw events (JSON) of one type whose ts falls on UTC `day` (YYYYMMDD)."""
+        return f"{self.tag}:raw:{event_type}:{day}"
+
+    def raw_days(self) -> str:
+        """Sorted set of raw partitions (member 'type|YYYYMMDD', score = day start)."""
+        return f"{self.tag}:raw:index"
+
+    def rollup(self, res: str, kind: str, bucket: int, scope: str) -> str:
+        """Rollup hash for one resolution, kind, bucket start and scope (partner id or '*')."""
+        return f"{self.tag}:ru:{res}:{kind}:{bucket}:{scope}"
+
+    def live_build(self, build_id: str) -> str:
+        """Hash with the live state of one running build."""
+        return f"{self.tag}:live:b:{build_id}"
+
+    def live_active(self, scope: str = ALL_SCOPE) -> str:
+        """Sorted set of running build ids, score = ts of their last event; per partner or all."""
+        return f"{self.tag}:live:active:{scope}"
+
+    def live_done(self, build_id: str) -> str:
+        """Marker that a build has finished (so a late build.started does not revive it)."""
+        return f"{self.tag}:live:done:{build_id}"
+
+    def partners(self) -> str:
+        """Hash partner_id -> JSON of the partner's current record."""
+        return f"{self.tag}:partners"
+
+    def partner_history(self, partner_id: str) -> str:
+        """Sorted set of a partner's record changes (score = event ts, member = JSON)."""
+        return f"{self.tag}:partner:hist:{partner_id}"
+
+    def meta(self, name: str) -> str:
+        """Small bookkeeping values (e.g. the demo seed's progress)."""
+        return f"{self.tag}:meta:{name}"
+
+    def script_anchor(self) -> str:
+        """The key passed to the ingest script so a cluster routes it to the right slot."""
+        return f"{self.tag}:ingest"

@@ -1,0 +1,293 @@
+"""Read side: summary and series from the rollups, live state, partners (definitions: DESIGN.md).
+
+Every function takes `partners`: None means every partner (the caller may see all), otherwise the
+exact set of partner ids to include — per-user scoping is enforced by passing the visible set.
+"""
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+
+import orjson
+
+from services import sketch
+from services.keys import ALL_SCOPE, Keys
+from services.store import Store
+from services.timerange import Cover, cover_range, resolution_for_step
+
+__all__ = ["QueryService", "SERIES_METRICS", "Totals", "AUTO_STEPS"]
+
+SERIES_METRICS = (
+    "builds", "builds_succeeded", "builds_failed", "builds_cancelled", "builds_started", "success_rate",
+    "duration_avg", "duration_p50", "duration_p95", "duration_p99", "assets", "compression_ratio",
+    "quality_avg", "active_partners",
+)
+AUTO_STEPS = (60, 300, 900, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400, 7 * 86400)
+MAX_POINTS = 1500
+
+
+def _num(raw: bytes) -> float | int:
+    try:
+        return int(raw)
+    except ValueError:
+        return float(raw)
+
+
+class Totals:
+    """Sums of rollup hashes of one kind-set, with the derived figures of DESIGN.md."""
+
+    def __init__(self):
+        self.b: dict[str, float] = defaultdict(int)
+        self.bh: dict[int, int] = defaultdict(int)
+        self.a: dict[str, float] = defaultdict(int)
+        self.s: dict[str, float] = defaultdict(int)
+        self.sh: dict[str, int] = defaultdict(int)
+        self.partner_builds: dict[str, int] = defaultdict(int)
+
+    def add(self, kind: str, scope: str, fields: dict[bytes, bytes]) -> None:
+        """Add one rollup hash."""
+        if kind == "bh":
+            target = self.bh
+            for f, v in fields.items():
+                target[int(f)] += int(v)
+            return
+        target = getattr(self, kind)
+        for f, v in fields.items():
+            target[f.decode()] += _num(v)
+        if kind == "b" and scope != ALL_SCOPE:
+            self.partner_builds[scope] += sum(
+                int(v) for f, v in fields.items() if f.startswith(b"n:"))
+
+    def count(self, kind: str, prefix: str) -> int | float:
+        """Sum of the fields of `kind` starting with `prefix`."""
+        return sum(v for f, v in getattr(self, kind).items() if f.startswith(prefix))
+
+    def summary(self) -> dict:
+        """The summary figures (without the live ones)."""
+        succeeded = self.count("b", "n:success:")
+        failed = self.count("b", "n:failed:")
+        cancelled = self.count("b", "n:cancelled:")
+        completed = succeeded + failed
+        duration_sum = self.count("b", "ds:")
+        p50, p95, p99 = sketch.quantiles(self.bh, (0.5, 0.95, 0.99))
+        original = self.count("a", "ob:")
+        output = self.count("a", "wb:")
+        assets = self.count("a", "n:")
+        partners = {f.split(":")[1] for f, v in self.b.items() if f.startswith("pc:") and v > 0}
+        partners |= {p for p, n in self.partner_builds.items() if n > 0}
+        return {
+            "builds_total": int(succeeded + failed + cancelled),
+            "builds_succeeded": int(succeeded),
+            "builds_failed": int(failed),
+            "builds_cancelled": int(cancelled),
+            "builds_started": int(self.count("b", "st:")),
+            "success_rate": (succeeded / completed) if completed else None,
+            "duration_avg_s": (duration_sum / completed) if completed else None,
+            "duration_p50_s": p50,
+            "duration_p95_s": p95,
+            "duration_p99_s": p99,
+            "active_partners": len(partners),
+            "assets_processed": int(assets),
+            "asset_compression_ratio_avg": (1 - output / original) if original else None,
+            "asset_quality_avg": (self.count("a", "q:") / assets) if assets else None,
+            "asset_bytes_saved": int(original - output),
+        }
+
+
+class QueryService:
+    """Queries over the store; never writes except to reap stale live builds."""
+
+    def __init__(self, store: Store, *, live_window_s: int = 6 * 3600, clock: Callable[[], float] = time.time):
+        self.store = store
+        self.keys: Keys = store.keys
+        self.live_window_s = live_window_s
+        self.clock = clock
+
+    # -- rollups -----------------------------------------------------------------------------
+    def _scopes(self, partners: Iterable[str] | None) -> list[str]:
+        return [ALL_SCOPE] if partners is None else sorted(set(partners))
+
+    def _fetch(self, buckets: Iterable[tuple[str, int]], kinds: Iterable[str], scopes: list[str]):
+        keys, meta = [], []
+        for res, bucket in buckets:
+            for kind in kinds:
+                for scope in scopes:
+                    keys.append(self.keys.rollup(res, kind, bucket, scope))
+                    meta.append((res, bucket, kind, scope))
+        return zip(meta, self.store.hgetall_many(keys))
+
+    def totals(self, cover: Cover, partners: Iterable[str] | None, kinds=("b", "bh", "a")) -> Totals:
+        """Sum the rollups of `kinds` over a cover."""
+        totals = Totals()
+        for (_, _, kind, scope), fields in self._fetch(cover.buckets, kinds, self._scopes(partners)):
+            if fields:
+                totals.add(kind, scope, fields)
+        return totals
+
+    def summary(self, start: float, end: float, partners: Iterable[str] | None = None) -> dict:
+        """GET /api/v1/summary: the figures of DESIGN.md for [start, end)."""
+        now = self.clock()
+        cover = cover_range(start, end, now)
+        partners = None if partners is None else sorted(set(partners))
+        out = {"from": cover.start, "to": cover.end, "partners": partners}
+        out.update(self.totals(cover, partners).summary())
+        out["active_builds"] = self.active_builds(partners)
+        return out
+
+    def series(self, metric: str, start: float, end: float, step_s: int | None,
+               partners: Iterable[str] | None = None) -> dict:
+        """GET /api/v1/series/<metric>: one point per step, [ts, value] (value None when undefined)."""
+        if metric not in SERIES_METRICS:
+            raise KeyError(metric)
+        now = self.clock()
+        span = max(end - start, 60)
+        if step_s is None:
+            step_s = next((s for s in AUTO_STEPS if span / s <= 300), AUTO_STEPS[-1])
+        res = resolution_for_step_or_coarser(step_s, start, now)
+        step_s = max(step_s, res.step_s)
+        step_s -= step_s % res.step_s
+        first = int(start // step_s) * step_s if step_s <= 86400 else int(start // res.step_s) * res.step_s
+        if (end - first) / step_s > MAX_POINTS:
+            raise ValueError("step")
+        kinds = _kinds_for(metric)
+        scopes = self._scopes(partners)
+        windows: dict[int, Totals] = {}
+        buckets = []
+        t = first
+        while t < end:
+            windows[t] = Totals()
+            buckets.extend((res.name, b) for b in range(t, t + step_s, res.step_s))
+            t += step_s
+        for (_, bucket, kind, scope), fields in self._fetch(buckets, kinds, scopes):
+            if fields:
+                windows[first + (bucket - first) // step_s * step_s].add(kind, scope, fields)
+        points = [[ts, _metric_value(metric, totals)] for ts, totals in windows.items()]
+        return {"metric": metric, "step_s": step_s, "resolution": res.name, "from": first,
+                "to": t, "points": points}
+
+    # -- live state ----------------------------------------------------------------------------
+    def active_builds(self, partners: Iterable[str] | None = None) -> int:
+        """Builds started and not finished, with an event within the live window, now."""
+        since = self.clock() - self.live_window_s
+        scopes = self._scopes(partners)
+
+        def count(client):
+            pipe = client.pipeline(transaction=False)
+            for scope in scopes:
+                pipe.zremrangebyscore(self.keys.live_active(scope), "-inf", f"({since}")
+                pipe.zcard(self.keys.live_active(scope))
+            return sum(pipe.execute()[1::2])
+
+        return int(self.store.run(count))
+
+    def running_builds(self, partners: Iterable[str] | None = None, limit: int = 500) -> list[dict]:
+        """Running builds with their stages, most recently active first."""
+        since = self.clock() - self.live_window_s
+        scopes = self._scopes(partners)
+
+        def fetch(client):
+            ids = []
+            for scope in scopes:
+                ids += client.zrevrangebyscore(self.keys.live_active(scope), "+inf", since, start=0, num=limit)
+            pipe = client.pipeline(transaction=False)
+            for build_id in ids:
+                pipe.hgetall(self.keys.live_build(build_id.decode()))
+            return pipe.execute()
+
+        builds = []
+        for fields in self.store.run(fetch):
+            if not fields:
+                continue
+            record = {k.decode(): v.decode() for k, v in fields.items()}
+            stages = {k[6:]: v for k, v in record.items() if k.startswith("stage:")}
+            builds.append({
+                "build_id": record.get("build_id"), "partner_id": record.get("partner_id"),
+                "build_type": record.get("build_type"), "app_version": record.get("app_version"),
+                "started_ts": float(record["started_ts"]) if "started_ts" in record else None,
+                "stages": stages, "stages_done": sum(1 for v in stages.values() if v != "failed"),
+            })
+        return builds[:limit]
+
+    # -- partners ------------------------------------------------------------------------------
+    def partners(self, partners: Iterable[str] | None = None) -> list[dict]:
+        """Partner records (current tier, quota, status) with builds this UTC month."""
+        now = self.clock()
+        raw = self.store.run(lambda c: c.hgetall(self.keys.partners()))
+        visible = None if partners is None else set(partners)
+        records = []
+        for pid, blob in raw.items():
+            record = orjson.loads(blob)
+            if visible is None or record["partner_id"] in visible:
+                records.append(record)
+        month_start = _month_start(now)
+        month = self.totals(cover_range(month_start, now, now), None, kinds=("b",))
+        for record in records:
+            pid = record["partner_id"]
+            used = sum(v for f, v in month.b.items() if f.startswith(f"pc:{pid}:"))
+            record["builds_this_month"] = int(used)
+            quota = record["monthly_build_quota"]
+            record["quota_used_ratio"] = (used / quota) if quota else None
+            record["updated_ts"] = record.pop("ts")
+        records.sort(key=lambda r: r["partner_id"])
+        return records
+
+    def partner_history(self, partner_id: str) -> list[dict]:
+        """A partner's record changes in ts order, each marked upgrade / downgrade / status change."""
+        rows = self.store.run(lambda c: c.zrange(self.keys.partner_history(partner_id), 0, -1))
+        order = {"free": 0, "basic": 1, "pro": 2, "enterprise": 3}
+        out, previous = [], None
+        for blob in rows:
+            record = orjson.loads(blob)
+            change = "created"
+            if previous is not None:
+                if order[record["tier"]] > order[previous["tier"]]:
+                    change = "upgrade"
+                elif order[record["tier"]] < order[previous["tier"]]:
+                    change = "downgrade"
+                elif record["status"] != previous["status"]:
+                    change = record["status"]
+                else:
+                    change = "update"
+            out.append({**record, "change": change})
+            previous = record
+        return out
+
+
+def resolution_for_step_or_coarser(step_s: int, start: float, now: float):
+    """The resolution for a series step; steps finer than what is kept at `start` are widened."""
+    from services.keys import RESOLUTIONS
+    for res in RESOLUTIONS:
+        widened = max(step_s, res.step_s)
+        try:
+            return resolution_for_step(widened - widened % res.step_s, start, now)
+        except ValueError:
+            continue
+    return RESOLUTIONS[-1]
+
+
+def _kinds_for(metric: str) -> tuple[str, ...]:
+    if metric.startswith("duration_p"):
+        return ("bh",)
+    if metric in ("assets", "compression_ratio", "quality_avg"):
+        return ("a",)
+    return ("b",)
+
+
+def _metric_value(metric: str, totals: Totals):
+    s = totals.summary()
+    return {
+        "builds": s["builds_total"], "builds_succeeded": s["builds_succeeded"],
+        "builds_failed": s["builds_failed"], "builds_cancelled": s["builds_cancelled"],
+        "builds_started": s["builds_started"], "success_rate": s["success_rate"],
+        "duration_avg": s["duration_avg_s"], "duration_p50": s["duration_p50_s"],
+        "duration_p95": s["duration_p95_s"], "duration_p99": s["duration_p99_s"],
+        "assets": s["assets_processed"], "compression_ratio": s["asset_compression_ratio_avg"],
+        "quality_avg": s["asset_quality_avg"], "active_partners": s["active_partners"],
+    }[metric]
+
+
+def _month_start(ts: float) -> int:
+    from datetime import datetime, timezone
+    d = datetime.fromtimestamp(ts, tz=timezone.utc)
+    return int(datetime(d.year, d.month, 1, tzinfo=timezone.utc).timestamp())

@@ -1,0 +1,48 @@
+"""The bound set of services one app (or CLI command) uses."""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from services.ingest import IngestService
+from services.keys import Keys
+from services.queries import QueryService
+from services.store import Store, connect
+
+__all__ = ["Services", "build_services"]
+
+
+@dataclass
+class Services:
+    """Store, ingest and queries, bound to one settings object and one Redis client."""
+
+    settings: object
+    store: Store
+    ingest: IngestService
+    queries: QueryService
+    clock: Callable[[], float] = time.time
+    listeners: list[Callable[[list[dict]], None]] = field(default_factory=list)
+
+    def visible_partners(self) -> set[str] | None:
+        """Partners the current caller may see; None = all. (Roles arrive with the auth issue:
+        until then every caller is an admin, and every query already takes this set.)"""
+        return None
+
+    def _on_ingested(self, events: list[dict]) -> None:
+        for listener in self.listeners:
+            listener(events)
+
+
+def build_services(settings, *, redis_url: str | None = None, clock: Callable[[], float] = time.time) -> Services:
+    """Bind the services to `settings` (and the Redis at `redis_url`, default settings.redis_url)."""
+    url = redis_url or settings.redis_url
+    if not url:
+        raise ValueError("no Redis URL: set REDIS_URL or start the embedded store first")
+    store = Store(connect(url), Keys(settings.key_prefix))
+    services = Services(settings=settings, store=store, ingest=None, queries=None, clock=clock)  # type: ignore[arg-type]
+    services.ingest = IngestService(store, retention_s=settings.retention_s, live_window_s=settings.live_window_s,
+                                    future_tolerance_s=settings.future_tolerance_s, clock=clock,
+                                    on_ingested=services._on_ingested)
+    services.queries = QueryService(store, live_window_s=settings.live_window_s, clock=clock)
+    return services
