@@ -15,7 +15,7 @@ DEFAULT_SECRET_KEY = "dev-insecure-change-me"
 class Settings(BaseSettings):
     """Every setting of a deployment; environment variables are prefixed `LULUPAY_`."""
 
-    model_config = SettingsConfigDict(env_prefix="LULUPAY_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="LULUPAY_", env_file=".env", extra="ignore", populate_by_name=True)
 
     env: Literal["development", "production"] = "development"
     redis_url: str | None = Field(

@@ -345,13 +345,19 @@ def _assets(rng: np.random.Generator, m: int) -> dict[str, np.ndarray]:
             "quality": np.round(quality, 1), "duration": np.round(duration, 3)}
 
 
+def _obj(values) -> np.ndarray:
+    """An object array of strings, for gathering labels by index without Python loops."""
+    return np.array(values, dtype=object)
+
+
 def _app_versions(start_ts: np.ndarray, lag: np.ndarray) -> list[str]:
     """App version of each build: a release every two weeks, partners lagging a release or two."""
     fortnight = 14 * DAY_S
     release = np.floor(start_ts / fortnight).astype(np.int64) - lag
-    major, minor = 3 + (release // 20) % 5, release % 20
     patch = np.floor((start_ts % fortnight) / (3.5 * DAY_S)).astype(np.int64)
-    return [f"{a}.{b}.{c}" for a, b, c in zip(major.tolist(), minor.tolist(), patch.tolist())]
+    codes, inverse = np.unique(release * 4 + patch, return_inverse=True)  # format each version once
+    labels = _obj([f"{3 + (c // 4 // 20) % 5}.{c // 4 % 20}.{c % 4}" for c in codes.tolist()])
+    return labels[inverse.ravel()].tolist()
 
 
 def _build_events(rng: np.random.Generator, rnd: random.Random, *, start_ts: np.ndarray, partner_idx: np.ndarray,
@@ -395,42 +401,49 @@ def _build_events(rng: np.random.Generator, rnd: random.Random, *, start_ts: np.
     ends = np.round(ends, 3)
     duration = np.round(finish_ts - start_ts, 3)
 
-    pids = [ps.ids[i] for i in partner_idx.tolist()]
-    types = [BUILD_TYPES[i] for i in bt.tolist()]
-    start_list = start_ts.tolist()
-    events = [{"id": f"{pre}-st", "type": "build.started", "ts": t, "partner_id": pid, "build_id": bid,
+    pid_arr = np.array(ps.ids, dtype=object)[partner_idx]
+    pre_arr, bid_arr = np.array(id_prefixes, dtype=object), np.array(build_ids, dtype=object)
+    pids, types = pid_arr.tolist(), _obj(BUILD_TYPES)[bt].tolist()
+    events = [{"id": pre + "-st", "type": "build.started", "ts": t, "partner_id": pid, "build_id": bid,
                "build_type": typ, "app_version": ver}
-              for pre, t, pid, bid, typ, ver in zip(id_prefixes, start_list, pids, build_ids, types,
+              for pre, t, pid, bid, typ, ver in zip(id_prefixes, start_ts.tolist(), pids, build_ids, types,
                                                     _app_versions(start_ts, ps.version_lag[partner_idx]))]
-    sb, sk = np.nonzero(np.arange(6)[None, :] < done[:, None])
-    status = np.where(sk == fail_stage[sb], "failed", "success")
-    events += [{"id": f"{id_prefixes[b]}-s{k}", "type": "build.stage", "ts": t, "partner_id": pids[b],
-                "build_id": build_ids[b], "stage": STAGES[k], "status": st, "duration_s": d}
-               for b, k, t, st, d in zip(sb.tolist(), sk.tolist(), ends[sb, sk].tolist(), status.tolist(),
-                                         dur[sb, sk].tolist())]
-    finish_status = np.where(failed, "failed", np.where(cancelled, "cancelled", "success")).tolist()
-    finished = [{"id": f"{pre}-f", "type": "build.finished", "ts": t, "partner_id": pid, "build_id": bid,
+    ts_parts = [start_ts]
+    for k, stage in enumerate(STAGES):  # one column at a time: constant stage name and id suffix
+        rows = np.flatnonzero(done > k)
+        suffix, status = f"-s{k}", _obj(("success", "failed"))[(fail_stage[rows] == k).astype(np.intp)]
+        events += [{"id": pre + suffix, "type": "build.stage", "ts": t, "partner_id": pid, "build_id": bid,
+                    "stage": stage, "status": st, "duration_s": d}
+                   for pre, t, pid, bid, st, d in zip(pre_arr[rows].tolist(), ends[rows, k].tolist(),
+                                                      pid_arr[rows].tolist(), bid_arr[rows].tolist(),
+                                                      status.tolist(), dur[rows, k].tolist())]
+        ts_parts.append(ends[rows, k])
+    finish_status = _obj(("success", "failed", "cancelled"))[np.where(failed, 1, np.where(cancelled, 2, 0))]
+    finished = [{"id": pre + "-f", "type": "build.finished", "ts": t, "partner_id": pid, "build_id": bid,
                  "build_type": typ, "status": st, "duration_s": d}
                 for pre, t, pid, bid, typ, st, d in zip(id_prefixes, finish_ts.tolist(), pids, build_ids, types,
-                                                        finish_status, duration.tolist())]
+                                                        finish_status.tolist(), duration.tolist())]
     for b, (stage, category, message) in fail_info.items():
         finished[b].update(failed_stage=stage, error_category=category, error_message=message)
     events += finished
+    ts_parts.append(finish_ts)
 
     stage0_start = start_ts + queue + gaps[:, 0]
     a_ts = np.round(stage0_start[a_build] + rng.random(len(a_build)) * dur[a_build, 0] * 0.98, 3)
     keep = np.flatnonzero(a_ts < finish_ts[a_build])
     a_index = np.arange(len(a_build)) - np.repeat(np.cumsum(n_assets) - n_assets, n_assets)
-    events += [{"id": f"{id_prefixes[b]}-a{j}", "type": "asset.processed", "ts": t, "partner_id": pids[b],
-                "asset_type": ASSET_TYPES[k], "format": FORMATS[f], "density": DENSITIES[d],
-                "original_bytes": o, "output_bytes": out, "quality_score": q, "duration_s": s}
-               for b, j, t, k, f, d, o, out, q, s in zip(
-                   a_build[keep].tolist(), a_index[keep].tolist(), a_ts[keep].tolist(),
-                   assets["kind"][keep].tolist(), assets["fmt"][keep].tolist(), assets["dens"][keep].tolist(),
-                   assets["original"][keep].tolist(), assets["output"][keep].tolist(),
-                   assets["quality"][keep].tolist(), assets["duration"][keep].tolist())]
-    ts = np.concatenate([start_ts, ends[sb, sk], finish_ts, a_ts[keep]])
-    return events, ts
+    a_rows = a_build[keep]
+    a_ids = (pre_arr[a_rows] + _obj([f"-a{j}" for j in range(int(a_index.max(initial=0)) + 1)])[a_index[keep]])
+    events += [{"id": i, "type": "asset.processed", "ts": t, "partner_id": pid, "asset_type": k, "format": f,
+                "density": d, "original_bytes": o, "output_bytes": out, "quality_score": q, "duration_s": s}
+               for i, t, pid, k, f, d, o, out, q, s in zip(
+                   a_ids.tolist(), a_ts[keep].tolist(), pid_arr[a_rows].tolist(),
+                   _obj(ASSET_TYPES)[assets["kind"][keep]].tolist(), _obj(FORMATS)[assets["fmt"][keep]].tolist(),
+                   _obj(DENSITIES)[assets["dens"][keep]].tolist(), assets["original"][keep].tolist(),
+                   assets["output"][keep].tolist(), assets["quality"][keep].tolist(),
+                   assets["duration"][keep].tolist())]
+    ts_parts.append(a_ts[keep])
+    return events, np.concatenate(ts_parts)
 
 
 def _upsert(ps: _Partners, seed: int, partner: int, n: int, ts: float, tier: int, status: str) -> dict:
@@ -470,10 +483,11 @@ def _history(days: int, partners: int, builds_per_day: int, now: float, seed: in
     incidents = _incidents(ps, changes, start, days)
     upserts = _partner_events(ps, changes, seed, start, rng)
     minute = np.arange(1440) * 60.0
-    offsets = ps.tz_h[None, :] * 3600.0
+    tz_h, tz_of_partner = np.unique(ps.tz_h, return_inverse=True)
 
     def intensity(d: int) -> np.ndarray:  # (1440, P) expected build starts per minute and partner
-        r = _rhythm(start + d * DAY_S + minute[:, None] + 30.0 + offsets) * (weights[d] / weights[d].sum())
+        local = start + d * DAY_S + minute[:, None] + 30.0 + tz_h[None, :] * 3600.0
+        r = _rhythm(local)[:, tz_of_partner.ravel()] * (weights[d] / weights[d].sum())
         if d == 0:
             r[0] = 0.0  # the lead-in minute: partner records first
         return r
@@ -506,7 +520,7 @@ def _history(days: int, partners: int, builds_per_day: int, now: float, seed: in
         ts = np.concatenate([[e["ts"] for e in day_upserts], pending_ts, ts])
         order = np.argsort(ts, kind="stable")
         cut = int(np.searchsorted(ts[order], min(window_end, now), side="left"))
-        out.extend(events[i] for i in order[:cut].tolist())
+        out += [events[i] for i in order[:cut].tolist()]
         pending = [events[i] for i in order[cut:].tolist()]
         pending_ts = ts[order[cut:]]
         full = len(out) - len(out) % batch_size
