@@ -36,7 +36,7 @@ _MAX_CATCHUP_S = 300.0                                    # the simulator never 
 
 # build type mix per tier (debug, release, store), cumulative
 _TYPE_CUM = np.cumsum([[0.70, 0.25, 0.05], [0.60, 0.30, 0.10], [0.50, 0.32, 0.18], [0.42, 0.35, 0.23]], axis=1)
-_ASSETS_PER_BUILD = np.array([0.7, 2.2, 3.2])            # Poisson mean per build type
+_ASSETS_PER_BUILD = np.array([0.6, 1.8, 2.6])            # Poisson mean per build type
 # median stage duration in seconds (rows: debug, release, store); compilation dominates
 _STAGE_MEDIAN_S = np.array([[5.0, 14, 65, 9, 2.5, 5], [12, 22, 210, 28, 7, 18], [18, 26, 290, 42, 11, 55]])
 _STAGE_SIGMA = np.array([0.35, 0.5, 0.4, 0.3, 0.3, 0.45])
@@ -239,7 +239,7 @@ def _incidents(ps: _Partners, changes: list[_Change], start: float, days: int) -
     changed = {c.partner for c in changes}
     pro = [i for i in np.flatnonzero(ps.tier0 >= 2) if i not in changed]
     cert_partner = int(max(pro, key=lambda i: ps.util[i])) if pro else -1
-    return _Incidents((outage, outage + 3.5 * 3600), (maven, maven + 2 * 3600), (cert, cert + 38 * 3600), cert_partner)
+    return _Incidents((outage, outage + 3.5 * 3600), (maven, maven + 2 * 3600), (cert, cert + 18 * 3600), cert_partner)
 
 
 def _failure(rnd: random.Random, stage: int, build_type: int, pid: str, flags: dict, b: int) -> tuple[str, str, float | None]:
@@ -277,7 +277,7 @@ def _failure(rnd: random.Random, stage: int, build_type: int, pid: str, flags: d
         return "dependency", ("Duplicate class kotlin.collections.jdk8.CollectionsJDK8Kt found in modules "
                               "kotlin-stdlib-1.8.22 and kotlin-stdlib-jdk8-1.6.21"), None
     if stage == 2:
-        if r < 0.08:
+        if r < 0.03:
             return "timeout", "Build step 'compilation' exceeded the 1800s timeout and was killed", 1800.0 + rnd.random()
         if r < 0.55:
             src = rnd.choice(("MainActivity", "MainActivity", "PaymentFragment", "BrandingConfig", "WalletViewModel"))
@@ -356,7 +356,7 @@ def _app_versions(start_ts: np.ndarray, lag: np.ndarray) -> list[str]:
     release = np.floor(start_ts / fortnight).astype(np.int64) - lag
     patch = np.floor((start_ts % fortnight) / (3.5 * DAY_S)).astype(np.int64)
     codes, inverse = np.unique(release * 4 + patch, return_inverse=True)  # format each version once
-    labels = _obj([f"{3 + (c // 4 // 20) % 5}.{c // 4 % 20}.{c % 4}" for c in codes.tolist()])
+    labels = _obj([f"{max(1, 2 + (c // 4 - 1400) // 26)}.{(c // 4 - 1400) % 26}.{c % 4}" for c in codes.tolist()])
     return labels[inverse.ravel()].tolist()
 
 
