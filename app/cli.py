@@ -110,7 +110,7 @@ def simulate(rate: float, url: str | None, token: str | None) -> None:
 @click.option("--port", default=None, type=int, help="default: LULUPAY_PORT or 8050")
 @click.option("--demo/--no-demo", default=False, show_default=True,
               help="seed an empty store with 90 days of history and run the live simulator")
-@click.option("--sim-rate", default=0.5, show_default=True, type=float, help="builds/s of the demo simulator")
+@click.option("--sim-rate", default=0.1, show_default=True, type=float, help="builds/s of the demo simulator (0.1 ≈ the history's daily volume)")
 def serve(host: str | None, port: int | None, demo: bool, sim_rate: float) -> None:
     """Serve the web app (pages, API, metrics) on one process."""
     from werkzeug.serving import run_simple

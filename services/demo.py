@@ -195,7 +195,8 @@ def _rhythm(t_local: np.ndarray) -> np.ndarray:
     """Relative build-start intensity at local epoch seconds: office hours, quiet nights, slow weekends."""
     h = (t_local % DAY_S) / 3600.0
     weekday = (np.floor(t_local / DAY_S).astype(np.int64) + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0
-    office = _sigmoid((h - 7.8) / 0.7) * _sigmoid((18.3 - h) / 0.9) * (1 - 0.12 * np.exp(-0.5 * ((h - 12.5) / 0.6) ** 2))
+    lunch_dip = 1 - 0.12 * np.exp(-0.5 * ((h - 12.5) / 0.6) ** 2)
+    office = _sigmoid((h - 7.8) / 0.7) * _sigmoid((18.3 - h) / 0.9) * lunch_dip
     level = (0.08 + 0.92 * office) * np.where(weekday >= 5, _WEEKEND_FACTOR, 1.0)
     return level + 0.15 * np.exp(-0.5 * ((h - 2.0) / 0.25) ** 2)  # scheduled nightly builds
 
@@ -242,10 +243,14 @@ def _incidents(ps: _Partners, changes: list[_Change], start: float, days: int) -
     return _Incidents((outage, outage + 3.5 * 3600), (maven, maven + 2 * 3600), (cert, cert + 18 * 3600), cert_partner)
 
 
-def _failure(rnd: random.Random, stage: int, build_type: int, pid: str, flags: dict, b: int) -> tuple[str, str, float | None]:
-    """(error_category, error_message, fixed duration_s or None) for a build failing at `stage`."""
+def _failure(rnd: random.Random, stage: int, build_type: int, pid: str, flags: dict,
+             b: int) -> tuple[str, str, float | None]:
+    """(error_category, error_message, fixed duration_s or None) for build `b` failing at `stage`."""
     variant = "Debug" if build_type == 0 else "Release"
-    pkg = pid.replace("-", "_")
+
+    def task(name: str) -> str:
+        return f"Execution failed for task ':app:{name.format(variant)}'. > "
+
     r = rnd.random()
     if stage == 0:
         if r < 0.55:
@@ -258,13 +263,14 @@ def _failure(rnd: random.Random, stage: int, build_type: int, pid: str, flags: d
         if r < 0.95:
             dens = rnd.choice(DENSITIES[:5])
             return "asset", f"Splash image splash_{dens}.png has an alpha channel; splash screens must be opaque", None
-        return "asset", f"SVG parse error in logo.svg: unsupported element <foreignObject> at line {rnd.randint(3, 90)}", None
+        line = rnd.randint(3, 90)
+        return "asset", f"SVG parse error in logo.svg: unsupported element <foreignObject> at line {line}", None
     if stage == 1:
         if flags["maven"][b] and r < 0.85:
-            lib = rnd.choice(("com/squareup/okhttp3/okhttp/4.12.0/okhttp-4.12.0.pom",
+            pom = rnd.choice(("com/squareup/okhttp3/okhttp/4.12.0/okhttp-4.12.0.pom",
                               "androidx/core/core-ktx/1.13.1/core-ktx-1.13.1.pom",
                               "com/google/code/gson/gson/2.11.0/gson-2.11.0.pom"))
-            return "dependency", (f"Could not GET 'https://repo.maven.apache.org/maven2/{lib}'. "
+            return "dependency", (f"Could not GET 'https://repo.maven.apache.org/maven2/{pom}'. "
                                   "Received status code 502 from server: Bad Gateway"), None
         if r < 0.55:
             dep = rnd.choice(("com.google.firebase:firebase-bom:33.1.0", "com.google.firebase:firebase-bom:33.1.0",
@@ -278,27 +284,28 @@ def _failure(rnd: random.Random, stage: int, build_type: int, pid: str, flags: d
                               "kotlin-stdlib-1.8.22 and kotlin-stdlib-jdk8-1.6.21"), None
     if stage == 2:
         if r < 0.03:
-            return "timeout", "Build step 'compilation' exceeded the 1800s timeout and was killed", 1800.0 + rnd.random()
+            return "timeout", "Build step 'compilation' exceeded the 1800s timeout and was killed", 1800 + rnd.random()
         if r < 0.55:
             src = rnd.choice(("MainActivity", "MainActivity", "PaymentFragment", "BrandingConfig", "WalletViewModel"))
-            return "gradle", (f"Execution failed for task ':app:compile{variant}Kotlin'. > Compilation error in "
-                              f"/src/main/java/com/lulupay/partner/{pkg}/{src}.kt:{rnd.randint(20, 400)}"), None
+            path = f"/src/main/java/com/lulupay/partner/{pid.replace('-', '_')}/{src}.kt:{rnd.randint(20, 400)}"
+            return "gradle", task("compile{}Kotlin") + f"Compilation error in {path}", None
         if r < 0.75:
             lib = rnd.choice(("com.partner.sdk:analytics:3.2.0", "com.lulupay:partner-sdk:2.8.1"))
-            return "gradle", (f"Execution failed for task ':app:process{variant}Manifest'. > Manifest merger failed : "
-                              f"uses-sdk:minSdkVersion 21 cannot be smaller than version 23 declared in library [{lib}]"), None
+            merger = f"uses-sdk:minSdkVersion 21 cannot be smaller than version 23 declared in library [{lib}]"
+            return "gradle", task("process{}Manifest") + f"Manifest merger failed : {merger}", None
         if r < 0.90:
-            return "gradle", (f"Execution failed for task ':app:merge{variant}Resources'. > Android resource compilation "
-                              f"failed: res/values/strings.xml:{rnd.randint(5, 300)}: error: unescaped apostrophe in string"), None
+            return "gradle", task("merge{}Resources") + ("Android resource compilation failed: res/values/strings.xml:"
+                                                         f"{rnd.randint(5, 300)}: error: unescaped apostrophe"), None
         if r < 0.97:
-            return "gradle", f"Execution failed for task ':app:kapt{variant}Kotlin'. > java.lang.OutOfMemoryError: Java heap space", None
-        return "gradle", f"Execution failed for task ':app:lintVital{variant}'. > Lint found fatal errors while assembling a release target.", None
+            return "gradle", task("kapt{}Kotlin") + "java.lang.OutOfMemoryError: Java heap space", None
+        return "gradle", task("lintVital{}") + "Lint found fatal errors while assembling a release target.", None
     if stage == 3:
         if r < 0.65:
-            return "gradle", (f"Execution failed for task ':app:mergeDex{variant}'. > Cannot fit requested classes in a "
-                              f"single dex file (# methods: {rnd.randint(65537, 71000)} > 65536)"), None
-        return "infra", (f"Execution failed for task ':app:package{variant}'. > A failure occurred while executing "
-                         "PackageAndroidArtifact > java.io.IOException: No space left on device"), None
+            methods = rnd.randint(65537, 71000)
+            return "gradle", task("mergeDex{}") + (f"Cannot fit requested classes in a single dex file "
+                                                   f"(# methods: {methods} > 65536)"), None
+        return "infra", task("package{}") + ("A failure occurred while executing PackageAndroidArtifact "
+                                             "> java.io.IOException: No space left on device"), None
     if stage == 4:
         if flags["cert"][b]:
             return "signing", (f"apksigner: java.security.cert.CertificateExpiredException: NotAfter: "
@@ -306,18 +313,20 @@ def _failure(rnd: random.Random, stage: int, build_type: int, pid: str, flags: d
         if r < 0.55:
             return "signing", "Keystore was tampered with, or password was incorrect", None
         if r < 0.85:
-            return "signing", f'Failed to read key {pid}-release from store "/secrets/{pid}/release.jks": Cannot recover key', None
+            return "signing", (f'Failed to read key {pid}-release from store "/secrets/{pid}/release.jks": '
+                               "Cannot recover key"), None
         return "signing", f"Keystore file '/secrets/{pid}/upload.jks' not found for signing config 'release'.", None
     if build_type == 0:  # debug builds go to the internal artifact store
         if r < 0.4:
-            return "timeout", "Upload to artifacts.lulupay.internal timed out after 120s", 120.0 + rnd.random()
+            return "timeout", "Upload to artifacts.lulupay.internal timed out after 120s", 120 + rnd.random()
         return "infra", "Artifact upload failed: 503 Service Unavailable from artifacts.lulupay.internal", None
     if r < 0.45:
-        return "timeout", "Upload to Play Console timed out after 300s", 300.0 + rnd.random()
+        return "timeout", "Upload to Play Console timed out after 300s", 300 + rnd.random()
     if r < 0.75:
         return "infra", "Artifact upload failed: 503 Service Unavailable from artifacts.lulupay.internal", None
     if r < 0.92:
-        return "infra", f"Connection reset by peer while uploading app-{BUILD_TYPES[build_type]}.aab (attempt 3/3)", None
+        artefact = f"app-{BUILD_TYPES[build_type]}.aab"
+        return "infra", f"Connection reset by peer while uploading {artefact} (attempt 3/3)", None
     return "infra", "Google Play Developer API returned 500: Internal error encountered.", None
 
 
@@ -452,7 +461,8 @@ def _upsert(ps: _Partners, seed: int, partner: int, n: int, ts: float, tier: int
             "name": ps.names[partner], "tier": TIERS[tier], "monthly_build_quota": int(_QUOTAS[tier]), "status": status}
 
 
-def _partner_events(ps: _Partners, changes: list[_Change], seed: int, start: float, rng: np.random.Generator) -> list[dict]:
+def _partner_events(ps: _Partners, changes: list[_Change], seed: int, start: float,
+                    rng: np.random.Generator) -> list[dict]:
     """Initial partner records at the start, then each subscription change during office hours."""
     events = [_upsert(ps, seed, i, 0, start + _LEAD_IN_S / 2, int(t), "active") for i, t in enumerate(ps.tier0)]
     seen: dict[int, int] = {}
@@ -473,7 +483,9 @@ def generate_history(*, days: int = 90, partners: int = 40, builds_per_day: int 
     return _history(days, partners, builds_per_day, float(now), seed, batch_size)
 
 
-def _history(days: int, partners: int, builds_per_day: int, now: float, seed: int, batch_size: int) -> Iterator[list[dict]]:
+def _history(days: int, partners: int, builds_per_day: int, now: float, seed: int,
+             batch_size: int) -> Iterator[list[dict]]:
+    """Day by day: draw build starts, expand them into events, release those before the day's end in ts order."""
     rng = np.random.default_rng([seed, 3])
     rnd = random.Random(seed)
     start = now - days * DAY_S
@@ -511,8 +523,7 @@ def _history(days: int, partners: int, builds_per_day: int, now: float, seed: in
         b_ts, b_partner = np.round(b_ts[order], 3), (cell % partners)[order]
         build_ids = [f"b{seed}-{i:07d}" for i in range(next_build, next_build + cell.size)]
         next_build += cell.size
-        day_upserts = [e for e in upserts if start + d * DAY_S <= e["ts"] < window_end] if d else \
-            [e for e in upserts if e["ts"] < window_end]
+        day_upserts = [e for e in upserts if int((e["ts"] - start) // DAY_S) == d]
         events, ts = _build_events(rng, rnd, start_ts=b_ts, partner_idx=b_partner, tiers=tiers[d][b_partner],
                                    build_ids=build_ids, id_prefixes=[f"h-{b}" for b in build_ids], ps=ps,
                                    incidents=incidents)

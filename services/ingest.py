@@ -69,11 +69,13 @@ class IngestService:
                 break
             plan = plan_writes(fresh, keys=self.keys, now=now, retention_s=self.retention_s,
                                live_window_s=self.live_window_s)
-            already = self.store.apply(plan)
-            if already is None:
+            result = self.store.apply(plan)
+            if result.already_stored is None:
+                if result.compact:
+                    self.store.compact(result.compact)
                 break
             order = plan.seen_order()
-            skip = {order[i] for i in already}
+            skip = {order[i] for i in result.already_stored}
             duplicates += len(skip)
             fresh = [e for i, e in enumerate(fresh) if i not in skip]
         else:

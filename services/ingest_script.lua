@@ -1,6 +1,8 @@
 -- LuluPay ingest: one atomic call per batch (see docs/storage.md).
--- ARGV[1]: JSON plan from services/rollups.py. Returns {1} when applied, or {0, {indexes}} listing
--- the events already stored, in which case nothing was written and the caller re-plans without them.
+-- ARGV[1]: JSON header from services/rollups.py; ARGV[2..]: the raw events of each push, in order,
+-- then one delta document per rollup list.
+-- Returns {1, {rollup lists due for compaction}} when written, or {0, {positions}} listing the
+-- events already stored — then nothing was written and the caller re-plans without them.
 local p = cjson.decode(ARGV[1])
 local seen = p.seen  -- {{hash_key, {field, ...}, expire_at}, ...}
 local dups = {}
@@ -34,20 +36,26 @@ for _, group in ipairs(seen) do
   end
   redis.call('EXPIREAT', group[1], group[3])
 end
-for _, op in ipairs(p.incr) do redis.call('HINCRBY', op[1], op[2], op[3]) end
-for _, op in ipairs(p.incrf) do redis.call('HINCRBYFLOAT', op[1], op[2], op[3]) end
-for _, op in ipairs(p.push) do
-  local vals = op[2]
-  local m = #vals
-  local a = 1
-  while a <= m do
-    local b = math.min(a + 999, m)
-    redis.call('RPUSH', op[1], unpack(vals, a, b))
-    a = b + 1
+
+local arg = 2
+for _, op in ipairs(p.push) do  -- {key, count, expire_at}
+  local last = arg + op[2] - 1
+  while arg <= last do
+    local b = math.min(arg + 999, last)
+    redis.call('RPUSH', op[1], unpack(ARGV, arg, b))
+    arg = b + 1
   end
+  redis.call('EXPIREAT', op[1], op[3])
+end
+
+local compact = {}
+for _, op in ipairs(p.rollup) do  -- {key, expire_at}
+  local length = redis.call('RPUSH', op[1], ARGV[arg])
+  arg = arg + 1
+  redis.call('EXPIREAT', op[1], op[2])
+  if length >= p.compact_at then compact[#compact + 1] = op[1] end
 end
 for _, op in ipairs(p.zadd) do redis.call('ZADD', op[1], op[2], op[3]) end
-for _, op in ipairs(p.expire) do redis.call('EXPIREAT', op[1], op[2]) end
 
 for _, op in ipairs(p.live) do
   local kind = op[1]
@@ -84,4 +92,4 @@ for _, op in ipairs(p.live) do
     redis.call('ZADD', op[3], op[5], op[6])
   end
 end
-return {1}
+return {1, compact}

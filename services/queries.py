@@ -13,6 +13,7 @@ import orjson
 
 from services import sketch
 from services.keys import ALL_SCOPE, Keys
+from services.rollups import TOKEN_FIELD, merge_deltas
 from services.store import Store
 from services.timerange import Cover, cover_range, resolution_for_step
 
@@ -27,13 +28,6 @@ AUTO_STEPS = (60, 300, 900, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400, 7 
 MAX_POINTS = 1500
 
 
-def _num(raw: bytes) -> float | int:
-    try:
-        return int(raw)
-    except ValueError:
-        return float(raw)
-
-
 class Totals:
     """Sums of rollup hashes of one kind-set, with the derived figures of DESIGN.md."""
 
@@ -45,19 +39,19 @@ class Totals:
         self.sh: dict[str, int] = defaultdict(int)
         self.partner_builds: dict[str, int] = defaultdict(int)
 
-    def add(self, kind: str, scope: str, fields: dict[bytes, bytes]) -> None:
-        """Add one rollup hash."""
-        if kind == "bh":
-            target = self.bh
-            for f, v in fields.items():
-                target[int(f)] += int(v)
-            return
+    def add(self, kind: str, scope: str, deltas: list[bytes]) -> None:
+        """Add one rollup bucket (its list of delta documents)."""
         target = getattr(self, kind)
-        for f, v in fields.items():
-            target[f.decode()] += _num(v)
-        if kind == "b" and scope != ALL_SCOPE:
-            self.partner_builds[scope] += sum(
-                int(v) for f, v in fields.items() if f.startswith(b"n:"))
+        for blob in deltas:
+            doc = orjson.loads(blob)
+            doc.pop(TOKEN_FIELD, None)
+            if kind == "bh":
+                for f, v in doc.items():
+                    target[int(f)] += v
+                continue
+            merge_deltas(target, doc)
+            if kind == "b" and scope != ALL_SCOPE:
+                self.partner_builds[scope] += sum(v for f, v in doc.items() if f.startswith("n:"))
 
     def count(self, kind: str, prefix: str) -> int | float:
         """Sum of the fields of `kind` starting with `prefix`."""
@@ -115,7 +109,7 @@ class QueryService:
                 for scope in scopes:
                     keys.append(self.keys.rollup(res, kind, bucket, scope))
                     meta.append((res, bucket, kind, scope))
-        return zip(meta, self.store.hgetall_many(keys))
+        return zip(meta, self.store.lrange_many(keys))
 
     def totals(self, cover: Cover, partners: Iterable[str] | None, kinds=("b", "bh", "a")) -> Totals:
         """Sum the rollups of `kinds` over a cover."""

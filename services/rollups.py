@@ -1,7 +1,13 @@
 """Turns validated events into one write plan: idempotency markers, raw-event partitions,
-pre-aggregated rollup increments and live-state operations (applied by `services.store`)."""
+pre-aggregated rollup deltas and live-state operations (applied by `services.store`).
+
+Rollup buckets are append-only lists of JSON "delta" documents ({field: increment}); a batch adds
+at most one delta to each bucket it touches, and long lists are compacted (merged into one) — so a
+1,000-event batch costs a few hundred list pushes instead of thousands of hash increments.
+"""
 from __future__ import annotations
 
+import os
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -10,121 +16,133 @@ import orjson
 from services import sketch
 from services.keys import ALL_SCOPE, RESOLUTIONS, Keys, day_of
 
-__all__ = ["WritePlan", "plan_writes"]
+__all__ = ["WritePlan", "plan_writes", "merge_deltas", "COMPACT_AT", "TOKEN_FIELD"]
 
 _MARGIN_S = 120  # keys outlive their nominal keep time a little so a query at the edge finds them
+COMPACT_AT = 8  # a rollup list this long is merged into one delta after the write
+TOKEN_FIELD = "_t"  # unique per delta, so a compaction can check the list is still what it read
+_RES = [(r.name, r.step_s, r.keep_s) for r in RESOLUTIONS]
 
 
 @dataclass
 class WritePlan:
-    """Everything one batch writes; `payload()` is what the ingest script receives."""
+    """Everything one batch writes; `script_args()` is what the ingest script receives."""
 
     seen: dict[str, dict[str, int]] = field(default_factory=lambda: defaultdict(dict))
     seen_exat: dict[str, int] = field(default_factory=dict)
-    incr: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
-    incrf: dict[tuple[str, str], float] = field(default_factory=lambda: defaultdict(float))
     push: dict[str, list[bytes]] = field(default_factory=lambda: defaultdict(list))
-    expire: dict[str, int] = field(default_factory=dict)
+    push_exat: dict[str, int] = field(default_factory=dict)
+    rollups: dict[str, dict[str, float]] = field(default_factory=dict)
+    rollup_exat: dict[str, int] = field(default_factory=dict)
     index: dict[str, tuple[int, str]] = field(default_factory=dict)
     live: list[list] = field(default_factory=list)
 
     def seen_order(self) -> list[int]:
-        """Event indexes in the order the script checks their markers."""
+        """Event positions in the order the script checks their markers."""
         return [i for fields in self.seen.values() for i in fields.values()]
 
-    def payload(self) -> bytes:
-        """JSON document for the ingest script."""
-        return orjson.dumps({
+    def script_args(self) -> list[bytes]:
+        """ARGV for the ingest script: a JSON header, then the raw events, then the rollup deltas."""
+        token = os.urandom(6).hex()
+        header = orjson.dumps({
             "seen": [[k, list(fields), self.seen_exat[k]] for k, fields in self.seen.items()],
-            "incr": [[k, f, v] for (k, f), v in self.incr.items()],
-            "incrf": [[k, f, repr(v)] for (k, f), v in self.incrf.items()],
-            "push": [[k, [v.decode() for v in vals]] for k, vals in self.push.items()],
-            "expire": [[k, t] for k, t in self.expire.items()],
+            "push": [[k, len(vals), self.push_exat[k]] for k, vals in self.push.items()],
+            "rollup": [[k, self.rollup_exat[k]] for k in self.rollups],
             "zadd": [[key, score, member] for member, (score, key) in self.index.items()],
             "live": self.live,
+            "compact_at": COMPACT_AT,
         })
+        args = [header]
+        for vals in self.push.values():
+            args.extend(vals)
+        for i, deltas in enumerate(self.rollups.values()):
+            deltas[TOKEN_FIELD] = f"{token}{i}"
+            args.append(orjson.dumps(deltas))
+        return args
+
+
+def merge_deltas(target: dict, deltas: dict) -> dict:
+    """Add a delta document into `target` (ignoring the token)."""
+    get = target.get
+    for f, v in deltas.items():
+        if f != TOKEN_FIELD:
+            target[f] = get(f, 0) + v
+    return target
+
+
+def _level(ts: float, now: float) -> int:
+    """Index of the finest resolution still kept for `ts`."""
+    for i, (_, step, keep) in enumerate(_RES):
+        if ts // step * step + step + keep > now:
+            return i
+    return len(_RES)
 
 
 def plan_writes(events: list[dict], *, keys: Keys, now: float, retention_s: int, live_window_s: int) -> WritePlan:
     """Plan the writes of `events` (validated, normalised, none already stored)."""
     plan = WritePlan()
-    incr, incrf, expire = plan.incr, plan.incrf, plan.expire
-    rollup_key_cache: dict[tuple, list[str]] = {}
     live_from = now - live_window_s
-    res_keep = [(r.name, r.step_s, r.keep_s) for r in RESOLUTIONS]
+    # acc[(kind, level, finest bucket, partner)] = {field: increment}; kind "b*" holds fields that
+    # only the all-partner scope keeps.
+    acc: dict[tuple, dict] = defaultdict(lambda: defaultdict(int))
+    level_cache: dict[int, tuple[int, int]] = {}
+    day_cache: dict[int, str] = {}
+    raw_cache: dict[tuple[str, int], str] = {}
+    steps = [step for _, step, _ in _RES]
 
-    def rollup_keys(kind: str, ts: float, partner: str) -> list[str]:
-        """Keys of every kept resolution for this event, partner scope and all-partner scope."""
-        cache_key = (kind, int(ts // 60), partner)
-        found = rollup_key_cache.get(cache_key)
-        if found is not None:
-            return found
-        out = []
-        for name, step, keep in res_keep:
-            bucket = int(ts // step) * step
-            if bucket + step + keep <= now:
-                continue
-            exat = bucket + step + keep + _MARGIN_S
-            for scope in (partner, ALL_SCOPE):
-                key = keys.rollup(name, kind, bucket, scope)
-                out.append(key)
-                expire[key] = exat
-        rollup_key_cache[cache_key] = out
-        return out
-
-    day_cache: dict[int, tuple[str, int]] = {}
     for position, event in enumerate(events):
         ts = event["ts"]
         kind = event["type"]
         partner = event["partner_id"]
+        minute = int(ts // 60)
+        cached = level_cache.get(minute)
+        if cached is None:
+            level = _level(ts, now)
+            cached = level_cache[minute] = (level, int(ts // steps[level]) * steps[level] if level < len(_RES) else 0)
+        level, bucket = cached
+
         day_start = int(ts // 86400) * 86400
         day = day_cache.get(day_start)
         if day is None:
-            day = day_cache[day_start] = (day_of(day_start), day_start)
-        seen_key, seen_field = keys.seen(event["id"], day[0])
+            day = day_cache[day_start] = day_of(day_start)
+        seen_key, seen_field = keys.seen(event["id"], day)
         plan.seen[seen_key][seen_field] = position
         plan.seen_exat[seen_key] = day_start + 86400 + retention_s
-        raw_key = keys.raw(kind, day[0])
+        raw_key = raw_cache.get((kind, day_start))
+        if raw_key is None:
+            raw_key = raw_cache[(kind, day_start)] = keys.raw(kind, day)
+            plan.push_exat[raw_key] = day_start + 86400 + retention_s
+            plan.index[f"{kind}|{day}"] = (day_start, keys.raw_days())
         plan.push[raw_key].append(orjson.dumps(event))
-        expire[raw_key] = day_start + 86400 + retention_s
-        plan.index[f"{kind}|{day[0]}"] = (day_start, keys.raw_days())
 
         if kind == "build.finished":
             status, build_type = event["status"], event["build_type"]
-            for key in rollup_keys("b", ts, partner):
-                incr[(key, f"n:{status}:{build_type}")] += 1
-                if status != "cancelled":
-                    incrf[(key, f"ds:{status}:{build_type}")] += event["duration_s"]
-                if status == "failed":
-                    incr[(key, f"fs:{event.get('failed_stage') or 'unknown'}")] += 1
-                    incr[(key, f"ec:{event.get('error_category') or 'unknown'}")] += 1
-                if key.endswith(":*"):
-                    incr[(key, f"pc:{partner}:{status}")] += 1
+            b = acc[("b", level, bucket, partner)]
+            b[f"n:{status}:{build_type}"] += 1
             if status != "cancelled":
-                bucket_field = str(sketch.bucket_of(event["duration_s"]))
-                for key in rollup_keys("bh", ts, partner):
-                    incr[(key, bucket_field)] += 1
+                b[f"ds:{status}:{build_type}"] += event["duration_s"]
+                acc[("bh", level, bucket, partner)][str(sketch.bucket_of(event["duration_s"]))] += 1
+            if status == "failed":
+                b[f"fs:{event.get('failed_stage') or 'unknown'}"] += 1
+                b[f"ec:{event.get('error_category') or 'unknown'}"] += 1
+            acc[("b*", level, bucket, partner)][f"pc:{partner}:{status}"] += 1
             if ts >= live_from:
                 plan.live.append(["F", keys.live_build(event["build_id"]), keys.live_done(event["build_id"]),
                                   keys.live_active(), keys.live_active(partner), event["build_id"],
                                   int(ts + live_window_s)])
         elif kind == "build.stage":
             stage, status = event["stage"], event["status"]
-            for key in rollup_keys("s", ts, partner):
-                incr[(key, f"n:{stage}:{status}")] += 1
-                if status != "skipped":
-                    incrf[(key, f"ds:{stage}")] += event["duration_s"]
+            s = acc[("s", level, bucket, partner)]
+            s[f"n:{stage}:{status}"] += 1
             if status != "skipped":
-                stage_field = f"{stage}:{sketch.bucket_of(event['duration_s'])}"
-                for key in rollup_keys("sh", ts, partner):
-                    incr[(key, stage_field)] += 1
+                s[f"ds:{stage}"] += event["duration_s"]
+                acc[("sh", level, bucket, partner)][f"{stage}:{sketch.bucket_of(event['duration_s'])}"] += 1
             if ts >= live_from:
                 plan.live.append(["G", keys.live_build(event["build_id"]), keys.live_done(event["build_id"]),
                                   keys.live_active(), keys.live_active(partner), event["build_id"],
                                   repr(ts), partner, f"stage:{stage}", status, int(ts + live_window_s)])
         elif kind == "build.started":
-            for key in rollup_keys("b", ts, partner):
-                incr[(key, f"st:{event['build_type']}")] += 1
+            acc[("b", level, bucket, partner)][f"st:{event['build_type']}"] += 1
             if ts >= live_from:
                 plan.live.append(["S", keys.live_build(event["build_id"]), keys.live_done(event["build_id"]),
                                   keys.live_active(), keys.live_active(partner), event["build_id"],
@@ -132,16 +150,56 @@ def plan_writes(events: list[dict], *, keys: Keys, now: float, retention_s: int,
                                   int(ts + live_window_s)])
         elif kind == "asset.processed":
             dims = f"{event['asset_type']}:{event['format']}:{event['density']}"
-            for key in rollup_keys("a", ts, partner):
-                incr[(key, f"n:{dims}")] += 1
-                incr[(key, f"ob:{dims}")] += event["original_bytes"]
-                incr[(key, f"wb:{dims}")] += event["output_bytes"]
-                incrf[(key, f"q:{dims}")] += event["quality_score"]
-                incrf[(key, f"ds:{dims}")] += event["duration_s"]
+            a = acc[("a", level, bucket, partner)]
+            a[f"n:{dims}"] += 1
+            a[f"ob:{dims}"] += event["original_bytes"]
+            a[f"wb:{dims}"] += event["output_bytes"]
+            a[f"q:{dims}"] += event["quality_score"]
+            a[f"ds:{dims}"] += event["duration_s"]
         elif kind == "partner.upserted":
             record = {"partner_id": partner, "name": event["name"], "tier": event["tier"],
                       "monthly_build_quota": event["monthly_build_quota"], "status": event["status"],
                       "ts": ts}
             plan.live.append(["P", keys.partners(), keys.partner_history(partner), partner, repr(ts),
                               orjson.dumps(record).decode()])
+
+    _expand(acc, plan, keys)
     return plan
+
+
+def _expand(acc: dict[tuple, dict], plan: WritePlan, keys: Keys) -> None:
+    """Fold the per-partner deltas up the resolutions: each level's deltas become that level's
+    rollups (per partner and summed for all partners) and are folded into the next level's."""
+    by_level: list[dict[tuple, dict]] = [{} for _ in _RES]
+    for (kind, level, bucket, partner), fields in acc.items():
+        if level < len(_RES):
+            by_level[level][(kind, bucket, partner)] = fields
+    for level, (name, step, keep) in enumerate(_RES):
+        entries = by_level[level]
+        star: dict[tuple[str, int], dict] = {}
+        upper = by_level[level + 1] if level + 1 < len(_RES) else None
+        upper_step = _RES[level + 1][1] if upper is not None else 0
+        for (kind, bucket, partner), fields in entries.items():
+            exat = bucket + step + keep + _MARGIN_S
+            if kind == "b*":
+                target_kind = "b"
+            else:
+                key = keys.rollup(name, kind, bucket, partner)
+                plan.rollups[key] = fields
+                plan.rollup_exat[key] = exat
+                target_kind = kind
+            total = star.get((target_kind, bucket))
+            if total is None:
+                star[(target_kind, bucket)] = dict(fields)
+                plan.rollup_exat[keys.rollup(name, target_kind, bucket, ALL_SCOPE)] = exat
+            else:
+                merge_deltas(total, fields)
+            if upper is not None:
+                up_key = (kind, bucket // upper_step * upper_step, partner)
+                existing = upper.get(up_key)
+                if existing is None:
+                    upper[up_key] = dict(fields)
+                else:
+                    merge_deltas(existing, fields)
+        for (target_kind, bucket), fields in star.items():
+            plan.rollups[keys.rollup(name, target_kind, bucket, ALL_SCOPE)] = fields

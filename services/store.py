@@ -1,14 +1,17 @@
 """The Redis/Valkey store: connection, the atomic ingest script, and bulk reads."""
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass
 from importlib import resources
 
+import orjson
 import redis
 
 from services.keys import Keys
-from services.rollups import WritePlan
+from services.rollups import TOKEN_FIELD, WritePlan, merge_deltas
 
-__all__ = ["Store", "StoreUnavailable", "connect"]
+__all__ = ["Store", "StoreUnavailable", "ApplyResult", "connect"]
 
 STORE_ERRORS = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError, ConnectionRefusedError, OSError)
 
@@ -23,24 +26,51 @@ def connect(url: str, *, timeout_s: float = 5.0) -> redis.Redis:
                                 health_check_interval=30, decode_responses=False)
 
 
+@dataclass(frozen=True)
+class ApplyResult:
+    """Outcome of one ingest script call."""
+
+    already_stored: list[int] | None  # plan positions of events already stored (nothing written)
+    compact: list[str]  # rollup lists long enough to merge
+
+
 class Store:
-    """Owns the Redis client and the ingest script; everything else reads through it."""
+    """Owns the Redis client and the scripts; everything else reads through it."""
 
     def __init__(self, client: redis.Redis, keys: Keys):
         self.client = client
         self.keys = keys
-        source = resources.files("services").joinpath("ingest_script.lua").read_text()
-        self._ingest = client.register_script(source)
+        scripts = resources.files("services")
+        self._ingest = client.register_script(scripts.joinpath("ingest_script.lua").read_text())
+        self._compact = client.register_script(scripts.joinpath("compact_script.lua").read_text())
 
-    def apply(self, plan: WritePlan) -> list[int] | None:
-        """Apply a plan atomically; None when written, else the plan indexes already stored."""
+    def apply(self, plan: WritePlan) -> ApplyResult:
+        """Apply a plan atomically, unless some of its events are already stored."""
         try:
-            result = self._ingest(keys=[self.keys.script_anchor()], args=[plan.payload()])
+            result = self._ingest(keys=[self.keys.script_anchor()], args=plan.script_args())
         except STORE_ERRORS as exc:
             raise StoreUnavailable(str(exc)) from exc
         if int(result[0]) == 1:
-            return None
-        return [int(i) for i in result[1]]
+            return ApplyResult(None, [k.decode() for k in result[1]])
+        return ApplyResult([int(i) for i in result[1]], [])
+
+    def compact(self, keys: list[str]) -> int:
+        """Merge each rollup list into one delta (two round trips for all of them)."""
+        if not keys:
+            return 0
+        lists = self.lrange_many(keys)
+        args: list = []
+        for key, deltas in zip(keys, lists):
+            if len(deltas) < 2:
+                continue
+            merged: dict = {}
+            for blob in deltas:
+                merge_deltas(merged, orjson.loads(blob))
+            merged[TOKEN_FIELD] = os.urandom(8).hex()
+            args += [key, len(deltas), deltas[0], deltas[-1], orjson.dumps(merged)]
+        if not args:
+            return 0
+        return int(self.run(lambda c: self._compact(keys=[self.keys.script_anchor()], args=args)))
 
     def ping(self) -> bool:
         """True when the store answers."""
@@ -49,14 +79,14 @@ class Store:
         except STORE_ERRORS:
             return False
 
-    def hgetall_many(self, keys: list[str]) -> list[dict[bytes, bytes]]:
-        """HGETALL of many keys in one round trip."""
+    def lrange_many(self, keys: list[str]) -> list[list[bytes]]:
+        """Whole lists of many keys in one round trip."""
         if not keys:
             return []
         try:
             pipe = self.client.pipeline(transaction=False)
             for key in keys:
-                pipe.hgetall(key)
+                pipe.lrange(key, 0, -1)
             return pipe.execute()
         except STORE_ERRORS as exc:
             raise StoreUnavailable(str(exc)) from exc

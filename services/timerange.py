@@ -33,7 +33,7 @@ def cover_range(start: float, end: float, now: float) -> Cover:
     """Cover [start, end): edges aligned (start down, end up) to the finest resolution still kept
     there, the inside filled with the coarsest buckets — so counts are exact for aligned ranges."""
     s_res = finest_available(start, now)
-    e_res = finest_available(max(start, end - 1e-9), now)
+    e_res = _end_resolution(max(start, end - 1e-9), now)
     s = int(start // s_res.step_s) * s_res.step_s
     e = -(-int(end) // e_res.step_s) * e_res.step_s if end > start else s
     buckets: list[tuple[str, int]] = []
@@ -55,6 +55,16 @@ def cover_range(start: float, end: float, now: float) -> Cover:
 
     fill(s, e, len(RESOLUTIONS) - 1)
     return Cover(s, e, tuple(buckets))
+
+
+def _end_resolution(last: float, now: float) -> Resolution:
+    """Finest resolution kept for the whole coarser bucket holding `last`: the end edge is filled
+    with its buckets back to that coarser boundary."""
+    for i, res in enumerate(RESOLUTIONS[:-1]):
+        coarser = RESOLUTIONS[i + 1]
+        if _usable(res, coarser.bucket(last), now):
+            return res
+    return RESOLUTIONS[-1]
 
 
 def resolution_for_step(step_s: int, start: float, now: float) -> Resolution:

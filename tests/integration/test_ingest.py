@@ -132,3 +132,18 @@ def test_partner_records_keep_latest_and_history(services):
     assert (record["tier"], record["monthly_build_quota"]) == ("basic", 1000)
     changes = [h["change"] for h in services.queries.partner_history("acme")]
     assert changes == ["created", "upgrade", "downgrade"]
+
+
+def test_rollup_lists_are_compacted_and_stay_exact(services, redis_client):
+    from services.rollups import COMPACT_AT
+
+    now = time.time()
+    events = random_events(random.Random(9), 60, now - 50, now - 40, PARTNERS[:1])
+    for i in range(0, len(events), 5):  # many small batches into the same buckets
+        services.ingest.ingest_batch(events[i:i + 5])
+    rollup_keys = list(redis_client.scan_iter(match="{lp}:ru:*"))
+    assert rollup_keys and max(redis_client.llen(k) for k in rollup_keys) < COMPACT_AT
+    start, end = minute_floor(now - 3600), minute_floor(now) + 60
+    assert_summary_matches(services.queries.summary(start, end), reference_summary(events, start, end))
+    assert_summary_matches(services.queries.summary(start, end, PARTNERS[:1]),
+                           reference_summary(events, start, end, set(PARTNERS[:1])))
