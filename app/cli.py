@@ -110,8 +110,11 @@ def simulate(rate: float, url: str | None, token: str | None) -> None:
 @click.option("--port", default=None, type=int, help="default: LULUPAY_PORT or 8050")
 @click.option("--demo/--no-demo", default=False, show_default=True,
               help="seed an empty store with 90 days of history and run the live simulator")
+@click.option("--demo-days", default=90, show_default=True, type=click.IntRange(1, 730), help="days of demo history")
+@click.option("--demo-builds-per-day", default=5000, show_default=True, type=click.IntRange(1, 1_000_000))
 @click.option("--sim-rate", default=0.1, show_default=True, type=float, help="builds/s of the demo simulator (0.1 ≈ the history's daily volume)")
-def serve(host: str | None, port: int | None, demo: bool, sim_rate: float) -> None:
+def serve(host: str | None, port: int | None, demo: bool, demo_days: int, demo_builds_per_day: int,
+          sim_rate: float) -> None:
     """Serve the web app (pages, API, metrics) on one process."""
     from werkzeug.serving import run_simple
 
@@ -128,7 +131,8 @@ def serve(host: str | None, port: int | None, demo: bool, sim_rate: float) -> No
         services = build_services(settings, redis_url=url)
         app = create_app(settings, services)
         if demo:
-            demo_thread = threading.Thread(target=_run_demo, args=(services, stop, sim_rate), name="demo", daemon=True)
+            demo_thread = threading.Thread(target=_run_demo, name="demo", daemon=True,
+                                           args=(services, stop, sim_rate, demo_days, demo_builds_per_day))
             demo_thread.start()
             stack.callback(demo_thread.join, 10)
             stack.callback(stop.set)
@@ -140,15 +144,16 @@ def serve(host: str | None, port: int | None, demo: bool, sim_rate: float) -> No
         click.echo("shutting down")
 
 
-def _run_demo(services, stop: threading.Event, sim_rate: float) -> None:
+def _run_demo(services, stop: threading.Event, sim_rate: float, days: int, builds_per_day: int) -> None:
     """Seed an empty store, then keep the simulator running until `stop`."""
     from services.demo import Simulator
     from services.seeding import seed_store, store_is_seeded
 
     try:
         if not store_is_seeded(services.store):
-            click.echo("empty store: seeding 90 days of demo history (the pages fill in as it goes)")
-            report = seed_store(services.store, services.ingest, stop=stop, progress=_progress_printer(4_500_000))
+            click.echo(f"empty store: seeding {days} days of demo history (the pages fill in as it goes)")
+            report = seed_store(services.store, services.ingest, days=days, builds_per_day=builds_per_day,
+                                stop=stop, progress=_progress_printer(days * builds_per_day * 9))
             click.echo(f"seed done: {report.accepted:,} events in {report.seconds:.0f} s")
         else:
             click.echo("store already holds data: no seeding")

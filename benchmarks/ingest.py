@@ -1,0 +1,171 @@
+"""Ingest throughput: service layer, POST /api/v1/events, the raw Redis ceiling, and the demo seed.
+
+    python benchmarks/ingest.py [--batches 60] [--seed-days 90] [--seed-builds-per-day 5000]
+
+Prints one JSON line. Runs against an embedded Valkey with the production default persistence
+(append-only file, fsync every second) in a temporary directory.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import orjson
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks._machine import machine  # noqa: E402
+from app.settings import Settings  # noqa: E402
+from services.demo import generate_history  # noqa: E402
+from services.embedded import EmbeddedValkey  # noqa: E402
+from services.events import validate_batch  # noqa: E402
+from services.rollups import plan_writes  # noqa: E402
+from services.runtime import build_services  # noqa: E402
+from services.seeding import seed_store  # noqa: E402
+from tests.conftest import free_port  # noqa: E402
+
+
+def workload(batches: int, now: float) -> list[list[dict]]:
+    """Recent traffic: the last two days at 50,000 builds/day (minute, hour and day rollups, live
+    state for the last 6 h), in 1,000-event batches."""
+    out = []
+    for batch in generate_history(days=2, builds_per_day=50_000, now=now, seed=7, batch_size=1000):
+        out.append(batch)
+        if len(out) == batches:
+            break
+    return out
+
+
+def raw_ceiling(services, batches, now) -> float:
+    """Events/s for the same command mix sent as plain redis-py pipelines (no script, no checks)."""
+    settings = services.settings
+    plans = []
+    for batch in batches:
+        events, _ = validate_batch(batch, now=now, oldest_ts=0, future_tolerance_s=10**9)
+        plans.append(plan_writes(events, keys=services.store.keys, now=now, retention_s=settings.retention_s,
+                                 live_window_s=settings.live_window_s))
+    client = services.store.client
+    started = time.perf_counter()
+    for plan in plans:
+        pipe = client.pipeline(transaction=False)
+        for key, fields in plan.seen.items():
+            pipe.hmget(key, list(fields))
+            pipe.hset(key, mapping={f: 1 for f in fields})
+            pipe.expireat(key, plan.seen_exat[key])
+        for key, values in plan.push.items():
+            pipe.rpush(key, *values)
+            pipe.expireat(key, plan.push_exat[key])
+        for key, deltas in plan.rollups.items():
+            pipe.rpush(key, orjson.dumps(deltas))
+            pipe.expireat(key, plan.rollup_exat[key])
+        for op in plan.live:
+            if op[0] in ("S", "G"):
+                pipe.exists(op[2])
+                pipe.hset(op[1], mapping={"build_id": op[5], "partner_id": op[7]})
+                pipe.zadd(op[3], {op[5]: float(op[6])}, gt=True)
+                pipe.zadd(op[4], {op[5]: float(op[6])}, gt=True)
+            elif op[0] == "F":
+                pipe.set(op[2], 1, exat=op[6])
+                pipe.delete(op[1])
+                pipe.zrem(op[3], op[5])
+                pipe.zrem(op[4], op[5])
+        pipe.execute()
+    return sum(map(len, batches)) / (time.perf_counter() - started)
+
+
+def service_layer(services, batches) -> float:
+    started = time.perf_counter()
+    for batch in batches:
+        services.ingest.ingest_batch(batch)
+    return sum(map(len, batches)) / (time.perf_counter() - started)
+
+
+def over_http(url: str, batches, clients: int = 4) -> float:
+    bodies = [orjson.dumps({"events": b}) for b in batches]
+    errors = []
+
+    def worker(part):
+        with requests.Session() as session:
+            for body in part:
+                response = session.post(url + "/api/v1/events", data=body, timeout=120,
+                                        headers={"Content-Type": "application/json"})
+                if response.status_code != 202:
+                    errors.append(response.text[:200])
+
+    threads = [threading.Thread(target=worker, args=(bodies[i::clients],)) for i in range(clients)]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - started
+    if errors:
+        raise RuntimeError(f"HTTP ingest failed: {errors[:3]}")
+    return sum(map(len, batches)) / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batches", type=int, default=60)
+    parser.add_argument("--seed-days", type=int, default=90)
+    parser.add_argument("--seed-builds-per-day", type=int, default=5000)
+    args = parser.parse_args()
+
+    now = time.time()
+    figures: dict = {"benchmark": "ingest", "machine": machine()}
+    with tempfile.TemporaryDirectory() as tmp, EmbeddedValkey(Path(tmp) / "valkey", port=free_port()) as valkey:
+        settings = Settings(_env_file=None, redis_url=valkey.url)
+        services = build_services(settings)
+        figures["valkey"] = services.store.client.info("server").get("valkey_version") or \
+            services.store.client.info("server").get("redis_version")
+        batches = workload(args.batches, now)
+        figures["events_per_run"] = sum(map(len, batches))
+
+        services.store.client.flushall()
+        figures["raw_pipeline_events_per_s"] = round(raw_ceiling(services, batches, now))
+        services.store.client.flushall()
+        figures["service_events_per_s"] = round(service_layer(services, batches))
+        services.store.client.flushall()
+
+        port = free_port()
+        env = {"REDIS_URL": valkey.url, "PATH": "/usr/bin:/bin", "LULUPAY_DATA_DIR": str(Path(tmp) / "srv")}
+        server = subprocess.Popen([sys.executable, "-m", "app", "--log-level", "WARNING", "serve", "--no-demo",
+                                   "--port", str(port)], cwd=ROOT, env=env)
+        try:
+            url = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    if requests.get(url + "/readyz", timeout=1).ok:
+                        break
+                except requests.ConnectionError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError("server did not start")
+                time.sleep(0.1)
+            figures["http_events_per_s"] = round(over_http(url, batches))
+        finally:
+            server.terminate()
+            server.wait(30)
+
+        if args.seed_days:
+            services.store.client.flushall()
+            report = seed_store(services.store, services.ingest, days=args.seed_days,
+                                builds_per_day=args.seed_builds_per_day, now=now)
+            figures.update(seed_days=args.seed_days, seed_builds_per_day=args.seed_builds_per_day,
+                           seed_events=report.accepted, seed_seconds=round(report.seconds, 1),
+                           seed_events_per_s=round(report.accepted / report.seconds),
+                           store_memory_mib=round(services.store.client.info("memory")["used_memory"] / 2**20))
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
