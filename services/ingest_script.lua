@@ -1,21 +1,21 @@
 -- LuluPay ingest: one atomic call per batch (see docs/storage.md).
--- ARGV[1]: JSON header from services/rollups.py; ARGV[2..]: the raw events of each push, in order,
--- then one delta document per rollup list.
+-- ARGV[1]: JSON header from services/rollups.py; ARGV[2..]: one chunk of raw events (JSON lines)
+-- per partition, then one delta document per rollup list.
 -- Returns {1, {rollup lists due for compaction}} when written, or {0, {positions}} listing the
 -- events already stored — then nothing was written and the caller re-plans without them.
 local p = cjson.decode(ARGV[1])
-local seen = p.seen  -- {{hash_key, {field, ...}, expire_at}, ...}
+local seen = p.seen  -- {{set_key, {event id, ...}, expire_at}, ...}
 local dups = {}
 local position = 0
 for _, group in ipairs(seen) do
-  local fields = group[2]
-  local m = #fields
+  local ids = group[2]
+  local m = #ids
   local a = 1
   while a <= m do
     local b = math.min(a + 999, m)
-    local found = redis.call('HMGET', group[1], unpack(fields, a, b))
+    local found = redis.call('SMISMEMBER', group[1], unpack(ids, a, b))
     for k = 1, b - a + 1 do
-      if found[k] then dups[#dups + 1] = position + a - 1 + k - 1 end
+      if found[k] == 1 then dups[#dups + 1] = position + a - 1 + k - 1 end
     end
     a = b + 1
   end
@@ -24,28 +24,22 @@ end
 if #dups > 0 then return {0, dups} end
 
 for _, group in ipairs(seen) do
-  local fields = group[2]
-  local m = #fields
+  local ids = group[2]
+  local m = #ids
   local a = 1
   while a <= m do
-    local b = math.min(a + 499, m)
-    local args = {}
-    for k = a, b do args[#args + 1] = fields[k]; args[#args + 1] = '1' end
-    redis.call('HSET', group[1], unpack(args))
+    local b = math.min(a + 999, m)
+    redis.call('SADD', group[1], unpack(ids, a, b))
     a = b + 1
   end
   redis.call('EXPIREAT', group[1], group[3])
 end
 
 local arg = 2
-for _, op in ipairs(p.push) do  -- {key, count, expire_at}
-  local last = arg + op[2] - 1
-  while arg <= last do
-    local b = math.min(arg + 999, last)
-    redis.call('RPUSH', op[1], unpack(ARGV, arg, b))
-    arg = b + 1
-  end
-  redis.call('EXPIREAT', op[1], op[3])
+for _, op in ipairs(p.push) do  -- {key, expire_at}: ARGV[arg] is the batch's chunk of JSON lines
+  redis.call('RPUSH', op[1], ARGV[arg])
+  redis.call('EXPIREAT', op[1], op[2])
+  arg = arg + 1
 end
 
 local compact = {}

@@ -53,9 +53,9 @@ class Keys:
         self.tag = "{" + prefix + "}"
 
     def seen(self, event_id: str, day: str) -> tuple[str, str]:
-        """Idempotency marker of one event id: (hash key, field). Markers live in 64 hashes per UTC
-        day of the event's ts (shard = CRC-32 of the id), so a batch checks and writes them with a
-        few multi-field calls."""
+        """Idempotency marker of one event id: (set key, member). Markers live in 64 sets per UTC
+        day of the event's ts (shard = CRC-32 of the id), so a batch checks (SMISMEMBER) and writes
+        (SADD) them with a few multi-member calls."""
         return f"{self.tag}:seen:{day}:{zlib.crc32(event_id.encode()) & 63}", event_id
 
     def raw(self, event_type: str, day: str) -> str:

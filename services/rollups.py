@@ -26,7 +26,10 @@ _RES = [(r.name, r.step_s, r.keep_s) for r in RESOLUTIONS]
 
 @dataclass
 class WritePlan:
-    """Everything one batch writes; `script_args()` is what the ingest script receives."""
+    """Everything one batch writes; `script_args()` is what the ingest script receives.
+
+    Raw events go to their partition as one JSON-lines chunk per batch (one list element), so a
+    batch costs one push per partition however many events it holds."""
 
     seen: dict[str, dict[str, int]] = field(default_factory=lambda: defaultdict(dict))
     seen_exat: dict[str, int] = field(default_factory=dict)
@@ -45,16 +48,16 @@ class WritePlan:
         """ARGV for the ingest script: a JSON header, then the raw events, then the rollup deltas."""
         token = os.urandom(6).hex()
         header = orjson.dumps({
-            "seen": [[k, list(fields), self.seen_exat[k]] for k, fields in self.seen.items()],
-            "push": [[k, len(vals), self.push_exat[k]] for k, vals in self.push.items()],
+            "seen": [[k, list(ids), self.seen_exat[k]] for k, ids in self.seen.items()],
+            "push": [[k, self.push_exat[k]] for k in self.push],
             "rollup": [[k, self.rollup_exat[k]] for k in self.rollups],
             "zadd": [[key, score, member] for member, (score, key) in self.index.items()],
             "live": self.live,
             "compact_at": COMPACT_AT,
         })
         args = [header]
-        for vals in self.push.values():
-            args.extend(vals)
+        # One list element per batch and partition: the batch's events as JSON lines.
+        args.extend(b"\n".join(vals) for vals in self.push.values())
         for i, deltas in enumerate(self.rollups.values()):
             deltas[TOKEN_FIELD] = f"{token}{i}"
             args.append(orjson.dumps(deltas))
