@@ -8,10 +8,10 @@ from dataclasses import dataclass
 
 from services.events import FieldError, validate_batch
 from services.keys import Keys
-from services.rollups import plan_writes
+from services.rollups import WritePlan, plan_writes
 from services.store import Store
 
-__all__ = ["IngestService", "IngestResult", "BatchInvalid"]
+__all__ = ["IngestService", "IngestResult", "BatchInvalid", "PreparedBatch"]
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,12 @@ class IngestService:
 
     def ingest_batch(self, raw_events: list) -> IngestResult:
         """Validate and store one batch; raises BatchInvalid or StoreUnavailable."""
+        return self.commit(self.prepare(raw_events))
+
+    def prepare(self, raw_events: list) -> "PreparedBatch":
+        """Validate a batch whole and plan its writes (no I/O; raises BatchInvalid).
+
+        Split from `commit` so a bulk loader can prepare the next batch while one is written."""
         now = self.clock()
         # Raw partitions of day D expire at D + 1 day + retention: an event is still storable while
         # its day's partition lives.
@@ -63,12 +69,18 @@ class IngestService:
             if event["id"] not in ids:
                 ids.add(event["id"])
                 fresh.append(event)
-        duplicates = len(events) - len(fresh)
+        return PreparedBatch(now, fresh, len(events) - len(fresh), self._plan(fresh, now) if fresh else None)
+
+    def _plan(self, events: list[dict], now: float) -> WritePlan:
+        return plan_writes(events, keys=self.keys, now=now, retention_s=self.retention_s,
+                           live_window_s=self.live_window_s)
+
+    def commit(self, batch: "PreparedBatch") -> IngestResult:
+        """Write a prepared batch in one atomic call; events already stored count as duplicates."""
+        fresh, plan, duplicates = batch.events, batch.plan, batch.duplicates
         for _ in range(self.MAX_ATTEMPTS):
             if not fresh:
                 break
-            plan = plan_writes(fresh, keys=self.keys, now=now, retention_s=self.retention_s,
-                               live_window_s=self.live_window_s)
             result = self.store.apply(plan)
             if result.already_stored is None:
                 if result.compact:
@@ -78,6 +90,7 @@ class IngestService:
             skip = {order[i] for i in result.already_stored}
             duplicates += len(skip)
             fresh = [e for i, e in enumerate(fresh) if i not in skip]
+            plan = self._plan(fresh, batch.now) if fresh else None
         else:
             raise RuntimeError("ingest could not settle duplicates after several attempts")
         if fresh and self.on_ingested is not None:
@@ -86,3 +99,13 @@ class IngestService:
             except Exception:  # a listener (metrics, realtime) must never lose an accepted batch
                 log.exception("on_ingested listener failed")
         return IngestResult(accepted=len(fresh), duplicates=duplicates)
+
+
+@dataclass(frozen=True)
+class PreparedBatch:
+    """A validated batch (in-batch repeats removed) with its write plan."""
+
+    now: float
+    events: list[dict]
+    duplicates: int
+    plan: WritePlan | None

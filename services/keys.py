@@ -52,11 +52,18 @@ class Keys:
     def __init__(self, prefix: str = "lp"):
         self.tag = "{" + prefix + "}"
 
-    def seen(self, event_id: str, day: str) -> tuple[str, str]:
-        """Idempotency marker of one event id: (set key, member). Markers live in 64 sets per UTC
-        day of the event's ts (shard = CRC-32 of the id), so a batch checks (SMISMEMBER) and writes
-        (SADD) them with a few multi-member calls."""
-        return f"{self.tag}:seen:{day}:{zlib.crc32(event_id.encode()) & 63}", event_id
+    SEEN_SHARDS = 64
+
+    def seen(self, day: str, shard: int) -> str:
+        """Set of idempotency markers (event ids) of one shard of a UTC day of event ts. 64 sets a
+        day (shard = `seen_shard(id)`), so a batch checks (SMISMEMBER) and writes (SADD) them with
+        a few multi-member calls."""
+        return f"{self.tag}:seen:{day}:{shard}"
+
+    @staticmethod
+    def seen_shard(event_id: str) -> int:
+        """Shard of an event id's marker: CRC-32 of the id, mod 64."""
+        return zlib.crc32(event_id.encode()) & 63
 
     def raw(self, event_type: str, day: str) -> str:
         """List of raw events (JSON) of one type whose ts falls on UTC `day` (YYYYMMDD)."""

@@ -8,12 +8,14 @@ at most one delta to each bucket it touches, and long lists are compacted (merge
 from __future__ import annotations
 
 import os
+import zlib
 from collections import defaultdict
 from dataclasses import dataclass, field
 
 import orjson
 
 from services import sketch
+from services.events import EVENT_TYPES
 from services.keys import ALL_SCOPE, RESOLUTIONS, Keys, day_of
 
 __all__ = ["WritePlan", "plan_writes", "merge_deltas", "COMPACT_AT", "TOKEN_FIELD"]
@@ -37,7 +39,7 @@ class WritePlan:
     push_exat: dict[str, int] = field(default_factory=dict)
     rollups: dict[str, dict[str, float]] = field(default_factory=dict)
     rollup_exat: dict[str, int] = field(default_factory=dict)
-    index: dict[str, tuple[int, str]] = field(default_factory=dict)
+    index: dict[str, tuple[str, int, str]] = field(default_factory=dict)  # raw key -> (zset, score, member)
     live: list[list] = field(default_factory=list)
 
     def seen_order(self) -> list[int]:
@@ -51,7 +53,7 @@ class WritePlan:
             "seen": [[k, list(ids), self.seen_exat[k]] for k, ids in self.seen.items()],
             "push": [[k, self.push_exat[k]] for k in self.push],
             "rollup": [[k, self.rollup_exat[k]] for k in self.rollups],
-            "zadd": [[key, score, member] for member, (score, key) in self.index.items()],
+            "zadd": [list(self.index[k]) for k in self.push],
             "live": self.live,
             "compact_at": COMPACT_AT,
         })
@@ -85,67 +87,59 @@ def plan_writes(events: list[dict], *, keys: Keys, now: float, retention_s: int,
     """Plan the writes of `events` (validated, normalised, none already stored)."""
     plan = WritePlan()
     live_from = now - live_window_s
-    # acc[(kind, level, finest bucket, partner)] = {field: increment}; kind "b*" holds fields that
+    # slots[(level, finest bucket, partner)][kind] = {field: increment}; kind "b*" holds fields that
     # only the all-partner scope keeps.
-    acc: dict[tuple, dict] = defaultdict(lambda: defaultdict(int))
-    level_cache: dict[int, tuple[int, int]] = {}
-    day_cache: dict[int, str] = {}
-    raw_cache: dict[tuple[str, int], str] = {}
-    steps = [step for _, step, _ in _RES]
+    slots: dict[tuple, dict[str, dict]] = {}
+    minutes: dict[float, _Minute] = {}
+    days: dict[int, _Day] = {}
+    seen, push, crc32 = plan.seen, plan.push, zlib.crc32
 
     for position, event in enumerate(events):
         ts = event["ts"]
         kind = event["type"]
         partner = event["partner_id"]
-        minute = int(ts // 60)
-        cached = level_cache.get(minute)
-        if cached is None:
-            level = _level(ts, now)
-            cached = level_cache[minute] = (level, int(ts // steps[level]) * steps[level] if level < len(_RES) else 0)
-        level, bucket = cached
-
-        day_start = int(ts // 86400) * 86400
-        day = day_cache.get(day_start)
-        if day is None:
-            day = day_cache[day_start] = day_of(day_start)
-        seen_key, seen_field = keys.seen(event["id"], day)
-        plan.seen[seen_key][seen_field] = position
-        plan.seen_exat[seen_key] = day_start + 86400 + retention_s
-        raw_key = raw_cache.get((kind, day_start))
-        if raw_key is None:
-            raw_key = raw_cache[(kind, day_start)] = keys.raw(kind, day)
-            plan.push_exat[raw_key] = day_start + 86400 + retention_s
-            plan.index[f"{kind}|{day}"] = (day_start, keys.raw_days())
-        plan.push[raw_key].append(orjson.dumps(event))
+        ctx = minutes.get(ts // 60)
+        if ctx is None:
+            day_start = int(ts // 86400) * 86400
+            day_ctx = days.get(day_start)
+            if day_ctx is None:
+                day_ctx = days[day_start] = _Day(day_start, keys, retention_s, plan)
+            ctx = minutes[ts // 60] = _Minute(ts, now, day_ctx)
+        event_id = event["id"]
+        seen[ctx.seen_keys[crc32(event_id.encode()) & 63]][event_id] = position
+        push[ctx.raw_keys[kind]].append(orjson.dumps(event))
+        slot = slots.get((ctx.slot, partner))
+        if slot is None:
+            slot = slots[(ctx.slot, partner)] = defaultdict(lambda: defaultdict(int))
 
         if kind == "build.finished":
             status, build_type = event["status"], event["build_type"]
-            b = acc[("b", level, bucket, partner)]
+            b = slot["b"]
             b[f"n:{status}:{build_type}"] += 1
             if status != "cancelled":
                 b[f"ds:{status}:{build_type}"] += event["duration_s"]
-                acc[("bh", level, bucket, partner)][str(sketch.bucket_of(event["duration_s"]))] += 1
+                slot["bh"][str(sketch.bucket_of(event["duration_s"]))] += 1
             if status == "failed":
                 b[f"fs:{event.get('failed_stage') or 'unknown'}"] += 1
                 b[f"ec:{event.get('error_category') or 'unknown'}"] += 1
-            acc[("b*", level, bucket, partner)][f"pc:{partner}:{status}"] += 1
+            slot["b*"][f"pc:{partner}:{status}"] += 1
             if ts >= live_from:
                 plan.live.append(["F", keys.live_build(event["build_id"]), keys.live_done(event["build_id"]),
                                   keys.live_active(), keys.live_active(partner), event["build_id"],
                                   int(ts + live_window_s)])
         elif kind == "build.stage":
             stage, status = event["stage"], event["status"]
-            s = acc[("s", level, bucket, partner)]
+            s = slot["s"]
             s[f"n:{stage}:{status}"] += 1
             if status != "skipped":
                 s[f"ds:{stage}"] += event["duration_s"]
-                acc[("sh", level, bucket, partner)][f"{stage}:{sketch.bucket_of(event['duration_s'])}"] += 1
+                slot["sh"][f"{stage}:{sketch.bucket_of(event['duration_s'])}"] += 1
             if ts >= live_from:
                 plan.live.append(["G", keys.live_build(event["build_id"]), keys.live_done(event["build_id"]),
                                   keys.live_active(), keys.live_active(partner), event["build_id"],
                                   repr(ts), partner, f"stage:{stage}", status, int(ts + live_window_s)])
         elif kind == "build.started":
-            acc[("b", level, bucket, partner)][f"st:{event['build_type']}"] += 1
+            slot["b"][f"st:{event['build_type']}"] += 1
             if ts >= live_from:
                 plan.live.append(["S", keys.live_build(event["build_id"]), keys.live_done(event["build_id"]),
                                   keys.live_active(), keys.live_active(partner), event["build_id"],
@@ -153,7 +147,7 @@ def plan_writes(events: list[dict], *, keys: Keys, now: float, retention_s: int,
                                   int(ts + live_window_s)])
         elif kind == "asset.processed":
             dims = f"{event['asset_type']}:{event['format']}:{event['density']}"
-            a = acc[("a", level, bucket, partner)]
+            a = slot["a"]
             a[f"n:{dims}"] += 1
             a[f"ob:{dims}"] += event["original_bytes"]
             a[f"wb:{dims}"] += event["output_bytes"]
@@ -166,17 +160,49 @@ def plan_writes(events: list[dict], *, keys: Keys, now: float, retention_s: int,
             plan.live.append(["P", keys.partners(), keys.partner_history(partner), partner, repr(ts),
                               orjson.dumps(record).decode()])
 
-    _expand(acc, plan, keys)
+    _expand(slots, plan, keys)
     return plan
 
 
-def _expand(acc: dict[tuple, dict], plan: WritePlan, keys: Keys) -> None:
+class _Minute:
+    """What every event of one minute shares: its finest kept rollup bucket, and its day's marker
+    sets and raw partitions (registered in the plan once per day)."""
+
+    __slots__ = ("slot", "seen_keys", "raw_keys")
+
+    def __init__(self, ts: float, now: float, day_ctx: "_Day"):
+        level = _level(ts, now)
+        self.slot = (level, int(ts // _RES[level][1]) * _RES[level][1] if level < len(_RES) else 0)
+        self.seen_keys = day_ctx.seen_keys
+        self.raw_keys = day_ctx.raw_keys
+
+
+class _Day:
+    """A UTC day's marker sets and raw partitions."""
+
+    __slots__ = ("seen_keys", "raw_keys")
+
+    def __init__(self, day_start: int, keys: Keys, retention_s: int, plan: WritePlan):
+        day = day_of(day_start)
+        expire_at = day_start + 86400 + retention_s
+        self.seen_keys = [keys.seen(day, shard) for shard in range(Keys.SEEN_SHARDS)]
+        for key in self.seen_keys:
+            plan.seen_exat[key] = expire_at
+        self.raw_keys = {}
+        for kind in EVENT_TYPES:
+            self.raw_keys[kind] = key = keys.raw(kind, day)
+            plan.push_exat[key] = expire_at
+            plan.index[key] = (keys.raw_days(), day_start, f"{kind}|{day}")
+
+
+def _expand(slots: dict[tuple, dict[str, dict]], plan: WritePlan, keys: Keys) -> None:
     """Fold the per-partner deltas up the resolutions: each level's deltas become that level's
     rollups (per partner and summed for all partners) and are folded into the next level's."""
     by_level: list[dict[tuple, dict]] = [{} for _ in _RES]
-    for (kind, level, bucket, partner), fields in acc.items():
+    for ((level, bucket), partner), kinds in slots.items():
         if level < len(_RES):
-            by_level[level][(kind, bucket, partner)] = fields
+            for kind, fields in kinds.items():
+                by_level[level][(kind, bucket, partner)] = fields
     for level, (name, step, keep) in enumerate(_RES):
         entries = by_level[level]
         star: dict[tuple[str, int], dict] = {}

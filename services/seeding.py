@@ -5,10 +5,11 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from services.demo import generate_history
-from services.ingest import IngestService
+from services.ingest import IngestService, PreparedBatch
 from services.store import Store
 
 __all__ = ["SeedReport", "seed_store", "store_is_seeded"]
@@ -48,19 +49,34 @@ def seed_store(store: Store, ingest: IngestService, *, days: int = 90, partners:
         now = float(now if now is not None else ingest.clock())
         store.run(lambda c: c.set(now_key, repr(now)))
     accepted = duplicates = 0
-    for batch in generate_history(days=days, partners=partners, builds_per_day=builds_per_day, now=now, seed=seed):
-        if stop is not None and stop.is_set():
-            log.info("seed interrupted after %d events; it resumes on the next run", accepted)
-            return SeedReport(accepted, duplicates, time.perf_counter() - started)
+    history = generate_history(days=days, partners=partners, builds_per_day=builds_per_day, now=now, seed=seed)
+    # Prepare (validate + plan, CPU) batch n+1 in a thread while batch n is written (mostly waiting
+    # on the store): the two overlap on two cores.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="seed-prepare") as pool:
+        pending = pool.submit(_prepare_next, history, ingest)
+        while True:
+            prepared = pending.result()
+            if prepared is None:
+                break
+            if stop is not None and stop.is_set():
+                log.info("seed interrupted after %d events; it resumes on the next run", accepted)
+                return SeedReport(accepted, duplicates, time.perf_counter() - started)
+            pending = pool.submit(_prepare_next, history, ingest)
+            result = ingest.commit(prepared)
+            accepted += result.accepted
+            duplicates += result.duplicates
+            if progress is not None:
+                progress(accepted, duplicates)
+    store.run(lambda c: c.set(store.keys.meta("seed_complete"), repr(now)))
+    return SeedReport(accepted, duplicates, time.perf_counter() - started)
+
+
+def _prepare_next(history, ingest: IngestService) -> PreparedBatch | None:
+    """The next non-empty batch of history, validated and planned; None at the end."""
+    for batch in history:
         # A seed resumed much later drops what has left the retention window meanwhile.
         oldest_ts = (ingest.clock() - ingest.retention_s) // 86400 * 86400
         batch = [e for e in batch if e["ts"] >= oldest_ts]
-        if not batch:
-            continue
-        result = ingest.ingest_batch(batch)
-        accepted += result.accepted
-        duplicates += result.duplicates
-        if progress is not None:
-            progress(accepted, duplicates)
-    store.run(lambda c: c.set(store.keys.meta("seed_complete"), repr(now)))
-    return SeedReport(accepted, duplicates, time.perf_counter() - started)
+        if batch:
+            return ingest.prepare(batch)
+    return None
