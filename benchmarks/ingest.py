@@ -88,7 +88,7 @@ def service_layer(services, batches) -> float:
     return sum(map(len, batches)) / (time.perf_counter() - started)
 
 
-def over_http(url: str, batches, clients: int = 4) -> float:
+def over_http(url: str, batches, clients: int) -> float:
     bodies = [orjson.dumps({"events": b}) for b in batches]
     errors = []
 
@@ -115,6 +115,7 @@ def over_http(url: str, batches, clients: int = 4) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batches", type=int, default=60)
+    parser.add_argument("--clients", type=int, default=2, help="concurrent HTTP clients")
     parser.add_argument("--seed-days", type=int, default=90)
     parser.add_argument("--seed-builds-per-day", type=int, default=5000)
     args = parser.parse_args()
@@ -151,7 +152,8 @@ def main() -> None:
                 if time.monotonic() > deadline:
                     raise RuntimeError("server did not start")
                 time.sleep(0.1)
-            figures["http_events_per_s"] = round(over_http(url, batches))
+            figures["http_clients"] = args.clients
+            figures["http_events_per_s"] = round(over_http(url, batches, args.clients))
         finally:
             server.terminate()
             server.wait(30)

@@ -8,11 +8,12 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
+from datetime import datetime, timezone
 
 import orjson
 
 from services import sketch
-from services.keys import ALL_SCOPE, Keys
+from services.keys import ALL_SCOPE, RESOLUTIONS, Keys, Resolution
 from services.rollups import TOKEN_FIELD, merge_deltas
 from services.store import Store
 from services.timerange import Cover, cover_range, resolution_for_step
@@ -248,9 +249,8 @@ class QueryService:
         return out
 
 
-def resolution_for_step_or_coarser(step_s: int, start: float, now: float):
+def resolution_for_step_or_coarser(step_s: int, start: float, now: float) -> Resolution:
     """The resolution for a series step; steps finer than what is kept at `start` are widened."""
-    from services.keys import RESOLUTIONS
     for res in RESOLUTIONS:
         widened = max(step_s, res.step_s)
         try:
@@ -282,6 +282,5 @@ def _metric_value(metric: str, totals: Totals):
 
 
 def _month_start(ts: float) -> int:
-    from datetime import datetime, timezone
     d = datetime.fromtimestamp(ts, tz=timezone.utc)
     return int(datetime(d.year, d.month, 1, tzinfo=timezone.utc).timestamp())

@@ -92,7 +92,7 @@ def plan_writes(events: list[dict], *, keys: Keys, now: float, retention_s: int,
     slots: dict[tuple, dict[str, dict]] = {}
     minutes: dict[float, _Minute] = {}
     days: dict[int, _Day] = {}
-    seen, push, crc32 = plan.seen, plan.push, zlib.crc32
+    seen, push, crc32, bucket_of = plan.seen, plan.push, zlib.crc32, sketch.bucket_of
 
     for position, event in enumerate(events):
         ts = event["ts"]
@@ -118,7 +118,7 @@ def plan_writes(events: list[dict], *, keys: Keys, now: float, retention_s: int,
             b[f"n:{status}:{build_type}"] += 1
             if status != "cancelled":
                 b[f"ds:{status}:{build_type}"] += event["duration_s"]
-                slot["bh"][str(sketch.bucket_of(event["duration_s"]))] += 1
+                slot["bh"][str(bucket_of(event["duration_s"]))] += 1
             if status == "failed":
                 b[f"fs:{event.get('failed_stage') or 'unknown'}"] += 1
                 b[f"ec:{event.get('error_category') or 'unknown'}"] += 1
@@ -133,7 +133,7 @@ def plan_writes(events: list[dict], *, keys: Keys, now: float, retention_s: int,
             s[f"n:{stage}:{status}"] += 1
             if status != "skipped":
                 s[f"ds:{stage}"] += event["duration_s"]
-                slot["sh"][f"{stage}:{sketch.bucket_of(event['duration_s'])}"] += 1
+                slot["sh"][f"{stage}:{bucket_of(event['duration_s'])}"] += 1
             if ts >= live_from:
                 plan.live.append(["G", keys.live_build(event["build_id"]), keys.live_done(event["build_id"]),
                                   keys.live_active(), keys.live_active(partner), event["build_id"],

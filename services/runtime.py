@@ -22,16 +22,13 @@ class Services:
     ingest: IngestService
     queries: QueryService
     clock: Callable[[], float] = time.time
+    # Called with every accepted batch (metrics and the realtime hub subscribe here).
     listeners: list[Callable[[list[dict]], None]] = field(default_factory=list)
 
     def visible_partners(self) -> set[str] | None:
         """Partners the current caller may see; None = all. (Roles arrive with the auth issue:
         until then every caller is an admin, and every query already takes this set.)"""
         return None
-
-    def _on_ingested(self, events: list[dict]) -> None:
-        for listener in self.listeners:
-            listener(events)
 
 
 def build_services(settings, *, redis_url: str | None = None, clock: Callable[[], float] = time.time) -> Services:
@@ -40,9 +37,15 @@ def build_services(settings, *, redis_url: str | None = None, clock: Callable[[]
     if not url:
         raise ValueError("no Redis URL: set REDIS_URL or start the embedded store first")
     store = Store(connect(url), Keys(settings.key_prefix))
-    services = Services(settings=settings, store=store, ingest=None, queries=None, clock=clock)  # type: ignore[arg-type]
-    services.ingest = IngestService(store, retention_s=settings.retention_s, live_window_s=settings.live_window_s,
-                                    future_tolerance_s=settings.future_tolerance_s, clock=clock,
-                                    on_ingested=services._on_ingested)
-    services.queries = QueryService(store, live_window_s=settings.live_window_s, clock=clock)
-    return services
+    listeners: list[Callable[[list[dict]], None]] = []
+
+    def notify(events: list[dict]) -> None:
+        for listener in listeners:
+            listener(events)
+
+    return Services(
+        settings=settings, store=store, clock=clock, listeners=listeners,
+        ingest=IngestService(store, retention_s=settings.retention_s, live_window_s=settings.live_window_s,
+                             future_tolerance_s=settings.future_tolerance_s, clock=clock, on_ingested=notify),
+        queries=QueryService(store, live_window_s=settings.live_window_s, clock=clock),
+    )
