@@ -72,8 +72,10 @@ class IngestService:
         return PreparedBatch(now, fresh, len(events) - len(fresh), self._plan(fresh, now) if fresh else None)
 
     def _plan(self, events: list[dict], now: float) -> WritePlan:
-        return plan_writes(events, keys=self.keys, now=now, retention_s=self.retention_s,
+        plan = plan_writes(events, keys=self.keys, now=now, retention_s=self.retention_s,
                            live_window_s=self.live_window_s)
+        plan.script_args()  # serialise now, on the preparing thread
+        return plan
 
     def commit(self, batch: "PreparedBatch") -> IngestResult:
         """Write a prepared batch in one atomic call; events already stored count as duplicates."""

@@ -7,6 +7,7 @@ at most one delta to each bucket it touches, and long lists are compacted (merge
 """
 from __future__ import annotations
 
+import itertools
 import os
 import zlib
 from collections import defaultdict
@@ -18,7 +19,7 @@ from services import sketch
 from services.events import EVENT_TYPES
 from services.keys import ALL_SCOPE, RESOLUTIONS, Keys, day_of
 
-__all__ = ["WritePlan", "plan_writes", "merge_deltas", "COMPACT_AT", "TOKEN_FIELD"]
+__all__ = ["WritePlan", "plan_writes", "merge_deltas", "unique_token", "COMPACT_AT", "TOKEN_FIELD"]
 
 _MARGIN_S = 120  # keys outlive their nominal keep time a little so a query at the edge finds them
 COMPACT_AT = 8  # a rollup list this long is merged into one delta after the write
@@ -41,14 +42,21 @@ class WritePlan:
     rollup_exat: dict[str, int] = field(default_factory=dict)
     index: dict[str, tuple[str, int, str]] = field(default_factory=dict)  # raw key -> (zset, score, member)
     live: list[list] = field(default_factory=list)
+    _args: list[bytes] | None = field(default=None, repr=False)
 
     def seen_order(self) -> list[int]:
         """Event positions in the order the script checks their markers."""
         return [i for fields in self.seen.values() for i in fields.values()]
 
     def script_args(self) -> list[bytes]:
-        """ARGV for the ingest script: a JSON header, then the raw events, then the rollup deltas."""
-        token = os.urandom(6).hex()
+        """ARGV for the ingest script: a JSON header, then the raw events, then the rollup deltas
+        (built once; `IngestService.prepare` builds them off the writing thread)."""
+        if self._args is None:
+            self._args = self._build_args()
+        return self._args
+
+    def _build_args(self) -> list[bytes]:
+        token = unique_token()
         header = orjson.dumps({
             "seen": [[k, list(ids), self.seen_exat[k]] for k, ids in self.seen.items()],
             "push": [[k, self.push_exat[k]] for k in self.push],
@@ -64,6 +72,15 @@ class WritePlan:
             deltas[TOKEN_FIELD] = f"{token}{i}"
             args.append(orjson.dumps(deltas))
         return args
+
+
+_TOKEN_PREFIX = os.urandom(6).hex()
+_token_counter = itertools.count()
+
+
+def unique_token() -> str:
+    """A token unique across processes and calls (random per process, then a counter)."""
+    return f"{_TOKEN_PREFIX}{next(_token_counter):x}."
 
 
 def merge_deltas(target: dict, deltas: dict) -> dict:

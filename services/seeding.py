@@ -35,7 +35,7 @@ def store_is_seeded(store: Store) -> bool:
 
 
 def seed_store(store: Store, ingest: IngestService, *, days: int = 90, partners: int = 40,
-               builds_per_day: int = 5000, now: float | None = None, seed: int = 42,
+               builds_per_day: int = 5000, now: float | None = None, seed: int = 42, batch_size: int = 5000,
                stop: threading.Event | None = None,
                progress: Callable[[int, int], None] | None = None) -> SeedReport:
     """Write `days` of demo history. An interrupted seed resumes with the same timeline (the ids are
@@ -49,7 +49,8 @@ def seed_store(store: Store, ingest: IngestService, *, days: int = 90, partners:
         now = float(now if now is not None else ingest.clock())
         store.run(lambda c: c.set(now_key, repr(now)))
     accepted = duplicates = 0
-    history = generate_history(days=days, partners=partners, builds_per_day=builds_per_day, now=now, seed=seed)
+    history = generate_history(days=days, partners=partners, builds_per_day=builds_per_day, now=now, seed=seed,
+                               batch_size=batch_size)
     # Prepare (validate + plan, CPU) batch n+1 in a thread while batch n is written (mostly waiting
     # on the store): the two overlap on two cores.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="seed-prepare") as pool:

@@ -1,7 +1,6 @@
 """The Redis/Valkey store: connection, the atomic ingest script, and bulk reads."""
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from importlib import resources
 
@@ -9,7 +8,7 @@ import orjson
 import redis
 
 from services.keys import Keys
-from services.rollups import TOKEN_FIELD, WritePlan, merge_deltas
+from services.rollups import TOKEN_FIELD, WritePlan, merge_deltas, unique_token
 
 __all__ = ["Store", "StoreUnavailable", "ApplyResult", "connect"]
 
@@ -66,7 +65,7 @@ class Store:
             merged: dict = {}
             for blob in deltas:
                 merge_deltas(merged, orjson.loads(blob))
-            merged[TOKEN_FIELD] = os.urandom(8).hex()
+            merged[TOKEN_FIELD] = unique_token()
             args += [key, len(deltas), deltas[0], deltas[-1], orjson.dumps(merged)]
         if not args:
             return 0
