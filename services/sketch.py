@@ -13,7 +13,8 @@ __all__ = ["ALPHA", "GAMMA", "ZERO_BUCKET", "bucket_of", "bucket_value", "bucket
 
 ALPHA = 0.01
 GAMMA = (1 + ALPHA) / (1 - ALPHA)
-_LOG_GAMMA = math.log(GAMMA)
+LOG_GAMMA = math.log(GAMMA)
+INV_LOG_GAMMA = 1 / LOG_GAMMA
 MIN_VALUE = 1e-3  # durations below a millisecond are counted in the zero bucket
 ZERO_BUCKET = -(10**6)
 
@@ -22,7 +23,7 @@ def bucket_of(value: float) -> int:
     """Index of the bucket that counts `value` (seconds, ≥ 0)."""
     if value < MIN_VALUE:
         return ZERO_BUCKET
-    return math.ceil(math.log(value) / _LOG_GAMMA)
+    return math.ceil(math.log(value) * INV_LOG_GAMMA)
 
 
 def bucket_value(index: int) -> float:
