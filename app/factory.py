@@ -4,7 +4,6 @@ from __future__ import annotations
 import logging
 
 import dash
-import dash_bootstrap_components as dbc
 from flask import Flask
 
 from app.api import api, json_response
@@ -29,20 +28,26 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     spec = openapi_document()
     server.add_url_rule("/openapi.json", "openapi", lambda: json_response(spec))
 
-    from layouts import overview as overview_layout
-    from callbacks import overview as overview_callbacks
+    from callbacks import executive as executive_callbacks
+    from callbacks import operations as operations_callbacks
+    from callbacks import shell as shell_callbacks
+    from layouts import executive as executive_layout
+    from layouts import operations as operations_layout
+    from layouts.shell import shell
 
     app = dash.Dash(
         __name__, server=server, use_pages=True, pages_folder="", title="LuluPay Analytics",
         assets_folder=str(_assets_folder()), serve_locally=True, suppress_callback_exceptions=True,
-        external_stylesheets=[],
+        external_stylesheets=[], update_title=None,
     )
-    dash.register_page("overview", path="/", name="Overview", layout=overview_layout.layout)
-    app.layout = dbc.Container([
-        dbc.NavbarSimple(brand="LuluPay Analytics", color="dark", dark=True, className="mb-3"),
-        dash.page_container,
-    ], fluid=True)
-    overview_callbacks.register(app, services)
+    dash.register_page("executive", path="/", name="Executive", title="Executive · LuluPay Analytics",
+                       layout=executive_layout.layout)
+    dash.register_page("operations", path="/operations", name="Operations", title="Operations · LuluPay Analytics",
+                       layout=operations_layout.layout)
+    app.layout = shell
+    shell_callbacks.register(app, services)
+    operations_callbacks.register(app, services)
+    executive_callbacks.register(app, services)
     return app
 
 

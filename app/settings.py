@@ -38,6 +38,10 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8050
     build_time_target_s: float = 600.0
+    # Monthly price per partner by tier (revenue KPIs), e.g. LULUPAY_TIER_PRICES='{"pro": 249}'.
+    tier_prices: dict[str, float] = Field(default_factory=lambda: {"free": 0.0, "basic": 49.0, "pro": 199.0,
+                                                                   "enterprise": 999.0})
+    currency: str = "USD"
 
     @field_validator("ingest_tokens")
     @classmethod

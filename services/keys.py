@@ -101,6 +101,10 @@ class Keys:
         """Small bookkeeping values (e.g. the demo seed's progress)."""
         return f"{self.tag}:meta:{name}"
 
+    def cache_prefix(self) -> str:
+        """Prefix of the dashboards' short-lived query cache entries."""
+        return f"{self.tag}:cache:"
+
     def script_anchor(self) -> str:
         """The key passed to the ingest script so a cluster routes it to the right slot."""
         return f"{self.tag}:ingest"

@@ -112,7 +112,7 @@ class QueryService:
                     meta.append((res, bucket, kind, scope))
         return zip(meta, self.store.lrange_many(keys))
 
-    def totals(self, cover: Cover, partners: Iterable[str] | None, kinds=("b", "bh", "a")) -> Totals:
+    def totals(self, cover: Cover, partners: Iterable[str] | None, kinds: Iterable[str] = ("b", "bh", "a")) -> Totals:
         """Sum the rollups of `kinds` over a cover."""
         totals = Totals()
         for (_, _, kind, scope), fields in self._fetch(cover.buckets, kinds, self._scopes(partners)):
@@ -130,11 +130,9 @@ class QueryService:
         out["active_builds"] = self.active_builds(partners)
         return out
 
-    def series(self, metric: str, start: float, end: float, step_s: int | None,
-               partners: Iterable[str] | None = None) -> dict:
-        """GET /api/v1/series/<metric>: one point per step, [ts, value] (value None when undefined)."""
-        if metric not in SERIES_METRICS:
-            raise KeyError(metric)
+    def windows(self, start: float, end: float, step_s: int | None, partners: Iterable[str] | None,
+                kinds: Iterable[str]) -> tuple[int, list[tuple[int, Totals]]]:
+        """Totals per step over [start, end) (step widened to what is kept at `start`; None = auto)."""
         now = self.clock()
         span = max(end - start, 60)
         if step_s is None:
@@ -145,8 +143,6 @@ class QueryService:
         first = int(start // step_s) * step_s if step_s <= 86400 else int(start // res.step_s) * res.step_s
         if (end - first) / step_s > MAX_POINTS:
             raise ValueError("step")
-        kinds = _kinds_for(metric)
-        scopes = self._scopes(partners)
         windows: dict[int, Totals] = {}
         buckets = []
         t = first
@@ -154,12 +150,22 @@ class QueryService:
             windows[t] = Totals()
             buckets.extend((res.name, b) for b in range(t, t + step_s, res.step_s))
             t += step_s
-        for (_, bucket, kind, scope), fields in self._fetch(buckets, kinds, scopes):
-            if fields:
-                windows[first + (bucket - first) // step_s * step_s].add(kind, scope, fields)
-        points = [[ts, _metric_value(metric, totals)] for ts, totals in windows.items()]
+        for (_, bucket, kind, scope), deltas in self._fetch(buckets, kinds, self._scopes(partners)):
+            if deltas:
+                windows[first + (bucket - first) // step_s * step_s].add(kind, scope, deltas)
+        return step_s, list(windows.items())
+
+    def series(self, metric: str, start: float, end: float, step_s: int | None,
+               partners: Iterable[str] | None = None) -> dict:
+        """GET /api/v1/series/<metric>: one point per step, [ts, value] (value None when undefined)."""
+        if metric not in SERIES_METRICS:
+            raise KeyError(metric)
+        step_s, windows = self.windows(start, end, step_s, partners, _kinds_for(metric))
+        res = resolution_for_step_or_coarser(step_s, start, self.clock())
+        points = [[ts, _metric_value(metric, totals)] for ts, totals in windows]
+        first = windows[0][0] if windows else int(start)
         return {"metric": metric, "step_s": step_s, "resolution": res.name, "from": first,
-                "to": t, "points": points}
+                "to": first + step_s * len(windows), "points": points}
 
     # -- live state ----------------------------------------------------------------------------
     def active_builds(self, partners: Iterable[str] | None = None) -> int:

@@ -1,0 +1,98 @@
+"""Executive page callbacks."""
+from __future__ import annotations
+
+import math
+
+import dash_bootstrap_components as dbc
+from dash import Input, Output, dcc, html
+
+from callbacks.filters import QueryCache, resolve_partners, resolve_range
+from callbacks.operations import GRAPH_CONFIG
+from layouts import figures
+from layouts.figures import SUCCESS_AMBER, SUCCESS_RED, change, format_duration
+from layouts.ids import EXEC, SHELL
+from layouts.panels import empty_state, error_state, kpi_tile
+from services.dashboard import executive, monthly_trend
+from services.store import StoreUnavailable
+
+__all__ = ["register", "executive_tiles", "health_items"]
+
+
+def executive_tiles(data: dict, currency: str) -> dbc.Row:
+    """KPI tiles with their change against the previous period (plain function, unit-tested)."""
+    cur, prev = data["current"], data["previous"]
+    revenue_now, revenue_before = sum(cur["revenue"].values()), sum(prev["revenue"].values())
+    specs = [
+        ("Builds per day", f"{cur['builds_per_day']:,.0f}", "builds_per_day",
+         change(cur["builds_per_day"], prev["builds_per_day"])),
+        ("Success rate", "—" if cur["success_rate"] is None else f"{cur['success_rate'] * 100:.1f} %", "success_rate",
+         change(cur["success_rate"], prev["success_rate"], as_points=True)),
+        ("Average build time", format_duration(cur["duration_avg_s"]), "duration_avg_s",
+         change(cur["duration_avg_s"], prev["duration_avg_s"], higher_is_better=False)),
+        ("Active partners", f"{cur['active_partners']:,}", "active_partners",
+         change(cur["active_partners"], prev["active_partners"])),
+        ("Monthly revenue", f"{revenue_now:,.0f} {currency}", "revenue", change(revenue_now, revenue_before)),
+    ]
+    return dbc.Row([dbc.Col(kpi_tile(label, value, kpi, detail, tone), xs=6, md=4, xl=True)
+                    for label, value, kpi, (detail, tone) in specs], className="g-3")
+
+
+def health_items(summary: dict, target_s: float, store_ok: bool) -> list[tuple[str, str, str]]:
+    """(label, status text, colour) lines of the health summary."""
+    items = [("Store", "reachable" if store_ok else "unreachable", "success" if store_ok else "danger")]
+    rate = summary["success_rate"]
+    if rate is None:
+        items.append(("Build success", "no completed builds", "secondary"))
+    else:
+        colour = "success" if rate >= SUCCESS_AMBER else "warning" if rate >= SUCCESS_RED else "danger"
+        items.append(("Build success", f"{rate * 100:.1f} %", colour))
+    avg = summary["duration_avg_s"]
+    if avg is None:
+        items.append(("Build time", "no completed builds", "secondary"))
+    else:
+        items.append(("Build time", f"{format_duration(avg)} (target {format_duration(target_s)})",
+                      "success" if avg <= target_s else "danger"))
+    items.append(("Active builds", f"{summary['active_builds']:,} running", "info"))
+    return items
+
+
+def register(app, services) -> None:
+    """Bind the Executive callbacks."""
+    settings = services.settings
+    cache = QueryCache(services.store.client, services.store.keys.cache_prefix())
+
+    @app.callback(Output(EXEC.KPIS, "children"), Output(EXEC.REVENUE, "children"), Output(EXEC.HEALTH, "children"),
+                  Input(SHELL.FILTERS, "data"), Input(SHELL.TICK, "n_intervals"), Input(SHELL.THEME, "data"))
+    def kpis(filters, _n, theme):
+        start, end = resolve_range(filters, services.clock())
+        partners = resolve_partners(filters, services.visible_partners())
+        key = (math.floor(start / 60), math.ceil(end / 60), partners)
+        try:
+            data = cache.get_or_compute("executive", key,
+                                        lambda: executive(services.queries, start, end, partners, settings.tier_prices))
+        except StoreUnavailable:
+            return error_state(), error_state(), error_state()
+        revenue = dcc.Graph(figure=figures.revenue_figure(data["current"]["revenue"], data["previous"]["revenue"],
+                                                          settings.currency, theme), config=GRAPH_CONFIG)
+        health = html.Ul([html.Li([html.Span(label), dbc.Badge(text, color=colour, className="text-wrap")],
+                                  className="d-flex justify-content-between align-items-center gap-2 mb-2",
+                                  **{"data-health": label})
+                          for label, text, colour in health_items(data["current"], settings.build_time_target_s,
+                                                                   services.store.ping())],
+                         className="list-unstyled mb-0")
+        return executive_tiles(data, settings.currency), revenue, health
+
+    @app.callback(Output(EXEC.TRENDS, "children"),
+                  Input(SHELL.FILTERS, "data"), Input(SHELL.TICK, "n_intervals"), Input(SHELL.THEME, "data"))
+    def trends(filters, _n, theme):
+        now = services.clock()
+        partners = resolve_partners(filters, services.visible_partners())
+        try:
+            rows = cache.get_or_compute("monthly", (math.floor(now / 60), partners),
+                                        lambda: monthly_trend(services.queries, now, partners))
+        except StoreUnavailable:
+            return error_state()
+        if not any(r["builds"] for r in rows):
+            return empty_state("No builds in the last 12 months")
+        return dcc.Graph(figure=figures.monthly_trend_figure([r for r in rows if r["builds"]], theme),
+                         config=GRAPH_CONFIG)

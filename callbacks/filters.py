@@ -1,0 +1,60 @@
+"""From the shell's filter store to a concrete [start, end) and partner set, and a Redis cache."""
+from __future__ import annotations
+
+import logging
+from datetime import date, datetime, timezone
+
+import orjson
+import redis
+
+from layouts.shell import RANGES
+
+__all__ = ["resolve_range", "resolve_partners", "QueryCache"]
+
+log = logging.getLogger(__name__)
+
+
+def resolve_range(filters: dict, now: float) -> tuple[float, float]:
+    """[start, end) in epoch seconds. Relative presets end now; custom dates are whole UTC days
+    (the end date included)."""
+    span = RANGES.get(filters.get("range") or "24h")
+    if span:
+        return now - span, now
+    start = datetime.combine(date.fromisoformat(filters["from"][:10]), datetime.min.time(), tzinfo=timezone.utc)
+    end = datetime.combine(date.fromisoformat(filters["to"][:10]), datetime.min.time(), tzinfo=timezone.utc)
+    start_ts, end_ts = start.timestamp(), end.timestamp() + 86400
+    return min(start_ts, end_ts - 86400), max(end_ts, start_ts + 86400)
+
+
+def resolve_partners(filters: dict, visible: set[str] | None) -> list[str] | None:
+    """The selected partners within what the caller may see (None = all visible)."""
+    selected = set(filters.get("partners") or [])
+    if not selected:
+        return None if visible is None else sorted(visible)
+    return sorted(selected if visible is None else selected & visible)
+
+
+class QueryCache:
+    """Results cached in Redis for a few seconds per query and filter set, so a hundred people
+    watching the same board cost about one query. A cache failure never fails the panel."""
+
+    def __init__(self, client: redis.Redis, prefix: str, timeout_s: int = 5):
+        self.client = client
+        self.prefix = prefix
+        self.timeout_s = timeout_s
+
+    def get_or_compute(self, name: str, args: tuple, compute):
+        """The cached value of `compute()` for (name, args), computing and storing it when missing."""
+        key = self.prefix + name + ":" + orjson.dumps(args).decode()
+        try:
+            cached = self.client.get(key)
+        except redis.RedisError:
+            cached = None
+        if cached is not None:
+            return orjson.loads(cached)
+        value = compute()
+        try:
+            self.client.set(key, orjson.dumps(value), ex=self.timeout_s)
+        except redis.RedisError as exc:
+            log.debug("query cache write skipped: %s", exc)
+        return value

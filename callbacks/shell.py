@@ -1,0 +1,95 @@
+"""Shell callbacks: URL ⇄ filters, refresh interval, partner options, theme, badges, outage banner."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import dash_bootstrap_components as dbc
+from dash import Input, Output, State, ctx, html, no_update
+
+from layouts.ids import SHELL
+from layouts.shell import PAGES, REFRESH_CHOICES, filters_query, parse_filters
+from services.store import StoreUnavailable
+
+__all__ = ["register"]
+
+
+def register(app, services) -> None:
+    """Bind the shell callbacks."""
+
+    @app.callback(
+        Output(SHELL.URL, "search"), Output(SHELL.FILTERS, "data"),
+        Output(SHELL.RANGE, "value"), Output(SHELL.DATES, "start_date"), Output(SHELL.DATES, "end_date"),
+        Output(SHELL.PARTNERS, "value"), Output(SHELL.REFRESH, "value"),
+        Input(SHELL.URL, "search"), Input(SHELL.RANGE, "value"), Input(SHELL.DATES, "start_date"),
+        Input(SHELL.DATES, "end_date"), Input(SHELL.PARTNERS, "value"), Input(SHELL.REFRESH, "value"),
+    )
+    def sync_filters(search, rng, start_date, end_date, partners, refresh):
+        """The URL is the source of truth: controls follow it (first load, back button) and a
+        change of a control writes the URL (so the link reopens the same view)."""
+        if ctx.triggered_id in (None, SHELL.URL):
+            f = parse_filters(search)
+            return no_update, f, f["range"], f["from"], f["to"], f["partners"], f["refresh"]
+        f = {"range": rng, "from": start_date if rng == "custom" else None,
+             "to": end_date if rng == "custom" else None, "partners": sorted(partners or []), "refresh": refresh}
+        if rng == "custom" and not (start_date and end_date):
+            today = datetime.now(timezone.utc).date().isoformat()
+            f["from"] = f["to"] = today
+        f = parse_filters(filters_query(f))
+        return filters_query(f), f, no_update, f["from"] or no_update, f["to"] or no_update, no_update, no_update
+
+    @app.callback(Output(SHELL.TICK, "interval"), Output(SHELL.TICK, "disabled"), Output(SHELL.DATES_COL, "style"),
+                  Input(SHELL.FILTERS, "data"))
+    def set_refresh(filters):
+        interval = REFRESH_CHOICES.get(filters.get("refresh"))
+        dates = {} if filters.get("range") == "custom" else {"display": "none"}
+        return (interval or 3_600_000), interval is None, dates
+
+    @app.callback(Output(SHELL.NAV, "children"), Input(SHELL.URL, "pathname"), Input(SHELL.URL, "search"))
+    def nav(pathname, search):
+        """Links keep the current filters."""
+        return [dbc.NavItem(dbc.NavLink(name, href=path + (search or ""), active=(pathname or "/") == path))
+                for name, path in PAGES]
+
+    @app.callback(Output(SHELL.PARTNERS, "options"), Input(SHELL.TICK, "n_intervals"), State(SHELL.PARTNERS, "value"))
+    def partner_options(_n, selected):
+        try:
+            records = services.queries.partners(services.visible_partners())
+        except StoreUnavailable:
+            return [{"label": p, "value": p} for p in selected or []]
+        options = [{"label": f"{r['name']} ({r['partner_id']})", "value": r["partner_id"]} for r in records]
+        known = {o["value"] for o in options}
+        return options + [{"label": p, "value": p} for p in selected or [] if p not in known]
+
+    @app.callback(Output(SHELL.UPDATED, "children"), Output(SHELL.BANNER, "children"),
+                  Output(SHELL.BADGE_STORE, "color"), Output(SHELL.BADGE_PROMETHEUS, "color"),
+                  Output(SHELL.BADGE_PROMETHEUS, "title"), Output(SHELL.BADGE_LIVE, "title"),
+                  Input(SHELL.TICK, "n_intervals"), Input(SHELL.FILTERS, "data"))
+    def status(_n, _filters):
+        stamp = datetime.now(timezone.utc).strftime("updated %H:%M:%S UTC")
+        store_ok = services.store.ping()
+        banner = None if store_ok else dbc.Alert(
+            [html_icon("bi-exclamation-octagon"), "The store is unreachable. Panels show their last state and "
+             "recover by themselves when it returns; ingest answers 503 meanwhile."],
+            color="danger", className="outage-banner py-2", id="outage-alert")
+        prometheus = services.settings.prometheus_url
+        return (stamp, banner, "success" if store_ok else "danger",
+                "info" if prometheus else "secondary",
+                f"Prometheus: {prometheus}" if prometheus else "Prometheus: not configured",
+                "Live channel: not available in this version")
+
+    app.clientside_callback(
+        """function(dark, _ts, stored) {
+            const fromSwitch = (dash_clientside.callback_context.triggered || [])
+                .some(t => t.prop_id === 'theme-switch.value');
+            const theme = fromSwitch ? (dark ? 'dark' : 'light') : (stored || 'light');
+            document.documentElement.setAttribute('data-bs-theme', theme);
+            return [theme, theme === 'dark'];
+        }""",
+        Output(SHELL.THEME, "data"), Output(SHELL.THEME_SWITCH, "value"),
+        Input(SHELL.THEME_SWITCH, "value"), Input(SHELL.THEME, "modified_timestamp"), State(SHELL.THEME, "data"),
+    )
+
+
+def html_icon(name: str):
+    """A Bootstrap icon before a text."""
+    return html.I(className=f"bi {name} me-2")

@@ -1,0 +1,53 @@
+"""Component ids: one owner, no string literals scattered across layouts and callbacks."""
+from __future__ import annotations
+
+__all__ = ["SHELL", "OPS", "EXEC", "PANEL_IDS"]
+
+
+class SHELL:
+    URL = "url"
+    RANGE = "filter-range"
+    DATES = "filter-dates"
+    DATES_COL = "filter-dates-col"
+    PARTNERS = "filter-partners"
+    REFRESH = "filter-refresh"
+    TICK = "refresh-tick"
+    FILTERS = "filters"
+    THEME = "theme"
+    THEME_SWITCH = "theme-switch"
+    UPDATED = "updated-at"
+    BADGE_STORE = "badge-store"
+    BADGE_PROMETHEUS = "badge-prometheus"
+    BADGE_LIVE = "badge-live"
+    BANNER = "outage-banner"
+    NAV = "nav-links"
+
+
+class OPS:
+    KPIS = "ops-kpis"
+    SUCCESS_GAUGE = "ops-success-gauge"
+    BUILD_TIME_GAUGE = "ops-build-time-gauge"
+    CPU = "ops-cpu"
+    MEMORY = "ops-memory"
+    DISK = "ops-disk"
+    BUILD_RATE = "ops-build-rate"
+    HEATMAP = "ops-heatmap"
+    STAGES = "ops-stages"
+    ASSETS = "ops-assets"
+    ASSET_GRID = "ops-asset-grid"
+    ASSET_CSV = "ops-asset-csv"
+    HTTP_LATENCY = "ops-http-latency"
+    HTTP_ERRORS = "ops-http-errors"
+
+
+class EXEC:
+    KPIS = "exec-kpis"
+    TRENDS = "exec-trends"
+    HEALTH = "exec-health"
+    REVENUE = "exec-revenue"
+
+
+# data-panel attribute values of the Operations page, in order.
+PANEL_IDS = ("kpi-overview", "success-rate-gauge", "build-time-gauge", "cpu-gauge", "memory-gauge",
+             "disk-gauge", "build-rate", "duration-heatmap", "stage-durations", "asset-table",
+             "http-latency", "http-errors")

@@ -1,0 +1,86 @@
+"""Operations page: the 12 operational panels."""
+from __future__ import annotations
+
+import dash_ag_grid as dag
+import dash_bootstrap_components as dbc
+from dash import html
+
+from layouts.ids import OPS
+from layouts.panels import empty_state, panel
+
+__all__ = ["layout", "ASSET_COLUMNS", "NO_SAMPLES"]
+
+NO_SAMPLES = ("No samples yet", "System and HTTP metrics come from the collector, which is not running in this version.")
+
+ASSET_COLUMNS = [
+    {"field": "asset_type", "headerName": "Type"},
+    {"field": "format", "headerName": "Format"},
+    {"field": "density", "headerName": "Density"},
+    {"field": "processed", "headerName": "Processed", "type": "numericColumn",
+     "valueFormatter": {"function": "d3.format(',')(params.value)"}},
+    {"field": "compression_ratio", "headerName": "Compression", "type": "numericColumn",
+     "valueFormatter": {"function": "params.value == null ? '—' : d3.format('.1%')(params.value)"}},
+    {"field": "bytes_saved", "headerName": "Saved", "type": "numericColumn",
+     "valueFormatter": {"function": "d3.format('.3~s')(params.value) + 'B'"}},
+    {"field": "quality_avg", "headerName": "Quality", "type": "numericColumn",
+     "valueFormatter": {"function": "d3.format('.1f')(params.value)"}},
+    {"field": "duration_avg_s", "headerName": "Avg time (s)", "type": "numericColumn",
+     "valueFormatter": {"function": "d3.format('.2f')(params.value)"}},
+]
+
+
+def _system_panel(data_panel: str, title: str, body_id: str):
+    return panel(data_panel, title, "Latest collector sample of the app host.", body_id,
+                 body=empty_state(*NO_SAMPLES), min_height=160)
+
+
+def layout(**_query):
+    """The page; the filters come from the shell (URL query string)."""
+    return html.Div([
+        html.H4("Operations", className="mt-2"),
+        dbc.Row(dbc.Col(panel("kpi-overview", "Overview", "Finished builds in the selected period, from the store's rollups; active builds now.",
+                              OPS.KPIS, min_height=90)), className="mb-3"),
+        dbc.Row([
+            dbc.Col(panel("success-rate-gauge", "Build success rate",
+                          "Succeeded ÷ (succeeded + failed) in the period. Red below 90 %, amber below 95 %.",
+                          OPS.SUCCESS_GAUGE), md=6, xl=4, className="mb-3"),
+            dbc.Col(panel("build-time-gauge", "Average build time",
+                          "Mean duration of completed builds in the period; the red mark is the target.",
+                          OPS.BUILD_TIME_GAUGE), md=6, xl=4, className="mb-3"),
+            dbc.Col(_system_panel("cpu-gauge", "CPU", OPS.CPU), md=4, xl=4, className="mb-3"),
+        ]),
+        dbc.Row([
+            dbc.Col(_system_panel("memory-gauge", "Memory", OPS.MEMORY), md=6, className="mb-3"),
+            dbc.Col(_system_panel("disk-gauge", "Disk", OPS.DISK), md=6, className="mb-3"),
+        ]),
+        dbc.Row([
+            dbc.Col(panel("build-rate", "Build rate", "Finished builds per interval, stacked by status.",
+                          OPS.BUILD_RATE, min_height=260), xl=6, className="mb-3"),
+            dbc.Col(panel("duration-heatmap", "Build duration heatmap",
+                          "Completed builds per interval and duration band.", OPS.HEATMAP, min_height=260),
+                    xl=6, className="mb-3"),
+        ]),
+        dbc.Row([
+            dbc.Col(panel("stage-durations", "Stage durations", "p50 and p95 duration of each build stage in the period.",
+                          OPS.STAGES, min_height=260), xl=5, className="mb-3"),
+            dbc.Col(panel("asset-table", "Asset processing",
+                          "Assets processed in the period by type, format and density. Sort, filter, download.",
+                          OPS.ASSETS + "-body", min_height=260, body=[
+                              html.Div(id=OPS.ASSETS),
+                              html.Div(dbc.Button([html.I(className="bi bi-download me-1"), "CSV"], id=OPS.ASSET_CSV,
+                                                  size="sm", color="secondary", outline=True), className="text-end mb-2"),
+                              dag.AgGrid(id=OPS.ASSET_GRID, columnDefs=ASSET_COLUMNS, rowData=[],
+                                         defaultColDef={"sortable": True, "filter": True, "resizable": True, "flex": 1,
+                                                        "minWidth": 90},
+                                         csvExportParams={"fileName": "assets.csv"},
+                                         dashGridOptions={"animateRows": False, "domLayout": "normal"},
+                                         style={"height": "320px"}),
+                          ]), xl=7, className="mb-3"),
+        ]),
+        dbc.Row([
+            dbc.Col(panel("http-latency", "HTTP latency and request rate", "p50/p95/p99 latency and requests per second.",
+                          OPS.HTTP_LATENCY, body=empty_state(*NO_SAMPLES), min_height=160), md=6, className="mb-3"),
+            dbc.Col(panel("http-errors", "HTTP errors", "Share of responses by status class (4xx, 5xx).",
+                          OPS.HTTP_ERRORS, body=empty_state(*NO_SAMPLES), min_height=160), md=6, className="mb-3"),
+        ]),
+    ])

@@ -1,0 +1,144 @@
+"""Data for the dashboard panels: plain dicts and lists from the rollups (no Dash, no figures)."""
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+
+from services import sketch
+from services.events import STAGES
+from services.queries import QueryService, Totals
+from services.timerange import cover_range
+
+__all__ = ["DashboardData", "DURATION_BANDS", "executive", "monthly_trend", "revenue_by_tier", "TIERS"]
+
+# Duration bands of the heatmap (upper bounds in seconds; the last is open-ended).
+DURATION_BANDS = ((60, "< 1 min"), (120, "1–2 min"), (300, "2–5 min"), (600, "5–10 min"),
+                  (900, "10–15 min"), (1800, "15–30 min"), (float("inf"), "≥ 30 min"))
+
+
+class DashboardData:
+    """Panel data over the query service; every method takes the visible partner set."""
+
+    def __init__(self, queries: QueryService):
+        self.queries = queries
+
+    def windows(self, start: float, end: float, step_s: int | None, partners, kinds) -> tuple[int, list[tuple[int, Totals]]]:
+        """Per-step Totals over [start, end): (step_s, [(window start, totals), ...])."""
+        return self.queries.windows(start, end, step_s, partners, kinds)
+
+    def build_rate(self, start: float, end: float, partners: Iterable[str] | None, step_s: int | None = None) -> dict:
+        """Finished builds per window by status."""
+        step, windows = self.windows(start, end, step_s, partners, ("b",))
+        rows = []
+        for ts, totals in windows:
+            rows.append({"ts": ts, **{status: int(totals.count("b", f"n:{status}:"))
+                                      for status in ("success", "failed", "cancelled")}})
+        return {"step_s": step, "rows": rows}
+
+    def duration_heatmap(self, start: float, end: float, partners: Iterable[str] | None, step_s: int | None = None) -> dict:
+        """Completed builds per window and duration band."""
+        step, windows = self.windows(start, end, step_s, partners, ("bh",))
+        bands = [label for _, label in DURATION_BANDS]
+        counts = []
+        for _, totals in windows:
+            row = [0] * len(DURATION_BANDS)
+            for index, count in totals.bh.items():
+                value = sketch.bucket_value(index)
+                row[next(i for i, (upper, _) in enumerate(DURATION_BANDS) if value < upper)] += count
+            counts.append(row)
+        return {"step_s": step, "ts": [ts for ts, _ in windows], "bands": bands, "counts": counts}
+
+    def stage_durations(self, start: float, end: float, partners: Iterable[str] | None) -> list[dict]:
+        """p50/p95 duration and counts per stage, in pipeline order."""
+        totals = self.queries.totals(cover_range(start, end, self.queries.clock()), partners, kinds=("s", "sh"))
+        hists: dict[str, dict[int, int]] = defaultdict(dict)
+        for field, count in totals.sh.items():
+            stage, _, index = field.rpartition(":")
+            hists[stage][int(index)] = count
+        rows = []
+        for stage in STAGES:
+            p50, p95 = sketch.quantiles(hists.get(stage, {}), (0.5, 0.95))
+            rows.append({"stage": stage, "p50_s": p50, "p95_s": p95,
+                         "runs": int(totals.count("s", f"n:{stage}:")),
+                         "failed": int(totals.s.get(f"n:{stage}:failed", 0))})
+        return rows
+
+    def asset_table(self, start: float, end: float, partners: Iterable[str] | None) -> list[dict]:
+        """One row per asset type × format × density: counts, bytes, compression, quality, time."""
+        totals = self.queries.totals(cover_range(start, end, self.queries.clock()), partners, kinds=("a",))
+        groups: dict[str, dict[str, float]] = defaultdict(dict)
+        for field, value in totals.a.items():
+            measure, _, dims = field.partition(":")
+            groups[dims][measure] = value
+        rows = []
+        for dims, m in sorted(groups.items()):
+            asset_type, fmt, density = dims.split(":")
+            n, original, output = m.get("n", 0), m.get("ob", 0), m.get("wb", 0)
+            if not n:
+                continue
+            rows.append({
+                "asset_type": asset_type, "format": fmt, "density": density, "processed": int(n),
+                "original_bytes": int(original), "output_bytes": int(output),
+                "bytes_saved": int(original - output),
+                "compression_ratio": round(1 - output / original, 4) if original else None,
+                "quality_avg": round(m.get("q", 0) / n, 2),
+                "duration_avg_s": round(m.get("ds", 0) / n, 3),
+            })
+        return rows
+
+
+TIERS = ("free", "basic", "pro", "enterprise")
+
+
+def revenue_by_tier(history: dict[str, list[dict]], at: float, prices: dict[str, float]) -> dict[str, float]:
+    """Monthly recurring revenue by tier at time `at`: each partner's last record at or before `at`,
+    counted when active, at its tier's price."""
+    out = {tier: 0.0 for tier in TIERS}
+    for records in history.values():
+        current = None
+        for record in records:  # ts order
+            if record["ts"] <= at:
+                current = record
+        if current is not None and current["status"] == "active":
+            out[current["tier"]] = out.get(current["tier"], 0.0) + prices.get(current["tier"], 0.0)
+    return out
+
+
+def executive(queries: QueryService, start: float, end: float, partners, prices: dict[str, float]) -> dict:
+    """Executive KPIs for [start, end) with the previous period of the same length."""
+    span = end - start
+    current = queries.summary(start, end, partners)
+    previous = queries.summary(start - span, start, partners)
+    days = span / 86400
+    visible = {r["partner_id"] for r in queries.partners(partners)}
+    history = {pid: queries.partner_history(pid) for pid in sorted(visible)}
+    return {
+        "days": days,
+        "current": {**current, "builds_per_day": current["builds_total"] / days,
+                    "revenue": revenue_by_tier(history, end, prices)},
+        "previous": {**previous, "builds_per_day": previous["builds_total"] / days,
+                     "revenue": revenue_by_tier(history, start, prices)},
+    }
+
+
+def monthly_trend(queries: QueryService, end: float, partners, months: int = 12) -> list[dict]:
+    """Builds, success rate and average build time per UTC calendar month, oldest first."""
+    from datetime import datetime, timezone
+    last = datetime.fromtimestamp(end, tz=timezone.utc)
+    year, month = last.year, last.month - (months - 1)
+    while month <= 0:
+        year, month = year - 1, month + 12
+    first = datetime(year, month, 1, tzinfo=timezone.utc).timestamp()
+    _, windows = queries.windows(first, end, 86400, partners, ("b",))
+    by_month: dict[str, Totals] = {}
+    for ts, totals in windows:
+        label = datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m")
+        merged = by_month.setdefault(label, Totals())
+        for field, value in totals.b.items():
+            merged.b[field] += value
+    rows = []
+    for label, totals in by_month.items():
+        s = totals.summary()
+        rows.append({"month": label, "builds": s["builds_total"], "success_rate": s["success_rate"],
+                     "duration_avg_s": s["duration_avg_s"]})
+    return rows
