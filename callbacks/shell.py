@@ -19,7 +19,7 @@ def register(app, services) -> None:
     @app.callback(
         Output(SHELL.URL, "search"), Output(SHELL.FILTERS, "data"),
         Output(SHELL.RANGE, "value"), Output(SHELL.DATES, "start_date"), Output(SHELL.DATES, "end_date"),
-        Output(SHELL.PARTNERS, "value"), Output(SHELL.REFRESH, "value"),
+        Output(SHELL.PARTNERS, "value"), Output(SHELL.REFRESH, "value"), Output(SHELL.PARTNERS, "options"),
         Input(SHELL.URL, "search"), Input(SHELL.RANGE, "value"), Input(SHELL.DATES, "start_date"),
         Input(SHELL.DATES, "end_date"), Input(SHELL.PARTNERS, "value"), Input(SHELL.REFRESH, "value"),
     )
@@ -28,14 +28,16 @@ def register(app, services) -> None:
         change of a control writes the URL (so the link reopens the same view)."""
         if ctx.triggered_id in (None, SHELL.URL):
             f = parse_filters(search)
-            return no_update, f, f["range"], f["from"], f["to"], f["partners"], f["refresh"]
+            # Options first: a multi-select drops values it has no option for.
+            return no_update, f, f["range"], f["from"], f["to"], f["partners"], f["refresh"], partner_options(f["partners"])
         f = {"range": rng, "from": start_date if rng == "custom" else None,
              "to": end_date if rng == "custom" else None, "partners": sorted(partners or []), "refresh": refresh}
         if rng == "custom" and not (start_date and end_date):
             today = datetime.now(timezone.utc).date().isoformat()
             f["from"] = f["to"] = today
         f = parse_filters(filters_query(f))
-        return filters_query(f), f, no_update, f["from"] or no_update, f["to"] or no_update, no_update, no_update
+        return (filters_query(f), f, no_update, f["from"] or no_update, f["to"] or no_update, no_update, no_update,
+                no_update)
 
     @app.callback(Output(SHELL.TICK, "interval"), Output(SHELL.TICK, "disabled"), Output(SHELL.DATES_COL, "style"),
                   Input(SHELL.FILTERS, "data"))
@@ -50,15 +52,14 @@ def register(app, services) -> None:
         return [dbc.NavItem(dbc.NavLink(name, href=path + (search or ""), active=(pathname or "/") == path))
                 for name, path in PAGES]
 
-    @app.callback(Output(SHELL.PARTNERS, "options"), Input(SHELL.TICK, "n_intervals"), State(SHELL.PARTNERS, "value"))
-    def partner_options(_n, selected):
+    def partner_options(selected: list[str]) -> list[dict]:
+        """Searchable options 'Name (id)'; selected ids stay listed even when unknown or unreachable."""
         try:
-            records = services.queries.partners(services.visible_partners())
+            names = services.queries.partner_names(services.visible_partners())
         except StoreUnavailable:
-            return [{"label": p, "value": p} for p in selected or []]
-        options = [{"label": f"{r['name']} ({r['partner_id']})", "value": r["partner_id"]} for r in records]
-        known = {o["value"] for o in options}
-        return options + [{"label": p, "value": p} for p in selected or [] if p not in known]
+            names = {}
+        options = [{"label": f"{name} ({pid})", "value": pid} for pid, name in names.items()]
+        return options + [{"label": pid, "value": pid} for pid in selected or [] if pid not in names]
 
     @app.callback(Output(SHELL.UPDATED, "children"), Output(SHELL.BANNER, "children"),
                   Output(SHELL.BADGE_STORE, "color"), Output(SHELL.BADGE_PROMETHEUS, "color"),

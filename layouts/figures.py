@@ -21,14 +21,17 @@ def template_for(theme: str) -> str:
 
 
 def format_duration(seconds: float | None) -> str:
-    """'4 min 18 s' / '42.3 s' / '—'."""
+    """'4 min 18 s' / '42.3 s' / '2 h 5 min' / '—' (rounded before splitting, so never '60 s')."""
     if seconds is None:
         return "—"
-    if seconds >= 3600:
-        hours, rest = divmod(seconds, 3600)
-        return f"{int(hours)} h {int(rest // 60)} min"
-    minutes, secs = divmod(seconds, 60)
-    return f"{int(minutes)} min {secs:.0f} s" if minutes else f"{secs:.1f} s"
+    if seconds < 59.95:
+        return f"{seconds:.1f} s"
+    total = int(round(seconds))
+    if total >= 3600:
+        hours, rest = divmod(total, 3600)
+        return f"{hours} h {rest // 60} min"
+    minutes, secs = divmod(total, 60)
+    return f"{minutes} min {secs} s"
 
 
 def _layout(fig: go.Figure, theme: str, height: int = 260, **extra) -> go.Figure:

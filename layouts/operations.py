@@ -70,7 +70,9 @@ def layout(**_query):
                               html.Div(dbc.Button([html.I(className="bi bi-download me-1"), "CSV"], id=OPS.ASSET_CSV,
                                                   size="sm", color="secondary", outline=True), className="text-end mb-2"),
                               dag.AgGrid(id=OPS.ASSET_GRID, columnDefs=ASSET_COLUMNS, rowData=[],
+                                         # CSV carries raw numbers, not the on-screen formatting
                                          defaultColDef={"sortable": True, "filter": True, "resizable": True, "flex": 1,
+                                                        "useValueFormatterForExport": False,
                                                         "minWidth": 90},
                                          csvExportParams={"fileName": "assets.csv"},
                                          dashGridOptions={"animateRows": False, "domLayout": "normal"},

@@ -1,6 +1,7 @@
 """The app shell: navigation, the global filter bar, the outage banner and the shared stores."""
 from __future__ import annotations
 
+from datetime import date
 from urllib.parse import parse_qs, urlencode
 
 import dash
@@ -35,11 +36,19 @@ def parse_filters(search: str | None) -> dict:
     partners = [p for value in args.get("partner", []) for p in value.split(",") if p]
     out["partners"] = sorted(set(partners))
     if out["range"] == "custom":
-        out["from"] = args.get("from", [None])[0]
-        out["to"] = args.get("to", [None])[0]
+        out["from"] = _iso_date(args.get("from", [None])[0])
+        out["to"] = _iso_date(args.get("to", [None])[0])
         if not out["from"] or not out["to"]:
-            out["range"], out["from"], out["to"] = "24h", None, None
+            out["range"], out["from"], out["to"] = DEFAULT_FILTERS["range"], None, None
     return out
+
+
+def _iso_date(value: str | None) -> str | None:
+    """YYYY-MM-DD of a date argument, or None when it is not a date."""
+    try:
+        return date.fromisoformat((value or "")[:10]).isoformat()
+    except ValueError:
+        return None
 
 
 def filters_query(filters: dict) -> str:

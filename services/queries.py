@@ -233,6 +233,17 @@ class QueryService:
         records.sort(key=lambda r: r["partner_id"])
         return records
 
+    def partner_names(self, partners: Iterable[str] | None = None) -> dict[str, str]:
+        """partner_id → display name (one read; for pickers)."""
+        raw = self.store.run(lambda c: c.hgetall(self.keys.partners()))
+        visible = None if partners is None else set(partners)
+        names = {}
+        for blob in raw.values():
+            record = orjson.loads(blob)
+            if visible is None or record["partner_id"] in visible:
+                names[record["partner_id"]] = record["name"]
+        return dict(sorted(names.items()))
+
     def partner_history(self, partner_id: str) -> list[dict]:
         """A partner's record changes in ts order, each marked upgrade / downgrade / status change."""
         rows = self.store.run(lambda c: c.zrange(self.keys.partner_history(partner_id), 0, -1))

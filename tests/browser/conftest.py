@@ -1,0 +1,63 @@
+"""Browser tests: Dash's `dash_duo` driving Debian's chromium + chromedriver, headless.
+
+Without chromium/chromedriver they are skipped with a loud message — except with CI=true, where
+they fail (make test installs the packages when it runs as root)."""
+from __future__ import annotations
+
+import os
+import shutil
+import time
+import warnings
+
+import pytest
+from selenium.webdriver.chrome.options import Options
+
+from app.factory import create_app
+from app.settings import Settings
+from services.demo import generate_history
+from services.runtime import build_services
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+HAVE_BROWSER = bool(shutil.which("chromium") and shutil.which("chromedriver"))
+
+
+def pytest_setup_options():
+    """Selenium options for dash[testing]: Debian's chromium, headless, laptop-sized window."""
+    options = Options()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--window-size=1280,1000", "--no-sandbox", "--disable-dev-shm-usage",
+                "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--no-first-run"):
+        options.add_argument(arg)
+    return options
+
+
+@pytest.fixture(autouse=True)
+def _need_browser():
+    if HAVE_BROWSER:
+        return
+    message = "chromium/chromedriver not installed: BROWSER TESTS SKIPPED (make test installs them as root)"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message + " — CI=true does not allow skipping")
+    warnings.warn(message)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="module")
+def seeded(valkey_url):
+    """Services on the test Valkey holding two days of demo history (seeded once per module)."""
+    import redis
+
+    redis.Redis.from_url(valkey_url).flushall()
+    settings = Settings(_env_file=None, redis_url=valkey_url)
+    services = build_services(settings)
+    now = time.time()
+    for batch in generate_history(days=2, partners=40, builds_per_day=400, now=now):
+        services.ingest.ingest_batch(batch)
+    return services
+
+
+@pytest.fixture
+def dashboard(seeded):
+    """A fresh Dash app bound to the seeded store."""
+    return create_app(seeded.settings, build_services(seeded.settings))

@@ -1,0 +1,142 @@
+"""The dashboards in a real browser against a real store."""
+from __future__ import annotations
+
+import csv
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+
+from layouts.ids import PANEL_IDS, SHELL
+from services.dashboard import DashboardData
+
+pytestmark = pytest.mark.browser
+
+
+def _yesterday() -> tuple[str, float, float]:
+    day = (datetime.now(timezone.utc) - timedelta(days=1)).date()
+    start = datetime(day.year, day.month, day.day, tzinfo=timezone.utc).timestamp()
+    return day.isoformat(), start, start + 86400
+
+
+def _choose_partner(dash_duo, label: str) -> None:
+    """Open the partner multi-select and click the option with this label (as a person would)."""
+    dash_duo.find_element(f"#{SHELL.PARTNERS}").click()
+    dash_duo.wait_for_element(".dash-dropdown-option", timeout=10)
+    option = next(o for o in dash_duo.find_elements(".dash-dropdown-option") if o.text == label)
+    option.click()
+    dash_duo.wait_for_contains_text(f"#{SHELL.PARTNERS}", label.split(" (")[0], timeout=10)
+
+
+def _kpi(dash_duo, name: str) -> str:
+    return dash_duo.find_element(f'[data-kpi="{name}"]').text
+
+
+def test_operations_renders_all_twelve_panels(dash_duo, dashboard):
+    dash_duo.start_server(dashboard)
+    dash_duo.wait_for_page(dash_duo.server_url + "/operations")
+    for panel in PANEL_IDS:
+        dash_duo.wait_for_element(f'[data-panel="{panel}"]', timeout=15)
+    dash_duo.wait_for_element('[data-panel="build-rate"] .js-plotly-plot', timeout=20)
+    dash_duo.wait_for_element('[data-panel="duration-heatmap"] .js-plotly-plot', timeout=20)
+    dash_duo.wait_for_element('[data-panel="stage-durations"] .js-plotly-plot', timeout=20)
+    dash_duo.wait_for_element('[data-panel="success-rate-gauge"] .js-plotly-plot', timeout=20)
+    dash_duo.wait_for_element('[data-panel="asset-table"] .ag-row', timeout=20)
+    assert "No samples yet" in dash_duo.find_element('[data-panel="cpu-gauge"]').text
+    assert dash_duo.get_logs() == [], "browser console errors"
+
+
+def test_panel_numbers_equal_the_summary_api(dash_duo, dashboard, seeded):
+    day, start, end = _yesterday()
+    dash_duo.start_server(dashboard)
+    dash_duo.wait_for_page(f"{dash_duo.server_url}/operations?range=custom&from={day}&to={day}")
+    summary = seeded.queries.summary(start, end)
+    dash_duo.wait_for_text_to_equal('[data-kpi="builds_total"]', f"{summary['builds_total']:,}", timeout=20)
+    assert _kpi(dash_duo, "success_rate") == f"{summary['success_rate'] * 100:.1f} %"
+    assert _kpi(dash_duo, "active_partners") == f"{summary['active_partners']:,}"
+
+
+def test_partner_filter_updates_url_and_panels_and_the_link_restores_it(dash_duo, dashboard, seeded):
+    day, start, end = _yesterday()
+    partner = seeded.queries.partners()[0]
+    dash_duo.start_server(dashboard)
+    dash_duo.wait_for_page(f"{dash_duo.server_url}/operations?range=custom&from={day}&to={day}")
+    everyone = seeded.queries.summary(start, end)
+    dash_duo.wait_for_text_to_equal('[data-kpi="builds_total"]', f"{everyone['builds_total']:,}", timeout=20)
+
+    _choose_partner(dash_duo, f"{partner['name']} ({partner['partner_id']})")
+    one = seeded.queries.summary(start, end, [partner["partner_id"]])
+    dash_duo.wait_for_text_to_equal('[data-kpi="builds_total"]', f"{one['builds_total']:,}", timeout=20)
+    query = parse_qs(urlparse(dash_duo.driver.current_url).query)
+    assert query["partner"] == [partner["partner_id"]] and query["range"] == ["custom"]
+
+    link = dash_duo.driver.current_url
+    dash_duo.driver.back()  # the previous filters come back
+    dash_duo.wait_for_text_to_equal('[data-kpi="builds_total"]', f"{everyone['builds_total']:,}", timeout=20)
+
+    dash_duo.driver.get(link)  # a copied link reopens the same view
+    dash_duo.wait_for_text_to_equal('[data-kpi="builds_total"]', f"{one['builds_total']:,}", timeout=20)
+    assert partner["partner_id"] in dash_duo.find_element(f"#{SHELL.PARTNERS}").text
+
+
+def test_asset_table_csv_matches_the_grid(dash_duo, dashboard, seeded):
+    day, start, end = _yesterday()
+    dash_duo.start_server(dashboard)
+    dash_duo.wait_for_page(f"{dash_duo.server_url}/operations?range=custom&from={day}&to={day}")
+    dash_duo.wait_for_element('[data-panel="asset-table"] .ag-row', timeout=20)
+    button = dash_duo.find_element("#ops-asset-csv")
+    dash_duo.driver.execute_script("arguments[0].scrollIntoView({block: 'center'}); arguments[0].click();", button)
+    target = Path(dash_duo.download_path) / "assets.csv"
+    deadline = time.monotonic() + 20
+    while not (target.exists() and target.stat().st_size > 0) and time.monotonic() < deadline:
+        time.sleep(0.1)  # polling for the file the browser writes
+    with target.open(encoding="utf-8-sig") as f:
+        rows = list(csv.DictReader(f))
+    expected = DashboardData(seeded.queries).asset_table(start, end, None)
+    assert len(rows) == len(expected) > 0
+    by_key = {(r["Type"], r["Format"], r["Density"]): r for r in rows}
+    for row in expected:
+        got = by_key[(row["asset_type"], row["format"], row["density"])]
+        assert int(got["Processed"]) == row["processed"]
+        assert int(got["Saved"]) == row["bytes_saved"]
+        assert float(got["Compression"]) == pytest.approx(row["compression_ratio"])
+
+
+def test_executive_page_renders_kpis_trends_and_health(dash_duo, dashboard, seeded):
+    dash_duo.start_server(dashboard)
+    dash_duo.wait_for_page(dash_duo.server_url + "/?range=24h")
+    dash_duo.wait_for_element('[data-kpi="builds_per_day"]', timeout=20)
+    dash_duo.wait_for_element('[data-panel="exec-trends"] .js-plotly-plot', timeout=20)
+    dash_duo.wait_for_element('[data-panel="exec-revenue"] .js-plotly-plot', timeout=20)
+    assert "reachable" in dash_duo.find_element('[data-health="Store"]').text
+    assert dash_duo.get_logs() == [], "browser console errors"
+
+
+def test_outage_banner_appears_and_clears_when_the_store_returns(dash_duo, tmp_path):
+    from app.factory import create_app
+    from app.settings import Settings
+    from services.embedded import EmbeddedValkey
+    from services.runtime import build_services
+    from tests.conftest import free_port
+
+    port = free_port()
+    store = EmbeddedValkey(tmp_path / "v1", port=port, persist=False).start()
+    try:
+        settings = Settings(_env_file=None, redis_url=store.url)
+        dash_duo.start_server(create_app(settings, build_services(settings)))
+        dash_duo.wait_for_page(dash_duo.server_url + "/operations?refresh=5s")
+        dash_duo.wait_for_element('[data-panel="kpi-overview"] [data-kpi="builds_total"]', timeout=20)
+        assert not dash_duo.find_elements("#outage-alert")
+
+        store.stop()
+        dash_duo.wait_for_element("#outage-alert", timeout=30)
+        dash_duo.wait_for_element('[data-panel="kpi-overview"] .panel-error', timeout=30)
+        assert dash_duo.find_elements('[data-panel="build-rate"]'), "the rest of the page keeps running"
+
+        store = EmbeddedValkey(tmp_path / "v2", port=port, persist=False).start()
+        dash_duo.wait_for_element('[data-panel="kpi-overview"] [data-kpi="builds_total"]', timeout=30)
+        dash_duo.wait_for_no_elements("#outage-alert", timeout=30)
+    finally:
+        store.stop()
