@@ -124,7 +124,7 @@ def monthly_trend_figure(rows: list[dict], theme: str) -> go.Figure:
                    hovertemplate="%{x}: %{y:.1f} %<extra></extra>"),
     ])
     return _layout(fig, theme, xaxis=dict(type="category"), yaxis=dict(title="builds", rangemode="tozero"),
-                   yaxis2=dict(title="success rate", overlaying="y", side="right", ticksuffix=" %", range=[0, 100],
+                   yaxis2=dict(title="success rate", overlaying="y", side="right", ticksuffix=" %", range=[0, 100], dtick=25,
                                showgrid=False))
 
 
