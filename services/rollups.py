@@ -143,9 +143,7 @@ def plan_writes(events: list[dict], *, keys: Keys, now: float, retention_s: int,
                 b[f"ec:{event.get('error_category') or 'unknown'}"] += 1
             slot["b*"][f"pc:{partner}:{status}"] += 1
             if ts >= live_from:
-                plan.live.append(["F", keys.live_build(event["build_id"]), keys.live_done(event["build_id"]),
-                                  keys.live_active(), keys.live_active(partner), event["build_id"],
-                                  int(ts + live_window_s)])
+                plan.live.append(["F", *_live_keys(keys, event["build_id"], partner), int(ts + live_window_s)])
         elif kind == "build.stage":
             stage, status = event["stage"], event["status"]
             s = slot["s"]
@@ -155,16 +153,13 @@ def plan_writes(events: list[dict], *, keys: Keys, now: float, retention_s: int,
                 duration = event["duration_s"]  # sketch.bucket_of, inlined: the hottest line of a batch
                 slot["sh"][f"{stage}:{ceil(log(duration) * inv_log_gamma) if duration >= min_value else zero}"] += 1
             if ts >= live_from:
-                plan.live.append(["G", keys.live_build(event["build_id"]), keys.live_done(event["build_id"]),
-                                  keys.live_active(), keys.live_active(partner), event["build_id"],
-                                  repr(ts), partner, f"stage:{stage}", status, int(ts + live_window_s)])
+                plan.live.append(["G", *_live_keys(keys, event["build_id"], partner), repr(ts), partner,
+                                  f"stage:{stage}", status, int(ts + live_window_s)])
         elif kind == "build.started":
             slot["b"][f"st:{event['build_type']}"] += 1
             if ts >= live_from:
-                plan.live.append(["S", keys.live_build(event["build_id"]), keys.live_done(event["build_id"]),
-                                  keys.live_active(), keys.live_active(partner), event["build_id"],
-                                  repr(ts), partner, event["build_type"], event["app_version"],
-                                  int(ts + live_window_s)])
+                plan.live.append(["S", *_live_keys(keys, event["build_id"], partner), repr(ts), partner,
+                                  event["build_type"], event["app_version"], int(ts + live_window_s)])
         elif kind == "asset.processed":
             dims = f"{event['asset_type']}:{event['format']}:{event['density']}"
             a = slot["a"]
@@ -182,6 +177,11 @@ def plan_writes(events: list[dict], *, keys: Keys, now: float, retention_s: int,
 
     _expand(slots, plan, keys)
     return plan
+
+
+def _live_keys(keys: Keys, build_id: str, partner: str) -> list[str]:
+    """The head every live-state operation of the ingest script starts with."""
+    return [keys.live_build(build_id), keys.live_done(build_id), keys.live_active(), keys.live_active(partner), build_id]
 
 
 class _Minute:
