@@ -110,8 +110,7 @@ def executive(queries: QueryService, start: float, end: float, partners, prices:
     current = queries.summary(start, end, partners)
     previous = queries.summary(start - span, start, partners)
     days = span / 86400
-    visible = {r["partner_id"] for r in queries.partners(partners)}
-    history = {pid: queries.partner_history(pid) for pid in sorted(visible)}
+    history = queries.partner_histories(queries.partner_names(partners))
     return {
         "days": days,
         "current": {**current, "builds_per_day": current["builds_total"] / days,

@@ -246,24 +246,40 @@ class QueryService:
 
     def partner_history(self, partner_id: str) -> list[dict]:
         """A partner's record changes in ts order, each marked upgrade / downgrade / status change."""
-        rows = self.store.run(lambda c: c.zrange(self.keys.partner_history(partner_id), 0, -1))
-        order = {"free": 0, "basic": 1, "pro": 2, "enterprise": 3}
-        out, previous = [], None
-        for blob in rows:
-            record = orjson.loads(blob)
-            change = "created"
-            if previous is not None:
-                if order[record["tier"]] > order[previous["tier"]]:
-                    change = "upgrade"
-                elif order[record["tier"]] < order[previous["tier"]]:
-                    change = "downgrade"
-                elif record["status"] != previous["status"]:
-                    change = record["status"]
-                else:
-                    change = "update"
-            out.append({**record, "change": change})
-            previous = record
-        return out
+        return self.partner_histories([partner_id])[partner_id]
+
+    def partner_histories(self, partner_ids: Iterable[str]) -> dict[str, list[dict]]:
+        """partner_history of several partners in one round trip."""
+        ids = list(partner_ids)
+
+        def fetch(client):
+            pipe = client.pipeline(transaction=False)
+            for pid in ids:
+                pipe.zrange(self.keys.partner_history(pid), 0, -1)
+            return pipe.execute()
+
+        return {pid: _history_changes(rows) for pid, rows in zip(ids, self.store.run(fetch) if ids else [])}
+
+
+def _history_changes(rows: list[bytes]) -> list[dict]:
+    """Records in ts order, each marked created / upgrade / downgrade / <status> / update."""
+    order = {"free": 0, "basic": 1, "pro": 2, "enterprise": 3}
+    out, previous = [], None
+    for blob in rows:
+        record = orjson.loads(blob)
+        change = "created"
+        if previous is not None:
+            if order[record["tier"]] > order[previous["tier"]]:
+                change = "upgrade"
+            elif order[record["tier"]] < order[previous["tier"]]:
+                change = "downgrade"
+            elif record["status"] != previous["status"]:
+                change = record["status"]
+            else:
+                change = "update"
+        out.append({**record, "change": change})
+        previous = record
+    return out
 
 
 def resolution_for_step_or_coarser(step_s: int, start: float, now: float) -> Resolution:

@@ -8,11 +8,27 @@ import pytest
 
 from callbacks.executive import executive_tiles, health_items
 from callbacks.operations import kpi_tiles
-from layouts.figures import (
-    STATUS_COLOURS, build_rate_figure, build_time_gauge, change, duration_heatmap_figure, format_duration,
-    monthly_trend_figure, revenue_figure, stage_durations_figure, success_rate_gauge, template_for,
-)
+import plotly.graph_objects as go
+
+from layouts import figures
+from layouts.figures import STATUS_COLOURS, change, format_duration, template_for
 from services.dashboard import DURATION_BANDS, TIERS, revenue_by_tier
+
+
+
+def _validated(builder):
+    """The builders return plain dicts; go.Figure checks them against Plotly's schema and gives
+    attribute access for the assertions."""
+    return lambda *args, **kwargs: go.Figure(builder(*args, **kwargs))
+
+
+build_rate_figure = _validated(figures.build_rate_figure)
+build_time_gauge = _validated(figures.build_time_gauge)
+duration_heatmap_figure = _validated(figures.duration_heatmap_figure)
+monthly_trend_figure = _validated(figures.monthly_trend_figure)
+revenue_figure = _validated(figures.revenue_figure)
+stage_durations_figure = _validated(figures.stage_durations_figure)
+success_rate_gauge = _validated(figures.success_rate_gauge)
 
 RED, AMBER, GREEN = "#e03131", "#f08c00", "#2f9e44"
 T0 = 1_795_824_000  # 2026-11-28 00:00:00 UTC
@@ -148,9 +164,9 @@ def test_build_rate_x_is_utc_datetimes():
     fig = build_rate_figure(RATE, "light")
     expected = [utc(r["ts"]) for r in RATE["rows"]]
     for trace in fig.data:
-        assert list(trace.x) == expected
-        assert all(x.utcoffset().total_seconds() == 0 for x in trace.x)
-    assert fig.data[0].x[0] == datetime(2026, 11, 28, tzinfo=timezone.utc)
+        assert [datetime.fromisoformat(x) for x in trace.x] == expected
+        assert all(x.endswith("+00:00") for x in trace.x)
+    assert datetime.fromisoformat(fig.data[0].x[0]) == datetime(2026, 11, 28, tzinfo=timezone.utc)
 
 
 @pytest.mark.parametrize("step_s, label", [(60, "min"), (300, "5 min"), (3600, "h"), (6 * 3600, "6 h"),
@@ -170,7 +186,7 @@ def test_heatmap_z_is_transposed_counts():
     assert trace.type == "heatmap"
     assert list(trace.y) == bands
     assert [list(row) for row in trace.z] == [[counts[t][b] for t in range(3)] for b in range(len(bands))]
-    assert list(trace.x) == [utc(T0), utc(T0 + 3600), utc(T0 + 7200)]
+    assert [datetime.fromisoformat(x) for x in trace.x] == [utc(T0), utc(T0 + 3600), utc(T0 + 7200)]
 
 
 def test_heatmap_empty_counts():
