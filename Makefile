@@ -38,8 +38,9 @@ system-deps:
 test: install-dev system-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-bench: install
-	$(PY) benchmarks/ingest.py
+bench: install-dev
+	$(PY) benchmarks/ingest.py --clients 2
+	$(PY) benchmarks/dashboard.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
