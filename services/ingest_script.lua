@@ -1,6 +1,6 @@
 -- LuluPay ingest: one atomic call per batch (see docs/storage.md).
 -- ARGV[1]: JSON header from services/rollups.py; ARGV[2..]: one chunk of raw events (JSON lines)
--- per partition, then one delta document per rollup list.
+-- per partition, then one argument holding every rollup delta document, separated by \30.
 -- Returns {1, {rollup lists due for compaction}} when written, or {0, {positions}} listing the
 -- events already stored — then nothing was written and the caller re-plans without them.
 local p = cjson.decode(ARGV[1])
@@ -43,9 +43,13 @@ for _, op in ipairs(p.push) do  -- {key, expire_at}: ARGV[arg] is the batch's ch
 end
 
 local compact = {}
+local deltas = ARGV[arg]  -- every rollup delta, in p.rollup order, separated by \30
+local from = 1
 for _, op in ipairs(p.rollup) do  -- {key, expire_at}
-  local length = redis.call('RPUSH', op[1], ARGV[arg])
-  arg = arg + 1
+  local sep = string.find(deltas, '\30', from, true)
+  local last = sep and sep - 1 or #deltas
+  local length = redis.call('RPUSH', op[1], string.sub(deltas, from, last))
+  from = last + 2
   redis.call('EXPIREAT', op[1], op[2])
   if length >= p.compact_at then compact[#compact + 1] = op[1] end
 end
