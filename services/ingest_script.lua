@@ -1,5 +1,5 @@
 -- LuluPay ingest: one atomic call per batch (see docs/storage.md).
--- ARGV[1]: JSON header from services/rollups.py; ARGV[2..]: one chunk of raw events (JSON lines)
+-- ARGV[1]: JSON header from services/rollups.py; ARGV[2..]: one chunk of raw events (a JSON array)
 -- per partition, then one argument holding every rollup delta document, separated by \30.
 -- Returns {1, {rollup lists due for compaction}} when written, or {0, {positions}} listing the
 -- events already stored — then nothing was written and the caller re-plans without them.
@@ -36,7 +36,7 @@ for _, group in ipairs(seen) do
 end
 
 local arg = 2
-for _, op in ipairs(p.push) do  -- {key, expire_at}: ARGV[arg] is the batch's chunk of JSON lines
+for _, op in ipairs(p.push) do  -- {key, expire_at}: ARGV[arg] is the batch's chunk (a JSON array)
   redis.call('RPUSH', op[1], ARGV[arg])
   redis.call('EXPIREAT', op[1], op[2])
   arg = arg + 1

@@ -33,12 +33,12 @@ _RES = [(r.name, r.step_s, r.keep_s) for r in RESOLUTIONS]
 class WritePlan:
     """Everything one batch writes; `script_args()` is what the ingest script receives.
 
-    Raw events go to their partition as one JSON-lines chunk per batch (one list element), so a
-    batch costs one push per partition however many events it holds."""
+    Raw events go to their partition as one chunk per batch (one list element: a JSON array of the
+    batch's events), so a batch costs one push per partition however many events it holds."""
 
     seen: dict[str, dict[str, int]] = field(default_factory=lambda: defaultdict(dict))
     seen_exat: dict[str, int] = field(default_factory=dict)
-    push: dict[str, list[bytes]] = field(default_factory=lambda: defaultdict(list))
+    push: dict[str, list[dict]] = field(default_factory=lambda: defaultdict(list))
     push_exat: dict[str, int] = field(default_factory=dict)
     rollups: dict[str, dict[str, float]] = field(default_factory=dict)
     rollup_exat: dict[str, int] = field(default_factory=dict)
@@ -68,8 +68,8 @@ class WritePlan:
             "compact_at": COMPACT_AT,
         })
         args = [header]
-        # One list element per batch and partition: the batch's events as JSON lines.
-        args.extend(b"\n".join(vals) for vals in self.push.values())
+        # One list element per batch and partition: a JSON array of the batch's events.
+        args.extend(orjson.dumps(events) for events in self.push.values())
         # All rollup deltas travel as one argument (record separator between them): thousands of
         # separate arguments cost more to pack in redis-py than the script spends splitting them.
         deltas_out = []
@@ -131,7 +131,7 @@ def plan_writes(events: list[dict], *, keys: Keys, now: float, retention_s: int,
             ctx = minutes[ts // 60] = _Minute(ts, now, day_ctx)
         event_id = event["id"]
         seen[ctx.seen_keys[crc32(event_id.encode()) & 63]][event_id] = position
-        push[ctx.raw_keys[kind]].append(orjson.dumps(event))
+        push[ctx.raw_keys[kind]].append(event)
         slot = slots.get((ctx.slot, partner))
         if slot is None:
             slot = slots[(ctx.slot, partner)] = defaultdict(lambda: defaultdict(int))

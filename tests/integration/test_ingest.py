@@ -147,3 +147,23 @@ def test_rollup_lists_are_compacted_and_stay_exact(services, redis_client):
     assert_summary_matches(services.queries.summary(start, end), reference_summary(events, start, end))
     assert_summary_matches(services.queries.summary(start, end, PARTNERS[:1]),
                            reference_summary(events, start, end, set(PARTNERS[:1])))
+
+
+def test_raw_events_are_kept_per_type_and_utc_day(services, redis_client):
+    import orjson
+
+    from services.keys import day_of
+
+    now = time.time()
+    events = random_events(random.Random(10), 30, now - 3 * 86400, now - 60, PARTNERS)
+    services.ingest.ingest_batch(events)
+    services.ingest.ingest_batch(events)  # a replay stores nothing twice
+    stored = []
+    for member in redis_client.zrange(services.store.keys.raw_days(), 0, -1):
+        kind, day = member.decode().split("|")
+        for chunk in redis_client.lrange(services.store.keys.raw(kind, day), 0, -1):
+            for event in orjson.loads(chunk):
+                assert event["type"] == kind and day_of(event["ts"]) == day
+                stored.append(event["id"])
+        assert redis_client.ttl(services.store.keys.raw(kind, day)) > 89 * 86400
+    assert sorted(stored) == sorted(e["id"] for e in events)
