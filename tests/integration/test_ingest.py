@@ -150,6 +150,8 @@ def test_rollup_lists_are_compacted_and_stay_exact(services, redis_client):
 
 
 def test_raw_events_are_kept_per_type_and_utc_day(services, redis_client):
+    from datetime import datetime, timezone
+
     import orjson
 
     from services.keys import day_of
@@ -165,5 +167,7 @@ def test_raw_events_are_kept_per_type_and_utc_day(services, redis_client):
             for event in orjson.loads(chunk):
                 assert event["type"] == kind and day_of(event["ts"]) == day
                 stored.append(event["id"])
-        assert redis_client.ttl(services.store.keys.raw(kind, day)) > 89 * 86400
+        day_end = datetime.strptime(day, "%Y%m%d").replace(tzinfo=timezone.utc).timestamp() + 86400
+        expected_ttl = day_end + services.settings.retention_s - time.time()
+        assert abs(redis_client.ttl(services.store.keys.raw(kind, day)) - expected_ttl) < 5
     assert sorted(stored) == sorted(e["id"] for e in events)
