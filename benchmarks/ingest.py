@@ -61,7 +61,7 @@ def raw_ceiling(services, batches, now) -> float:
             pipe.hset(key, mapping={f: 1 for f in fields})
             pipe.expireat(key, plan.seen_exat[key])
         for key, values in plan.push.items():
-            pipe.rpush(key, *values)
+            pipe.rpush(key, orjson.dumps(values))
             pipe.expireat(key, plan.push_exat[key])
         for key, deltas in plan.rollups.items():
             pipe.rpush(key, orjson.dumps(deltas))
