@@ -5,7 +5,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, TypeAdapter
 
-from services.events import Event, FieldError  # noqa: F401  (FieldError documents the 422 details)
+from services.events import Event
 from services.queries import SERIES_METRICS
 
 __all__ = ["openapi_document"]

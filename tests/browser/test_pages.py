@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import csv
-import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
@@ -10,6 +9,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 from layouts.ids import PANEL_IDS, SHELL
+from tests.conftest import wait_until
 from services.dashboard import DashboardData
 
 pytestmark = pytest.mark.browser
@@ -89,9 +89,7 @@ def test_asset_table_csv_matches_the_grid(dash_duo, dashboard, seeded):
     button = dash_duo.find_element("#ops-asset-csv")
     dash_duo.driver.execute_script("arguments[0].scrollIntoView({block: 'center'}); arguments[0].click();", button)
     target = Path(dash_duo.download_path) / "assets.csv"
-    deadline = time.monotonic() + 20
-    while not (target.exists() and target.stat().st_size > 0) and time.monotonic() < deadline:
-        time.sleep(0.1)  # polling for the file the browser writes
+    wait_until(lambda: target.exists() and target.stat().st_size > 0, message="the CSV download")
     with target.open(encoding="utf-8-sig") as f:
         rows = list(csv.DictReader(f))
     expected = DashboardData(seeded.queries).asset_table(start, end, None)
