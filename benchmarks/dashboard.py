@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks._machine import machine  # noqa: E402
+from benchmarks._server import wait_ready  # noqa: E402
 from app.settings import Settings  # noqa: E402
 from layouts.ids import SHELL  # noqa: E402
 from services.embedded import EmbeddedValkey  # noqa: E402
@@ -140,21 +141,6 @@ def callback_names(settings: Settings) -> dict[str, tuple[str, str]]:
         module = (getattr(inner, "__module__", "") or "").rsplit(".", 1)[-1]
         names[output] = (module, getattr(inner, "__name__", output))
     return names
-
-
-def wait_ready(url: str, server: subprocess.Popen, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        if server.poll() is not None:
-            raise RuntimeError(f"server exited with {server.returncode}")
-        try:
-            if requests.get(url + "/readyz", timeout=1).ok:
-                return
-        except requests.ConnectionError:
-            pass
-        if time.monotonic() > deadline:
-            raise RuntimeError("server did not start")
-        time.sleep(0.1)
 
 
 def page_end_id(base: str) -> str | None:

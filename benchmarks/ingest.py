@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks._machine import machine  # noqa: E402
+from benchmarks._server import wait_ready  # noqa: E402
 from app.settings import Settings  # noqa: E402
 from services.demo import generate_history  # noqa: E402
 from services.embedded import EmbeddedValkey  # noqa: E402
@@ -142,16 +143,7 @@ def main() -> None:
                                    "--port", str(port)], cwd=ROOT, env=env)
         try:
             url = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if requests.get(url + "/readyz", timeout=1).ok:
-                        break
-                except requests.ConnectionError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError("server did not start")
-                time.sleep(0.1)
+            wait_ready(url, server)
             figures["http_clients"] = args.clients
             figures["http_events_per_s"] = round(over_http(url, batches, args.clients))
         finally:
