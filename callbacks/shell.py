@@ -10,7 +10,7 @@ from layouts.ids import SHELL
 from layouts.shell import PAGES, REFRESH_CHOICES, filters_query, parse_filters
 from services.store import StoreUnavailable
 
-__all__ = ["register"]
+__all__ = ["register", "range_is_settled"]
 
 
 def register(app, services) -> None:
@@ -44,7 +44,7 @@ def register(app, services) -> None:
     def set_refresh(filters):
         interval = REFRESH_CHOICES.get(filters.get("refresh"))
         dates = {} if filters.get("range") == "custom" else {"display": "none"}
-        return (interval or 3_600_000), interval is None, dates
+        return (interval or 3_600_000), interval is None or range_is_settled(filters, services.clock()), dates
 
     @app.callback(Output(SHELL.NAV, "children"), Input(SHELL.URL, "pathname"), Input(SHELL.URL, "search"))
     def nav(pathname, search):
@@ -89,6 +89,15 @@ def register(app, services) -> None:
         Output(SHELL.THEME, "data"), Output(SHELL.THEME_SWITCH, "value"),
         Input(SHELL.THEME_SWITCH, "value"), Input(SHELL.THEME, "modified_timestamp"), State(SHELL.THEME, "data"),
     )
+
+
+def range_is_settled(filters: dict, now: float) -> bool:
+    """True for a custom range that ended before yesterday (UTC): its figures can only change by
+    late events, so auto-refresh stops re-querying it (a reload or filter change still does)."""
+    if filters.get("range") != "custom" or not filters.get("to"):
+        return False
+    last_day = datetime.fromisoformat(filters["to"][:10]).replace(tzinfo=timezone.utc)
+    return (now - last_day.timestamp()) > 2 * 86400
 
 
 def html_icon(name: str):

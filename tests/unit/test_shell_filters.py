@@ -200,3 +200,13 @@ def test_selection_intersected_with_visible():
 
 def test_selection_outside_view_is_empty_not_all():
     assert resolve_partners({"partners": ["hidden"]}, {"acme"}) == []
+
+
+def test_auto_refresh_stops_for_settled_custom_ranges():
+    from callbacks.shell import range_is_settled
+
+    now = datetime(2026, 11, 28, 12, tzinfo=timezone.utc).timestamp()
+    assert range_is_settled({"range": "custom", "from": "2026-11-01", "to": "2026-11-20"}, now)
+    assert not range_is_settled({"range": "custom", "from": "2026-11-01", "to": "2026-11-27"}, now)  # yesterday
+    assert not range_is_settled({"range": "custom", "from": "2026-11-28", "to": "2026-11-28"}, now)
+    assert not range_is_settled({"range": "7d", "from": None, "to": None}, now)
