@@ -148,6 +148,7 @@ def _run_demo(services, stop: threading.Event, sim_rate: float, days: int, build
     """Seed an empty store, then keep the simulator running until `stop`."""
     from services.demo import Simulator
     from services.seeding import seed_store, store_is_seeded
+    from services.store import StoreUnavailable
 
     try:
         if not store_is_seeded(services.store):
@@ -162,6 +163,9 @@ def _run_demo(services, stop: threading.Event, sim_rate: float, days: int, build
         simulator = Simulator(services.ingest.ingest_batch, rate=sim_rate).start()
         stop.wait()
         simulator.stop()
+    except StoreUnavailable as exc:
+        # Ctrl-C in a terminal reaches the embedded Valkey too, which may stop before this thread.
+        log.warning("demo data stopped: store unreachable (%s); an unfinished seed resumes on the next start", exc)
     except Exception:
         log.exception("demo data thread failed")
 
