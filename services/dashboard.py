@@ -22,13 +22,9 @@ class DashboardData:
     def __init__(self, queries: QueryService):
         self.queries = queries
 
-    def windows(self, start: float, end: float, step_s: int | None, partners, kinds) -> tuple[int, list[tuple[int, Totals]]]:
-        """Per-step Totals over [start, end): (step_s, [(window start, totals), ...])."""
-        return self.queries.windows(start, end, step_s, partners, kinds)
-
     def build_rate(self, start: float, end: float, partners: Iterable[str] | None, step_s: int | None = None) -> dict:
         """Finished builds per window by status."""
-        step, windows = self.windows(start, end, step_s, partners, ("b",))
+        step, windows = self.queries.windows(start, end, step_s, partners, ("b",))
         rows = []
         for ts, totals in windows:
             rows.append({"ts": ts, **{status: int(totals.count("b", f"n:{status}:"))
@@ -37,7 +33,7 @@ class DashboardData:
 
     def duration_heatmap(self, start: float, end: float, partners: Iterable[str] | None, step_s: int | None = None) -> dict:
         """Completed builds per window and duration band."""
-        step, windows = self.windows(start, end, step_s, partners, ("bh",))
+        step, windows = self.queries.windows(start, end, step_s, partners, ("bh",))
         bands = [label for _, label in DURATION_BANDS]
         counts = []
         for _, totals in windows:
