@@ -31,7 +31,7 @@ def test_seed_command_writes_consistent_history(valkey_url, redis_client):
     seed_now = float(redis_client.get(services.store.keys.meta("seed_now")))
     events = [e for batch in generate_history(days=3, partners=40, builds_per_day=300, now=seed_now) for e in batch]
     assert_summary_matches(summary, reference_summary(events, summary["from"], summary["to"]))
-    assert 0.85 <= summary["success_rate"] <= 0.99
+    assert 0 < summary["success_rate"] < 1  # realism is tests/unit/test_demo.py's job; this window may hold an incident
     assert len(services.queries.partners()) == 40
     again = subprocess.run([sys.executable, "-m", "app", "seed", "--days", "3", "--builds-per-day", "300"],
                            cwd=ROOT, env=server_env(REDIS_URL=valkey_url), capture_output=True, text=True, timeout=300)
