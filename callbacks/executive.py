@@ -6,7 +6,7 @@ import math
 import dash_bootstrap_components as dbc
 from dash import Input, Output, dcc, html
 
-from callbacks.filters import QueryCache, resolve_partners, resolve_range
+from callbacks.filters import QueryCache, resolve_partners, resolve_scope
 from callbacks.operations import GRAPH_CONFIG
 from layouts import figures
 from layouts.figures import SUCCESS_AMBER, SUCCESS_RED, change, format_duration
@@ -64,9 +64,7 @@ def register(app, services) -> None:
     @app.callback(Output(EXEC.KPIS, "children"), Output(EXEC.REVENUE, "children"), Output(EXEC.HEALTH, "children"),
                   Input(SHELL.FILTERS, "data"), Input(SHELL.TICK, "n_intervals"), Input(SHELL.THEME, "data"))
     def kpis(filters, _n, theme):
-        start, end = resolve_range(filters, services.clock())
-        partners = resolve_partners(filters, services.visible_partners())
-        key = (math.floor(start / 60), math.ceil(end / 60), partners)
+        start, end, partners, key = resolve_scope(filters, services)
         try:
             data = cache.get_or_compute("executive", key,
                                         lambda: executive(services.queries, start, end, partners, settings.tier_prices))

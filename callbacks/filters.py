@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from datetime import date, datetime, timezone
 
 import orjson
@@ -9,7 +10,7 @@ import redis
 
 from layouts.shell import RANGES
 
-__all__ = ["resolve_range", "resolve_partners", "QueryCache"]
+__all__ = ["resolve_range", "resolve_partners", "resolve_scope", "QueryCache"]
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,15 @@ def resolve_partners(filters: dict, visible: set[str] | None) -> list[str] | Non
     if not selected:
         return None if visible is None else sorted(visible)
     return sorted(selected if visible is None else selected & visible)
+
+
+def resolve_scope(filters: dict, services) -> tuple[float, float, list[str] | None, tuple]:
+    """(start, end, partners, cache key) of a filter set for the current caller. The cache key is
+    minute-aligned: the rollups are no finer, and a board refreshing every 5 s shares one entry
+    per minute and filter set."""
+    start, end = resolve_range(filters, services.clock())
+    partners = resolve_partners(filters, services.visible_partners())
+    return start, end, partners, (math.floor(start / 60), math.ceil(end / 60), partners)
 
 
 class QueryCache:

@@ -1,12 +1,10 @@
 """Operations page callbacks: filters → one service call per panel group → figures and rows."""
 from __future__ import annotations
 
-import math
-
 import dash_bootstrap_components as dbc
 from dash import Input, Output, dcc
 
-from callbacks.filters import QueryCache, resolve_partners, resolve_range
+from callbacks.filters import QueryCache, resolve_scope
 from layouts import figures
 from layouts.ids import OPS, SHELL
 from layouts.panels import empty_state, error_state, kpi_tile
@@ -44,13 +42,7 @@ def register(app, services) -> None:
     target_s = services.settings.build_time_target_s
 
     def scope(filters):
-        now = services.clock()
-        start, end = resolve_range(filters, now)
-        partners = resolve_partners(filters, services.visible_partners())
-        # Minute-aligned cache key: the rollups are no finer, and a board refreshing every 5 s
-        # shares one entry per minute and filter set.
-        key = (math.floor(start / 60), math.ceil(end / 60), partners)
-        return start, end, partners, key
+        return resolve_scope(filters, services)
 
     def graph(figure):
         return dcc.Graph(figure=figure, config=GRAPH_CONFIG)

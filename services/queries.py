@@ -214,13 +214,7 @@ class QueryService:
     def partners(self, partners: Iterable[str] | None = None) -> list[dict]:
         """Partner records (current tier, quota, status) with builds this UTC month."""
         now = self.clock()
-        raw = self.store.run(lambda c: c.hgetall(self.keys.partners()))
-        visible = None if partners is None else set(partners)
-        records = []
-        for pid, blob in raw.items():
-            record = orjson.loads(blob)
-            if visible is None or record["partner_id"] in visible:
-                records.append(record)
+        records = self._partner_records(partners)
         month_start = _month_start(now)
         month = self.totals(cover_range(month_start, now, now), None, kinds=("b",))
         for record in records:
@@ -235,14 +229,14 @@ class QueryService:
 
     def partner_names(self, partners: Iterable[str] | None = None) -> dict[str, str]:
         """partner_id → display name (one read; for pickers)."""
-        raw = self.store.run(lambda c: c.hgetall(self.keys.partners()))
+        return dict(sorted((r["partner_id"], r["name"]) for r in self._partner_records(partners)))
+
+    def _partner_records(self, partners: Iterable[str] | None) -> list[dict]:
+        """Current partner records, limited to `partners` (None = all)."""
+        raw = self.store.run(lambda c: c.hvals(self.keys.partners()))
         visible = None if partners is None else set(partners)
-        names = {}
-        for blob in raw.values():
-            record = orjson.loads(blob)
-            if visible is None or record["partner_id"] in visible:
-                names[record["partner_id"]] = record["name"]
-        return dict(sorted(names.items()))
+        records = (orjson.loads(blob) for blob in raw)
+        return [r for r in records if visible is None or r["partner_id"] in visible]
 
     def partner_history(self, partner_id: str) -> list[dict]:
         """A partner's record changes in ts order, each marked upgrade / downgrade / status change."""

@@ -29,8 +29,10 @@ class SeedReport:
 def store_is_seeded(store: Store) -> bool:
     """True when a demo seed completed, or the store already holds partners of its own."""
     def check(client):
-        return bool(client.exists(store.keys.meta("seed_complete"))) or client.hlen(store.keys.partners()) > 0 \
-            and not client.exists(store.keys.meta("seed_now"))
+        if client.exists(store.keys.meta("seed_complete")):
+            return True
+        # Partners but no unfinished demo seed: the store holds real data of its own.
+        return client.hlen(store.keys.partners()) > 0 and not client.exists(store.keys.meta("seed_now"))
     return store.run(check)
 
 
