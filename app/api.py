@@ -9,6 +9,7 @@ import orjson
 from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from services import metrics
 from services.events import parse_ts
 from services.ingest import BatchInvalid
 from services.queries import SERIES_METRICS
@@ -109,9 +110,14 @@ def post_events():
         result = _services().ingest.ingest_batch(events)
     except BatchInvalid as exc:
         bad = len({d["index"] for d in exc.details})
+        metrics.INGEST_EVENTS.labels("rejected").inc(len(events))
         raise ApiError(422, f"{bad} of {len(events)} events are invalid; nothing of this batch was stored",
                        details=exc.details) from None
-    current_app.logger.debug("ingested %d events in %.1f ms", result.accepted, (time.perf_counter() - started) * 1e3)
+    seconds = time.perf_counter() - started
+    metrics.INGEST_DURATION.observe(seconds)
+    metrics.INGEST_EVENTS.labels("accepted").inc(result.accepted)
+    metrics.INGEST_EVENTS.labels("duplicate").inc(result.duplicates)
+    current_app.logger.debug("ingested %d events in %.1f ms", result.accepted, seconds * 1e3)
     return json_response({"accepted": result.accepted, "duplicates": result.duplicates}, 202)
 
 

@@ -118,7 +118,7 @@ def serve(host: str | None, port: int | None, demo: bool, demo_days: int, demo_b
     """Serve the web app (pages, API, metrics) on one process."""
     from werkzeug.serving import run_simple
 
-    from app.factory import create_app
+    from app.factory import background, create_app
     from services.runtime import build_services
 
     settings = _settings_or_exit()
@@ -130,6 +130,7 @@ def serve(host: str | None, port: int | None, demo: bool, demo_days: int, demo_b
         url = stack.enter_context(_store_url(settings))
         services = build_services(settings, redis_url=url)
         app = create_app(settings, services)
+        stack.callback(background(app).start().stop)
         if demo:
             demo_thread = threading.Thread(target=_run_demo, name="demo", daemon=True,
                                            args=(services, stop, sim_rate, demo_days, demo_builds_per_day))
@@ -142,6 +143,46 @@ def serve(host: str | None, port: int | None, demo: bool, demo_days: int, demo_b
         except KeyboardInterrupt:
             pass
         click.echo("shutting down")
+
+
+@main.command()
+@click.option("--metrics-port", default=None, type=click.IntRange(0, 65535),
+              help="serve this process's /metrics on this port (0 = a free port)")
+@click.option("--metrics-host", default="127.0.0.1", show_default=True)
+@click.option("--interval", default=None, type=click.FloatRange(0.5, 300), help="default: LULUPAY_COLLECTOR_INTERVAL_S")
+def collector(metrics_port: int | None, metrics_host: str, interval: float | None) -> None:
+    """Run the collector as its own process (one leader per deployment: extra ones stand by)."""
+    from prometheus_client import start_http_server
+    from prometheus_client.registry import CollectorRegistry
+
+    from services import metrics
+    from services.collector import Collector
+    from services.runtime import build_services
+
+    settings = _settings_or_exit()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with contextlib.ExitStack() as stack:
+        url = stack.enter_context(_store_url(settings))
+        services = build_services(settings, redis_url=url)
+        if metrics_port is not None:
+            registry = CollectorRegistry()
+            registry.register(metrics.ProcessFamilies())
+            registry.register(metrics.SnapshotCollector(services.store.client, services.store.keys.metrics_snapshot(),
+                                                        services.clock))
+            server, _ = start_http_server(metrics_port, addr=metrics_host, registry=registry)
+            stack.callback(server.shutdown)
+            click.echo(f"collector metrics on http://{metrics_host}:{server.server_port}/metrics")
+        worker = Collector(services, interval_s=interval or settings.collector_interval_s,
+                           disk_path=settings.data_dir if settings.data_dir.exists() else None,
+                           labels=services.partner_labels).start()
+        stack.callback(worker.stop)
+        click.echo(f"collector {worker.owner} running every {worker.interval_s:g} s; Ctrl-C to stop")
+        try:
+            while not stop.wait(1.0):
+                pass
+        except KeyboardInterrupt:
+            pass
 
 
 def _run_demo(services, stop: threading.Event, sim_rate: float, days: int, builds_per_day: int) -> None:

@@ -6,12 +6,14 @@ import logging
 import dash
 from flask import Flask
 
+from app import observability
 from app.api import api, json_response
 from app.openapi import openapi_document
 from app.settings import Settings
 from services.runtime import Services, build_services
+from services.sysrollups import HttpStats
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "background"]
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +50,17 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     shell_callbacks.register(app, services)
     operations_callbacks.register(app, services)
     executive_callbacks.register(app, services)
+    http_stats = HttpStats(services.store, interval_s=settings.collector_interval_s, clock=services.clock)
+    observability.install(server, app, services, http_stats)
+    server.extensions["lulupay_background"] = observability.Background(services, http_stats,
+                                                                        services.partner_labels)
     return app
+
+
+def background(app: dash.Dash) -> "observability.Background":
+    """The app's per-process background parts (collector, HTTP statistics flusher): `start()` them
+    in the serving process after any fork, `stop()` them at shutdown."""
+    return app.server.extensions["lulupay_background"]
 
 
 def _assets_folder():

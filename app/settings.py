@@ -42,6 +42,12 @@ class Settings(BaseSettings):
     tier_prices: dict[str, float] = Field(default_factory=lambda: {"free": 0.0, "basic": 49.0, "pro": 199.0,
                                                                    "enterprise": 999.0})
     currency: str = "USD"
+    # The background collector (one leader per deployment): off in a web process when the Procfile's
+    # `worker:` line runs it as its own process (it is harmless to leave on: only the leader writes).
+    collector_enabled: bool = True
+    collector_interval_s: float = Field(default=5.0, ge=0.5, le=300)
+    # Partners that get their own metric label (the first N seen by the deployment); the rest: "other".
+    metrics_partner_cap: int = Field(default=100, ge=1, le=10000)
 
     @field_validator("ingest_tokens")
     @classmethod

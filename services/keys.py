@@ -105,6 +105,30 @@ class Keys:
         """Prefix of the dashboards' short-lived query cache entries."""
         return f"{self.tag}:cache:"
 
+    def system(self, res: str, bucket: int) -> str:
+        """Hash of the collector's system samples in one bucket (sums, maxima, sample count)."""
+        return f"{self.tag}:sys:{res}:{bucket}"
+
+    def http(self, res: str, bucket: int) -> str:
+        """Hash of HTTP request counts by status class and a latency histogram, one bucket."""
+        return f"{self.tag}:http:{res}:{bucket}"
+
+    def metrics_snapshot(self) -> str:
+        """The collector's latest snapshot (JSON: system sample, active builds, partner gauges)."""
+        return f"{self.tag}:metrics:snapshot"
+
+    def metrics_partner_labels(self) -> str:
+        """Set of partner ids that have their own metric label (the rest are 'other')."""
+        return f"{self.tag}:metrics:partner-labels"
+
+    def collector_lock(self) -> str:
+        """The collector leader lock (value: the holder's id, with a TTL renewed by the holder)."""
+        return f"{self.tag}:collector:lock"
+
+    def realtime_channel(self) -> str:
+        """Pub/sub channel of the real-time messages (every stream)."""
+        return f"{self.tag}:rt"
+
     def script_anchor(self) -> str:
         """The key passed to the ingest script so a cluster routes it to the right slot."""
         return f"{self.tag}:ingest"

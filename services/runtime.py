@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from services.ingest import IngestService
 from services.keys import Keys
+from services.metrics import PartnerLabels, record_events
 from services.queries import QueryService
 from services.store import Store, connect
 
@@ -24,6 +25,8 @@ class Services:
     clock: Callable[[], float] = time.time
     # Called with every accepted batch (metrics and the realtime hub subscribe here).
     listeners: list[Callable[[list[dict]], None]] = field(default_factory=list)
+    # Partner id → bounded metric label (services/metrics.PartnerLabels).
+    partner_labels: object = None
 
     def visible_partners(self) -> set[str] | None:
         """Partners the current caller may see; None = all. (Roles arrive with the auth issue:
@@ -43,8 +46,11 @@ def build_services(settings, *, redis_url: str | None = None, clock: Callable[[]
         for listener in listeners:
             listener(events)
 
+    labels = PartnerLabels(store.client, store.keys.metrics_partner_labels(),
+                           getattr(settings, "metrics_partner_cap", 100))
+    listeners.append(lambda events: record_events(events, labels))
     return Services(
-        settings=settings, store=store, clock=clock, listeners=listeners,
+        settings=settings, store=store, clock=clock, listeners=listeners, partner_labels=labels,
         ingest=IngestService(store, retention_s=settings.retention_s, live_window_s=settings.live_window_s,
                              future_tolerance_s=settings.future_tolerance_s, clock=clock, on_ingested=notify),
         queries=QueryService(store, live_window_s=settings.live_window_s, clock=clock),

@@ -1,0 +1,48 @@
+"""gunicorn settings for the `web:` line of the Procfile (docs/deployment.md).
+
+* prometheus-client multiprocess mode: `PROMETHEUS_MULTIPROC_DIR` is set here, before any worker
+  imports the app, wiped when the master starts, and a dead worker's files are marked dead.
+* Each worker starts its background parts (collector candidate, HTTP statistics flusher) after the
+  fork and stops them on exit, flushing what is buffered.
+"""
+import os
+import shutil
+import tempfile
+
+bind = f"0.0.0.0:{os.environ.get('PORT', '8050')}"
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+worker_class = "gthread"
+threads = int(os.environ.get("GUNICORN_THREADS", "32"))
+graceful_timeout = 30
+preload_app = False  # the background threads and Redis pub/sub start after the fork
+wsgi_app = "app.wsgi:server"
+
+_multiproc_dir = os.environ.setdefault(
+    "PROMETHEUS_MULTIPROC_DIR", os.path.join(tempfile.gettempdir(), f"lulupay-metrics-{os.getuid()}"))
+
+
+def on_starting(server):
+    shutil.rmtree(_multiproc_dir, ignore_errors=True)
+    os.makedirs(_multiproc_dir, exist_ok=True)
+
+
+def post_worker_init(worker):
+    from app.factory import background
+    from app.wsgi import app
+
+    background(app).start()
+
+
+def worker_exit(server, worker):
+    try:
+        from app.factory import background
+        from app.wsgi import app
+    except Exception:  # the app never loaded in this worker
+        return
+    background(app).stop()
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

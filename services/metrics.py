@@ -1,0 +1,309 @@
+"""Prometheus metrics of the app: the families (table: docs/metrics.md), how events feed them, and
+the `/metrics` exposition.
+
+Two kinds of families:
+
+* **Process families** (counters, histograms, in-flight gauges) are defined below on the default
+  registry. Under gunicorn, `PROMETHEUS_MULTIPROC_DIR` is set before this module is imported
+  (`gunicorn.conf.py`) and the exposition sums every worker's files (`MultiProcessCollector`).
+* **Deployment families** (system samples, active builds, partner gauges) come from the collector's
+  snapshot in the store (`SnapshotCollector`): the elected collector writes it every interval, so
+  every instance exposes the same values — aggregate them with `max`, never `sum`.
+
+Label values are bounded: partner ids through `PartnerLabels` (the first N partners seen by the
+deployment, the rest `other`), routes by URL template or Dash callback name, enums otherwise.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Iterable
+
+import orjson
+import redis
+from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram,
+                               disable_created_metrics, generate_latest)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import REGISTRY
+
+from services.events import BUILD_TYPES, STAGES, TIERS
+
+__all__ = [
+    "CONTENT_TYPE_LATEST", "MULTIPROCESS", "OTHER", "ProcessFamilies", "PartnerLabels", "SnapshotCollector", "exposition",
+    "record_events", "BUILDS", "BUILDS_STARTED", "BUILD_DURATION", "BUILD_SECONDS", "BUILD_FAILURES",
+    "STAGE_DURATION", "ASSETS", "ASSET_COMPRESSION", "ASSET_QUALITY", "ASSET_DURATION", "ASSET_BYTES",
+    "PARTNER_UPDATES", "HTTP_REQUESTS", "HTTP_DURATION", "HTTP_IN_FLIGHT", "INGEST_EVENTS", "INGEST_DURATION",
+    "QUERY_DURATION", "WS_CONNECTIONS", "WS_MESSAGES", "WS_DROPPED", "WS_DELIVERY", "COLLECTOR_LEADER",
+    "COLLECTOR_SAMPLES", "COLLECTOR_ERRORS", "BUILD_DURATION_BUCKETS", "HTTP_BUCKETS",
+]
+
+log = logging.getLogger(__name__)
+disable_created_metrics()  # no `_created` series: half the exposition, and multiprocess mode has none
+
+MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+OTHER = "other"
+FINISH_STATUSES = ("success", "failed", "cancelled")
+STAGE_STATUSES = ("success", "failed", "skipped")
+ASSET_TYPES = ("icon", "splash", "logo", "banner", "screenshot")
+ASSET_FORMATS = ("png", "webp", "jpg", "svg")
+
+# Buckets around the targets: build-time target 600 s (LULUPAY_BUILD_TIME_TARGET_S), dashboard
+# callbacks 100 ms, ingest of a 1,000-event batch ~40 ms.
+BUILD_DURATION_BUCKETS = (60, 120, 180, 240, 300, 420, 600, 900, 1200, 1800, 3600)
+STAGE_BUCKETS = (1, 5, 10, 20, 30, 60, 120, 300, 600, 1200)
+HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1, 2.5, 5)
+RATIO_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
+QUALITY_BUCKETS = (50, 60, 70, 75, 80, 85, 90, 95, 98, 100)
+ASSET_SECONDS_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30)
+INGEST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
+WS_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1)
+
+# -- build (7) ------------------------------------------------------------------------------------
+BUILDS = Counter("lulupay_builds", "Finished builds.", ["partner_id", "status", "build_type"])
+BUILDS_STARTED = Counter("lulupay_builds_started", "Started builds.", ["partner_id", "build_type"])
+BUILD_SECONDS = Counter("lulupay_build_seconds", "Sum of finished build durations (per-partner average = "
+                        "rate of this / rate of lulupay_builds_total).", ["partner_id", "status", "build_type"])
+BUILD_DURATION = Histogram("lulupay_build_duration_seconds", "Duration of finished builds.",
+                           ["status", "build_type"], buckets=BUILD_DURATION_BUCKETS)
+STAGE_DURATION = Histogram("lulupay_build_stage_duration_seconds", "Duration of build stages.",
+                           ["stage", "status"], buckets=STAGE_BUCKETS)
+BUILD_FAILURES = Counter("lulupay_build_failures", "Failed builds by the stage that failed ('unknown' when "
+                         "the event names none).", ["failed_stage", "build_type"])
+# lulupay_active_builds{partner_id} is a deployment family (SnapshotCollector).
+
+# -- asset (5) ------------------------------------------------------------------------------------
+ASSETS = Counter("lulupay_assets_processed", "Processed assets.", ["partner_id", "asset_type", "format", "density"])
+ASSET_COMPRESSION = Histogram("lulupay_asset_compression_ratio", "Share of bytes saved per asset "
+                              "(1 - output/original).", ["asset_type", "format"], buckets=RATIO_BUCKETS)
+ASSET_QUALITY = Histogram("lulupay_asset_quality_score", "Quality score of processed assets (0-100).",
+                          ["asset_type", "format"], buckets=QUALITY_BUCKETS)
+ASSET_DURATION = Histogram("lulupay_asset_processing_duration_seconds", "Processing time per asset.",
+                           ["asset_type"], buckets=ASSET_SECONDS_BUCKETS)
+ASSET_BYTES = Counter("lulupay_asset_bytes", "Asset bytes before (original) and after (output) processing.",
+                      ["asset_type", "kind"])
+
+# -- partner (1 here + 3 deployment families) -----------------------------------------------------
+PARTNER_UPDATES = Counter("lulupay_partner_updates", "partner.upserted events by the tier they set.", ["tier", "status"])
+
+# -- HTTP (3) -------------------------------------------------------------------------------------
+HTTP_REQUESTS = Counter("lulupay_http_requests", "HTTP requests by route template (Dash callbacks by "
+                        "callback name) and status code.", ["method", "route", "status"])
+HTTP_DURATION = Histogram("lulupay_http_request_duration_seconds", "HTTP request duration.", ["method", "route"],
+                          buckets=HTTP_BUCKETS)
+HTTP_IN_FLIGHT = Gauge("lulupay_http_requests_in_flight", "HTTP requests being served.",
+                       multiprocess_mode="livesum")
+
+# -- performance: ingest, query, WebSocket --------------------------------------------------------
+INGEST_EVENTS = Counter("lulupay_ingest_events", "Events received by ingest, by outcome.", ["result"])
+INGEST_DURATION = Histogram("lulupay_ingest_batch_duration_seconds", "Time to validate and store one batch.",
+                            buckets=INGEST_BUCKETS)
+QUERY_DURATION = Histogram("lulupay_query_duration_seconds", "Time of dashboard and API queries.", ["query"],
+                           buckets=HTTP_BUCKETS)
+WS_CONNECTIONS = Gauge("lulupay_websocket_connections", "Open /ws connections.", multiprocess_mode="livesum")
+WS_MESSAGES = Counter("lulupay_websocket_messages", "Messages sent to /ws clients.", ["stream"])
+WS_DROPPED = Counter("lulupay_websocket_dropped_clients", "/ws clients closed by the server.", ["reason"])
+WS_DELIVERY = Histogram("lulupay_websocket_delivery_seconds", "From publication to the send to a client.",
+                        buckets=WS_BUCKETS)
+
+# -- collector ------------------------------------------------------------------------------------
+COLLECTOR_LEADER = Gauge("lulupay_collector_leader", "1 in the process that holds the collector lock.",
+                         multiprocess_mode="livesum")
+COLLECTOR_SAMPLES = Counter("lulupay_collector_samples", "System samples written by this process's collector.")
+COLLECTOR_ERRORS = Counter("lulupay_collector_errors", "Collector rounds that failed (store unreachable...).")
+
+QUERIES = ("summary", "series", "partners", "windows", "dashboard")
+INGEST_RESULTS = ("accepted", "duplicate", "rejected")
+WS_STREAMS = ("builds", "metrics", "alerts", "partners", "error")
+WS_DROP_REASONS = ("slow", "idle", "error", "bad_origin")
+
+
+def _export_known_series() -> None:
+    """Series whose label values are known in advance exist at 0 from the start."""
+    for status in FINISH_STATUSES:
+        for build_type in BUILD_TYPES:
+            BUILD_DURATION.labels(status, build_type)
+    for build_type in BUILD_TYPES:
+        for stage in (*STAGES, "unknown"):
+            BUILD_FAILURES.labels(stage, build_type)
+    for stage in STAGES:
+        for status in STAGE_STATUSES:
+            STAGE_DURATION.labels(stage, status)
+    for asset_type in ASSET_TYPES:
+        ASSET_DURATION.labels(asset_type)
+        for kind in ("original", "output"):
+            ASSET_BYTES.labels(asset_type, kind)
+        for fmt in ASSET_FORMATS:
+            ASSET_COMPRESSION.labels(asset_type, fmt)
+            ASSET_QUALITY.labels(asset_type, fmt)
+    for tier in TIERS:
+        for status in ("active", "suspended", "churned"):
+            PARTNER_UPDATES.labels(tier, status)
+    for result in INGEST_RESULTS:
+        INGEST_EVENTS.labels(result)
+    for query in QUERIES:
+        QUERY_DURATION.labels(query)
+    for stream in WS_STREAMS:
+        WS_MESSAGES.labels(stream)
+    for reason in WS_DROP_REASONS:
+        WS_DROPPED.labels(reason)
+    HTTP_IN_FLIGHT.set(0)
+    WS_CONNECTIONS.set(0)
+    COLLECTOR_LEADER.set(0)
+
+
+_export_known_series()
+
+_CLAIM_LABEL = """
+if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then return 1 end
+if redis.call('SCARD', KEYS[1]) < tonumber(ARGV[2]) then redis.call('SADD', KEYS[1], ARGV[1]) return 1 end
+return 0
+"""
+
+
+class PartnerLabels:
+    """Partner id → label value: the first `cap` partners the deployment sees keep their id, the
+    rest share `other`. The labelled set lives in the store, so every worker and instance agrees;
+    each process remembers its answers."""
+
+    def __init__(self, client: redis.Redis, key: str, cap: int):
+        self.key = key
+        self.cap = cap
+        self._claim = client.register_script(_CLAIM_LABEL)
+        self._client = client
+        self._known: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, partner_id: str) -> str:
+        label = self._known.get(partner_id)
+        if label is not None:
+            return label
+        try:
+            label = partner_id if int(self._claim(keys=[self.key], args=[partner_id, self.cap])) else OTHER
+        except redis.RedisError as exc:
+            log.debug("partner label not claimed (%s); counted as other this time", exc)
+            return OTHER
+        with self._lock:
+            self._known[partner_id] = label
+        return label
+
+    def labelled(self) -> set[str]:
+        """Every partner id that has its own label."""
+        return {m.decode() for m in self._client.smembers(self.key)}
+
+
+def record_events(events: Iterable[dict], label_of) -> None:
+    """Count accepted (new, not duplicate) events into the build, asset and partner families."""
+    for event in events:
+        kind = event["type"]
+        if kind == "build.stage":
+            STAGE_DURATION.labels(event["stage"], event["status"]).observe(event["duration_s"])
+        elif kind == "asset.processed":
+            asset_type, fmt, original, output = (event["asset_type"], event["format"], event["original_bytes"],
+                                                 event["output_bytes"])
+            ASSETS.labels(label_of(event["partner_id"]), asset_type, fmt, event["density"]).inc()
+            ASSET_QUALITY.labels(asset_type, fmt).observe(event["quality_score"])
+            ASSET_DURATION.labels(asset_type).observe(event["duration_s"])
+            ASSET_BYTES.labels(asset_type, "original").inc(original)
+            ASSET_BYTES.labels(asset_type, "output").inc(output)
+            if original:
+                ASSET_COMPRESSION.labels(asset_type, fmt).observe(1 - output / original)
+        elif kind == "build.finished":
+            partner, status, build_type = label_of(event["partner_id"]), event["status"], event["build_type"]
+            BUILDS.labels(partner, status, build_type).inc()
+            BUILD_SECONDS.labels(partner, status, build_type).inc(event["duration_s"])
+            BUILD_DURATION.labels(status, build_type).observe(event["duration_s"])
+            if status == "failed":
+                BUILD_FAILURES.labels(event.get("failed_stage") or "unknown", build_type).inc()
+        elif kind == "build.started":
+            BUILDS_STARTED.labels(label_of(event["partner_id"]), event["build_type"]).inc()
+        elif kind == "partner.upserted":
+            PARTNER_UPDATES.labels(event["tier"], event["status"]).inc()
+
+
+class SnapshotCollector:
+    """The deployment families, read from the collector's snapshot in the store at scrape time
+    (one GET), plus `lulupay_store_up`. A missing or expired snapshot exports no samples for them
+    (the collector is down: alert on `lulupay_collector_snapshot_age_seconds` / absent series)."""
+
+    def __init__(self, client: redis.Redis, key: str, clock):
+        self.client = client
+        self.key = key
+        self.clock = clock
+
+    def describe(self):
+        return []  # not checked for duplicates at registration
+
+    def collect(self):
+        try:
+            blob = self.client.get(self.key)
+            up = 1
+        except redis.RedisError:
+            blob, up = None, 0
+        store_up = GaugeMetricFamily("lulupay_store_up", "1 when the store answered this scrape.")
+        store_up.add_metric([], up)
+        yield store_up
+        yield from snapshot_families(orjson.loads(blob) if blob else None, self.clock())
+
+
+def snapshot_families(snap: dict | None, now: float):
+    """Metric families of a collector snapshot (plain function: the exposition of a dict)."""
+    cpu = GaugeMetricFamily("lulupay_system_cpu_usage_percent", "CPU use of the collector's host, percent.")
+    memory = GaugeMetricFamily("lulupay_system_memory_usage_bytes", "Memory of the collector's host.", labels=["type"])
+    disk = GaugeMetricFamily("lulupay_system_disk_usage_bytes", "Disk holding the data directory.", labels=["type"])
+    load = GaugeMetricFamily("lulupay_system_load_average", "Load average of the collector's host.", labels=["period"])
+    network = CounterMetricFamily("lulupay_system_network", "Network bytes of the collector's host since boot.",
+                                  labels=["direction"], unit="bytes")
+    active = GaugeMetricFamily("lulupay_active_builds", "Builds started and not finished.", labels=["partner_id"])
+    partners = GaugeMetricFamily("lulupay_partners", "Partners by current tier and status.", labels=["tier", "status"])
+    quota = GaugeMetricFamily("lulupay_partner_quota_used_ratio", "Builds this UTC month / monthly quota.",
+                              labels=["partner_id"])
+    month = GaugeMetricFamily("lulupay_partner_builds_this_month", "Finished builds this UTC month.",
+                              labels=["partner_id"])
+    age = GaugeMetricFamily("lulupay_collector_snapshot_age_seconds", "Age of the collector snapshot exposed here.")
+    if snap:
+        system = snap.get("system") or {}
+        if system:
+            cpu.add_metric([], system["cpu_percent"])
+            for kind in ("used", "available", "total"):
+                memory.add_metric([kind], system[f"memory_{kind}_bytes"])
+            for kind in ("used", "free", "total"):
+                disk.add_metric([kind], system[f"disk_{kind}_bytes"])
+            for period in ("1m", "5m", "15m"):
+                load.add_metric([period], system[f"load_{period}"])
+            network.add_metric(["sent"], system["net_sent_bytes"])
+            network.add_metric(["received"], system["net_recv_bytes"])
+        for partner, count in sorted((snap.get("active_builds") or {}).items()):
+            active.add_metric([partner], count)
+        for tier, status, count in snap.get("partners") or []:
+            partners.add_metric([tier, status], count)
+        for partner, ratio in sorted((snap.get("quota_used_ratio") or {}).items()):
+            quota.add_metric([partner], ratio)
+        for partner, count in sorted((snap.get("builds_this_month") or {}).items()):
+            month.add_metric([partner], count)
+        age.add_metric([], max(0.0, now - snap["ts"]))
+    return [cpu, memory, disk, load, network, active, partners, quota, month, age]
+
+
+class ProcessFamilies:
+    """The process's own families (single-process mode)."""
+
+    def describe(self):
+        return []
+
+    def collect(self):
+        return REGISTRY.collect()
+
+
+def exposition(extra: Iterable = ()) -> bytes:
+    """The text exposition: every worker's process families (multiprocess mode) or this process's,
+    plus `extra` collectors (the snapshot)."""
+    registry = CollectorRegistry()
+    if MULTIPROCESS:
+        from prometheus_client import multiprocess
+        multiprocess.MultiProcessCollector(registry)
+    else:
+        registry.register(ProcessFamilies())
+    for collector in extra:
+        registry.register(collector)
+    return generate_latest(registry)

@@ -1,0 +1,232 @@
+"""System samples and HTTP request statistics in the store, rolled up per minute, hour and day with
+the same resolutions and retention as the build rollups (schema: docs/storage.md).
+
+* `{lp}:sys:<res>:<bucket>` — written by the elected collector only: `n` samples, `<m>:sum` and
+  `<m>:max` of each measure, network byte increments.
+* `{lp}:http:<res>:<bucket>` — written by every process (each flushes its own buffer every few
+  seconds, so every worker and instance is counted): `n:<status class>` counts, `ds` duration sum,
+  `h:<index>` latency histogram (services/sketch, 1 % relative error).
+
+Both are plain hashes updated with HINCRBY/HINCRBYFLOAT: increments commute, so concurrent writers
+never lose one.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+
+import redis
+
+from services import sketch
+from services.keys import RESOLUTIONS, Keys
+from services.store import STORE_ERRORS, Store, StoreUnavailable
+from services.timerange import cover_range
+
+__all__ = ["SYSTEM_MEASURES", "write_system_sample", "system_summary", "HttpStats", "http_series",
+           "system_series"]
+
+log = logging.getLogger(__name__)
+
+# Sampled measures (sum and max kept per bucket). Percentages are 0-100.
+SYSTEM_MEASURES = ("cpu_percent", "memory_percent", "disk_percent", "memory_used_bytes", "disk_used_bytes",
+                   "load_1m")
+
+_MAX_SCRIPT = """
+for i = 1, #KEYS do
+  local cur = redis.call('HGET', KEYS[i], ARGV[1])
+  if not cur or tonumber(cur) < tonumber(ARGV[2]) then redis.call('HSET', KEYS[i], ARGV[1], ARGV[2]) end
+end
+"""
+
+
+def write_system_sample(store: Store, sample: dict, ts: float) -> None:
+    """Add one collector sample to its minute, hour and day buckets (one round trip)."""
+    keys = store.keys
+
+    def write(client: redis.Redis):
+        pipe = client.pipeline(transaction=True)  # all buckets or none
+        for res in RESOLUTIONS:
+            key = keys.system(res.name, res.bucket(ts))
+            pipe.hincrby(key, "n", 1)
+            for measure in SYSTEM_MEASURES:
+                pipe.hincrbyfloat(key, f"{measure}:sum", sample[measure])
+                # max: compare-and-set inside the server (several collectors never run at once, but
+                # a takeover may overlap one round)
+                pipe.eval(_MAX_SCRIPT, 1, key, f"{measure}:max", sample[measure])
+            for field in ("net_sent_delta", "net_recv_delta"):
+                if sample.get(field):
+                    pipe.hincrby(key, field, int(sample[field]))
+            pipe.expire(key, res.keep_s)
+        pipe.execute()
+
+    store.run(write)
+
+
+def _read_buckets(store: Store, kind: str, buckets: Iterable[tuple[str, int]]) -> list[dict[str, float]]:
+    keys = store.keys
+    names = [keys.system(res, b) if kind == "sys" else keys.http(res, b) for res, b in buckets]
+
+    def read(client: redis.Redis):
+        pipe = client.pipeline(transaction=False)
+        for name in names:
+            pipe.hgetall(name)
+        return pipe.execute()
+
+    out = []
+    for fields in store.run(read) if names else []:
+        out.append({k.decode(): float(v) for k, v in fields.items()})
+    return out
+
+
+def system_summary(store: Store, start: float, end: float, now: float) -> dict:
+    """Average and peak of each measure over [start, end), and the sample count."""
+    cover = cover_range(start, end, now)
+    total: dict[str, float] = defaultdict(float)
+    peaks: dict[str, float] = {}
+    for fields in _read_buckets(store, "sys", cover.buckets):
+        for field, value in fields.items():
+            if field.endswith(":max"):
+                peaks[field[:-4]] = max(peaks.get(field[:-4], value), value)
+            else:
+                total[field] += value
+    n = int(total.get("n", 0))
+    out: dict = {"samples": n}
+    for measure in SYSTEM_MEASURES:
+        out[f"{measure}_avg"] = total[f"{measure}:sum"] / n if n else None
+        out[f"{measure}_max"] = peaks.get(measure) if n else None
+    return out
+
+
+def _windows(start: float, end: float, now: float, step_s: int | None, max_points: int = 300):
+    """(step, resolution, window starts) for a series over [start, end)."""
+    from services.queries import AUTO_STEPS, resolution_for_step_or_coarser
+    span = max(end - start, 60)
+    if step_s is None:
+        step_s = next((s for s in AUTO_STEPS if span / s <= max_points), AUTO_STEPS[-1])
+    res = resolution_for_step_or_coarser(step_s, start, now)
+    step_s = max(step_s, res.step_s)
+    step_s -= step_s % res.step_s
+    first = int(start // step_s) * step_s
+    return step_s, res, list(range(first, int(end), step_s)) or [first]
+
+
+def _series(store: Store, kind: str, start: float, end: float, now: float, step_s: int | None):
+    step_s, res, starts = _windows(start, end, now, step_s)
+    per = step_s // res.step_s
+    buckets = [(res.name, t + i * res.step_s) for t in starts for i in range(per)]
+    rows = _read_buckets(store, kind, buckets)
+    windows = []
+    for w, t in enumerate(starts):
+        merged: dict[str, float] = defaultdict(float)
+        for fields in rows[w * per:(w + 1) * per]:
+            for field, value in fields.items():
+                if field.endswith(":max"):
+                    merged[field] = max(merged.get(field, value), value)
+                else:
+                    merged[field] += value
+        windows.append((t, merged))
+    return step_s, windows
+
+
+def system_series(store: Store, start: float, end: float, now: float, step_s: int | None = None) -> dict:
+    """Average CPU, memory and disk percent per window (None where there was no sample)."""
+    step, windows = _series(store, "sys", start, end, now, step_s)
+    rows = []
+    for t, m in windows:
+        n = m.get("n", 0)
+        rows.append({"ts": t, **{measure: (m[f"{measure}:sum"] / n if n else None)
+                                 for measure in ("cpu_percent", "memory_percent", "disk_percent")}})
+    return {"step_s": step, "rows": rows}
+
+
+def http_series(store: Store, start: float, end: float, now: float, step_s: int | None = None) -> dict:
+    """Per window: requests, 4xx and 5xx counts, error ratio and latency p50/p95/p99 (seconds)."""
+    step, windows = _series(store, "http", start, end, now, step_s)
+    rows = []
+    for t, m in windows:
+        hist = {int(f[2:]): int(v) for f, v in m.items() if f.startswith("h:")}
+        total = int(sum(v for f, v in m.items() if f.startswith("n:")))
+        p50, p95, p99 = sketch.quantiles(hist, (0.5, 0.95, 0.99))
+        errors4, errors5 = int(m.get("n:4xx", 0)), int(m.get("n:5xx", 0))
+        rows.append({"ts": t, "requests": total, "errors_4xx": errors4, "errors_5xx": errors5,
+                     "error_ratio": ((errors4 + errors5) / total) if total else None,
+                     "p50_s": p50, "p95_s": p95, "p99_s": p99})
+    return {"step_s": step, "rows": rows}
+
+
+class HttpStats:
+    """Per-process buffer of HTTP request statistics, flushed to the store every `interval_s` by a
+    daemon thread (and on `stop()`), so request handling never waits on the store."""
+
+    def __init__(self, store: Store, *, interval_s: float = 5.0, clock=time.time):
+        self.store = store
+        self.interval_s = interval_s
+        self.clock = clock
+        self._buffer: dict[int, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def record(self, status: int, seconds: float) -> None:
+        """Count one finished request (cheap: a dict update under a lock)."""
+        minute = int(self.clock() // 60) * 60
+        index = sketch.bucket_of(seconds)
+        with self._lock:
+            fields = self._buffer[minute]
+            fields[f"n:{status // 100}xx"] += 1
+            fields["ds"] += seconds
+            fields[f"h:{index}"] += 1
+
+    def flush(self) -> bool:
+        """Write the buffered counts (one round trip); on a store error keep them for the next try."""
+        with self._lock:
+            buffer, self._buffer = self._buffer, defaultdict(lambda: defaultdict(float))
+        if not buffer:
+            return True
+        keys = self.store.keys
+
+        def write(client: redis.Redis):
+            pipe = client.pipeline(transaction=True)  # all or nothing: a retry never double counts
+            for minute, fields in buffer.items():
+                for res in RESOLUTIONS:
+                    key = keys.http(res.name, res.bucket(minute))
+                    for field, value in fields.items():
+                        if field == "ds":
+                            pipe.hincrbyfloat(key, field, value)
+                        else:
+                            pipe.hincrby(key, field, int(value))
+                    pipe.expire(key, res.keep_s)
+            pipe.execute()
+
+        try:
+            self.store.run(write)
+            return True
+        except (StoreUnavailable, *STORE_ERRORS) as exc:
+            log.warning("HTTP statistics not flushed (store unreachable: %s); kept for the next try", exc)
+            with self._lock:
+                for minute, fields in buffer.items():
+                    for field, value in fields.items():
+                        self._buffer[minute][field] += value
+            return False
+
+    def start(self) -> "HttpStats":
+        """Flush every `interval_s` in a daemon thread."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="http-stats", daemon=True)
+            self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self.flush()
+
+    def stop(self) -> None:
+        """Stop the thread and flush what is buffered."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(self.interval_s + 5)
+            self._thread = None
+        self.flush()
