@@ -2,16 +2,19 @@
 from __future__ import annotations
 
 import dash_bootstrap_components as dbc
-from dash import Input, Output, dcc
+import orjson
+from dash import Input, Output, dcc, html
 
 from callbacks.filters import QueryCache, resolve_scope
 from layouts import figures
 from layouts.ids import OPS, SHELL
 from layouts.panels import empty_state, error_state, kpi_tile
+from services import sysrollups
 from services.dashboard import DashboardData
+from services.promql import Prometheus, PrometheusUnavailable
 from services.store import StoreUnavailable
 
-__all__ = ["register", "kpi_tiles", "GRAPH_CONFIG"]
+__all__ = ["register", "kpi_tiles", "system_gauge", "GRAPH_CONFIG"]
 
 # Dashboards are filtered by the global bar, not zoomed per chart: no mode bar over the panels.
 GRAPH_CONFIG = {"displaylogo": False, "responsive": True, "displayModeBar": False}
@@ -29,10 +32,27 @@ def kpi_tiles(summary: dict) -> list:
          f"p95 {figures.format_duration(summary['duration_p95_s'])}"),
         ("Active builds", f"{summary['active_builds']:,}", "active_builds", "running now"),
         ("Active partners", f"{summary['active_partners']:,}", "active_partners", "with a finished build"),
-        ("Uptime", "—", "uptime", "no collector samples yet"),
+        ("Builds started", f"{summary['builds_started']:,}", "builds_started", "in the period"),
     ]
     return dbc.Row([dbc.Col(kpi_tile(label, value, kpi, detail), xs=6, md=4, xl=2) for label, value, kpi, detail in tiles],
                    className="g-3")
+
+
+def system_gauge(summary: dict, latest: dict, measure: str, theme: str):
+    """One host panel: period-average gauge, and now / peak / size below (plain function)."""
+    if not summary["samples"]:
+        return empty_state("No samples yet in this period",
+                           "The collector writes one every 5 s while `serve` (or `lulupay-analytics collector`) runs.")
+    avg, peak = summary[f"{measure}_percent_avg"], summary[f"{measure}_percent_max"]
+    now = latest.get(f"{measure}_percent") if measure != "cpu" else latest.get("cpu_percent")
+    parts = [f"now {now:.0f} %" if now is not None else "now —", f"peak {peak:.0f} %"]
+    if measure == "memory" and latest:
+        parts.append(f"{figures.format_bytes(latest['memory_used_bytes'])} of {figures.format_bytes(latest['memory_total_bytes'])}")
+    if measure == "disk" and latest:
+        parts.append(f"{figures.format_bytes(latest['disk_free_bytes'])} free of {figures.format_bytes(latest['disk_total_bytes'])}")
+    parts.append(f"{summary['samples']:,} samples")
+    return [dcc.Graph(figure=figures.usage_gauge(avg, theme), config=GRAPH_CONFIG),
+            html.Div(" · ".join(parts), className="small text-body-secondary text-center", **{"data-detail": measure})]
 
 
 def register(app, services) -> None:
@@ -96,6 +116,48 @@ def register(app, services) -> None:
         except StoreUnavailable:
             return [], error_state()
         return rows, (None if rows else empty_state("No assets processed in this period"))
+
+    prometheus = Prometheus(services.settings.prometheus_url) if services.settings.prometheus_url else None
+
+    @app.callback(Output(OPS.CPU, "children"), Output(OPS.MEMORY, "children"), Output(OPS.DISK, "children"),
+                  Input(SHELL.FILTERS, "data"), Input(SHELL.TICK, "n_intervals"), Input(SHELL.THEME, "data"))
+    def system(filters, _n, theme):
+        start, end, _partners, key = scope(filters)  # host figures: not per partner
+        try:
+            summary = cache.get_or_compute("system", key[:2], lambda: sysrollups.system_summary(
+                services.store, start, end, services.clock()))
+            snapshot = services.store.run(lambda c: c.get(services.store.keys.metrics_snapshot()))
+        except StoreUnavailable:
+            return error_state(), error_state(), error_state()
+        latest = (orjson.loads(snapshot).get("system") or {}) if snapshot else {}
+        return tuple(system_gauge(summary, latest, measure, theme) for measure in ("cpu", "memory", "disk"))
+
+    @app.callback(Output(OPS.HTTP_LATENCY, "children"), Output(OPS.HTTP_ERRORS, "children"),
+                  Input(SHELL.FILTERS, "data"), Input(SHELL.TICK, "n_intervals"), Input(SHELL.THEME, "data"))
+    def http(filters, _n, theme):
+        start, end, _partners, key = scope(filters)  # requests are not per partner
+        now = services.clock()
+        try:
+            if prometheus is not None:
+                step = sysrollups.series_step(start, end, now)
+                rows = cache.get_or_compute("http_prom", key[:2], lambda: prometheus.http_series(start, end, step))
+            else:
+                rows = cache.get_or_compute("http", key[:2], lambda: sysrollups.http_series(
+                    services.store, start, end, now))
+        except PrometheusUnavailable as exc:
+            message = f"Prometheus ({services.settings.prometheus_url}) could not be queried: {exc}"
+            return error_state(message), error_state(message)
+        except StoreUnavailable:
+            return error_state(), error_state()
+        source = (f"Source: Prometheus at {services.settings.prometheus_url} (every instance)"
+                  if rows["source"] == "prometheus" else "Source: the app's own request rollups (every worker "
+                                                         "and instance sharing this store)")
+        if not any(r["requests_per_s"] for r in rows["rows"]):
+            empty = empty_state("No HTTP requests recorded in this period", source)
+            return empty, empty
+        caption = html.Div(source, className="small text-body-secondary", **{"data-source": rows["source"]})
+        return ([graph(figures.http_latency_figure(rows, theme)), caption],
+                [graph(figures.http_errors_figure(rows, theme)), caption])
 
     @app.callback(Output(OPS.ASSET_GRID, "exportDataAsCsv"), Input(OPS.ASSET_CSV, "n_clicks"), prevent_initial_call=True)
     def export_assets(_clicks):

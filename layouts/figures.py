@@ -10,7 +10,8 @@ from functools import lru_cache
 
 __all__ = ["template_for", "plotly_template", "success_rate_gauge", "build_time_gauge", "build_rate_figure",
            "duration_heatmap_figure", "stage_durations_figure", "monthly_trend_figure", "revenue_figure",
-           "change", "format_duration", "SUCCESS_RED", "SUCCESS_AMBER", "STATUS_COLOURS"]
+           "change", "format_duration", "SUCCESS_RED", "SUCCESS_AMBER", "STATUS_COLOURS", "usage_gauge",
+           "http_latency_figure", "http_errors_figure", "format_bytes", "USAGE_AMBER", "USAGE_RED"]
 
 SUCCESS_RED = 0.90    # below: red
 SUCCESS_AMBER = 0.95  # below: amber
@@ -87,6 +88,62 @@ def build_time_gauge(avg_s: float | None, target_s: float, theme: str) -> dict:
     trace = _gauge(value, {"range": [0, top]}, colour, suffix=" min",
                    threshold={"line": {"color": _RED, "width": 3}, "thickness": 0.8, "value": target})
     return _figure([trace], theme, height=200, margin=dict(l=40, r=40, t=24, b=8))
+
+
+USAGE_AMBER = 80.0  # percent: amber from here
+USAGE_RED = 90.0    # percent: red from here
+
+
+def format_bytes(n: float | None) -> str:
+    """'12.3 GiB' (binary units) / '—'."""
+    if n is None:
+        return "—"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return "—"
+
+
+def usage_gauge(percent: float | None, theme: str) -> dict:
+    """Resource use 0–100 % with amber from 80 % and red from 90 %."""
+    colour = _GREEN if percent is None or percent < USAGE_AMBER else _AMBER if percent < USAGE_RED else _RED
+    steps = [{"range": [0, USAGE_AMBER], "color": "rgba(47,158,68,0.18)"},
+             {"range": [USAGE_AMBER, USAGE_RED], "color": "rgba(240,140,0,0.18)"},
+             {"range": [USAGE_RED, 100], "color": "rgba(224,49,49,0.18)"}]
+    trace = _gauge(percent, {"range": [0, 100], "ticksuffix": " %"}, colour, steps=steps, suffix=" %")
+    return _figure([trace], theme, height=170, margin=dict(l=36, r=36, t=20, b=4))
+
+
+def http_latency_figure(data: dict, theme: str) -> dict:
+    """p50/p95/p99 latency (ms, left axis) and requests per second (bars, right axis)."""
+    rows = data["rows"]
+    x = _times([r["ts"] for r in rows])
+    traces = [{"type": "bar", "x": x, "y": [r["requests_per_s"] for r in rows], "name": "requests/s", "yaxis": "y2",
+               "marker": {"color": "rgba(134,142,150,0.35)"},
+               "hovertemplate": "%{x|%Y-%m-%d %H:%M} UTC<br>%{y:,.2f} requests/s<extra></extra>"}]
+    for key, name, colour in (("p50_s", "p50", "#4dabf7"), ("p95_s", "p95", "#1864ab"), ("p99_s", "p99", "#e03131")):
+        traces.append({"type": "scatter", "mode": "lines", "x": x, "name": name, "line": {"color": colour, "width": 2},
+                       "y": [None if r[key] is None else r[key] * 1000 for r in rows], "connectgaps": False,
+                       "hovertemplate": "%{x|%Y-%m-%d %H:%M} UTC<br>" + name + " %{y:,.1f} ms<extra></extra>"})
+    return _figure(traces, theme, height=240,
+                   yaxis=dict(title=dict(text="latency (ms)"), rangemode="tozero"),
+                   yaxis2=dict(title=dict(text="requests/s"), overlaying="y", side="right", rangemode="tozero",
+                               showgrid=False),
+                   margin=dict(l=52, r=52, t=16, b=40))
+
+
+def http_errors_figure(data: dict, theme: str) -> dict:
+    """Share of responses that were 4xx and 5xx per step (percent, stacked)."""
+    rows = data["rows"]
+    x = _times([r["ts"] for r in rows])
+    traces = []
+    for key, name, colour in (("errors_5xx_per_s", "5xx", _RED), ("errors_4xx_per_s", "4xx", _AMBER)):
+        y = [(r[key] / r["requests_per_s"] * 100) if r["requests_per_s"] else None for r in rows]
+        traces.append({"type": "bar", "x": x, "y": y, "name": name, "marker": {"color": colour},
+                       "hovertemplate": "%{x|%Y-%m-%d %H:%M} UTC<br>" + name + " %{y:.2f} % of responses<extra></extra>"})
+    return _figure(traces, theme, height=240, barmode="stack", bargap=0.1,
+                   yaxis=dict(title=dict(text="% of responses"), rangemode="tozero", ticksuffix=" %"))
 
 
 def build_rate_figure(data: dict, theme: str) -> dict:

@@ -8,9 +8,8 @@ from dash import html
 from layouts.ids import OPS
 from layouts.panels import empty_state, panel
 
-__all__ = ["layout", "ASSET_COLUMNS", "NO_SAMPLES"]
+__all__ = ["layout", "ASSET_COLUMNS"]
 
-NO_SAMPLES = ("No samples yet", "System and HTTP metrics come from the collector, which is not running in this version.")
 
 ASSET_COLUMNS = [
     {"field": "asset_type", "headerName": "Type"},
@@ -29,9 +28,9 @@ ASSET_COLUMNS = [
 ]
 
 
-def _system_panel(data_panel: str, title: str, body_id: str):
-    return panel(data_panel, title, "Latest collector sample of the app host.", body_id,
-                 body=empty_state(*NO_SAMPLES), min_height=160)
+def _system_panel(data_panel: str, title: str, what: str, body_id: str):
+    return panel(data_panel, title, f"{what}: average over the period of the collector's samples "
+                 "(every 5 s); now = latest sample. Amber from 80 %, red from 90 %.", body_id, min_height=200)
 
 
 def layout(**_query):
@@ -47,11 +46,13 @@ def layout(**_query):
             dbc.Col(panel("build-time-gauge", "Average build time",
                           "Mean duration of completed builds in the period; the red mark is the target.",
                           OPS.BUILD_TIME_GAUGE), md=6, xl=4, className="mb-3"),
-            dbc.Col(_system_panel("cpu-gauge", "CPU", OPS.CPU), md=4, xl=4, className="mb-3"),
+            dbc.Col(_system_panel("cpu-gauge", "CPU", "CPU use of the collector's host", OPS.CPU), md=12, xl=4,
+                    className="mb-3"),
         ]),
         dbc.Row([
-            dbc.Col(_system_panel("memory-gauge", "Memory", OPS.MEMORY), md=6, className="mb-3"),
-            dbc.Col(_system_panel("disk-gauge", "Disk", OPS.DISK), md=6, className="mb-3"),
+            dbc.Col(_system_panel("memory-gauge", "Memory", "Memory in use", OPS.MEMORY), md=6, className="mb-3"),
+            dbc.Col(_system_panel("disk-gauge", "Disk", "Disk holding the data directory", OPS.DISK), md=6,
+                    className="mb-3"),
         ]),
         dbc.Row([
             dbc.Col(panel("build-rate", "Build rate", "Finished builds per interval, stacked by status.",
@@ -80,9 +81,12 @@ def layout(**_query):
                           ]), xl=7, className="mb-3"),
         ]),
         dbc.Row([
-            dbc.Col(panel("http-latency", "HTTP latency and request rate", "p50/p95/p99 latency and requests per second.",
-                          OPS.HTTP_LATENCY, body=empty_state(*NO_SAMPLES), min_height=160), md=6, className="mb-3"),
-            dbc.Col(panel("http-errors", "HTTP errors", "Share of responses by status class (4xx, 5xx).",
-                          OPS.HTTP_ERRORS, body=empty_state(*NO_SAMPLES), min_height=160), md=6, className="mb-3"),
+            dbc.Col(panel("http-latency", "HTTP latency and request rate",
+                          "p50/p95/p99 latency and requests per second of every route except /metrics; "
+                          "from Prometheus (every instance) when configured, else the app's own rollups.",
+                          OPS.HTTP_LATENCY, min_height=260), xl=6, className="mb-3"),
+            dbc.Col(panel("http-errors", "HTTP errors",
+                          "Share of responses with status 4xx and 5xx per interval; same source as the latency panel.",
+                          OPS.HTTP_ERRORS, min_height=260), xl=6, className="mb-3"),
         ]),
     ])

@@ -26,7 +26,7 @@ from services.store import STORE_ERRORS, Store, StoreUnavailable
 from services.timerange import cover_range
 
 __all__ = ["SYSTEM_MEASURES", "write_system_sample", "system_summary", "HttpStats", "http_series",
-           "system_series"]
+           "system_series", "series_step"]
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +113,11 @@ def _windows(start: float, end: float, now: float, step_s: int | None, max_point
     return step_s, res, list(range(first, int(end), step_s)) or [first]
 
 
+def series_step(start: float, end: float, now: float) -> int:
+    """The step the HTTP and system series use for [start, end) (also for Prometheus)."""
+    return _windows(start, end, now, None)[0]
+
+
 def _series(store: Store, kind: str, start: float, end: float, now: float, step_s: int | None):
     step_s, res, starts = _windows(start, end, now, step_s)
     per = step_s // res.step_s
@@ -152,9 +157,11 @@ def http_series(store: Store, start: float, end: float, now: float, step_s: int 
         p50, p95, p99 = sketch.quantiles(hist, (0.5, 0.95, 0.99))
         errors4, errors5 = int(m.get("n:4xx", 0)), int(m.get("n:5xx", 0))
         rows.append({"ts": t, "requests": total, "errors_4xx": errors4, "errors_5xx": errors5,
+                     "requests_per_s": total / step, "errors_4xx_per_s": errors4 / step,
+                     "errors_5xx_per_s": errors5 / step,
                      "error_ratio": ((errors4 + errors5) / total) if total else None,
                      "p50_s": p50, "p95_s": p95, "p99_s": p99})
-    return {"step_s": step, "rows": rows}
+    return {"step_s": step, "rows": rows, "source": "store"}
 
 
 class HttpStats:

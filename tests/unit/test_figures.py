@@ -302,13 +302,14 @@ def test_format_duration_seconds_carry_into_minutes(seconds, text):
 # --- KPI tiles (Operations) -------------------------------------------------------------------
 
 SUMMARY = {"builds_total": 12345, "builds_failed": 1234, "builds_cancelled": 56, "success_rate": 0.9512,
-           "duration_avg_s": 301.0, "duration_p95_s": 7300.0, "active_builds": 1500, "active_partners": 42}
+           "duration_avg_s": 301.0, "duration_p95_s": 7300.0, "active_builds": 1500, "active_partners": 42,
+           "builds_started": 13001}
 
 
 def test_kpi_tiles_render_summary():
     assert kpi_values(kpi_tiles(SUMMARY)) == {
         "builds_total": "12,345", "success_rate": "95.1 %", "duration_avg_s": "5 min 1 s",
-        "active_builds": "1,500", "active_partners": "42", "uptime": "—",
+        "active_builds": "1,500", "active_partners": "42", "builds_started": "13,001",
     }
 
 
