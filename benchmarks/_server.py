@@ -16,7 +16,7 @@ def wait_ready(url: str, server: subprocess.Popen, timeout: float = 120) -> None
         try:
             if requests.get(url + "/readyz", timeout=1).ok:
                 return
-        except requests.ConnectionError:
+        except requests.RequestException:  # refused, or accepted before a worker is ready
             pass
         if time.monotonic() > deadline:
             raise RuntimeError("server did not start")

@@ -295,15 +295,20 @@ class ProcessFamilies:
         return REGISTRY.collect()
 
 
+_multiproc_text = None
+
+
 def exposition(extra: Iterable = ()) -> bytes:
-    """The text exposition: every worker's process families (multiprocess mode) or this process's,
-    plus `extra` collectors (the snapshot)."""
+    """The text exposition: every worker's process families (multiprocess mode, summed over the
+    workers by `MultiprocessText`) or this process's, plus `extra` collectors (the snapshot)."""
+    global _multiproc_text
     registry = CollectorRegistry()
-    if MULTIPROCESS:
-        from prometheus_client import multiprocess
-        multiprocess.MultiProcessCollector(registry)
-    else:
-        registry.register(ProcessFamilies())
     for collector in extra:
         registry.register(collector)
-    return generate_latest(registry)
+    if not MULTIPROCESS:
+        registry.register(ProcessFamilies())
+        return generate_latest(registry)
+    if _multiproc_text is None:
+        from services.multiproc_text import MultiprocessText
+        _multiproc_text = MultiprocessText(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+    return _multiproc_text.render() + generate_latest(registry)

@@ -49,7 +49,7 @@ def seeded(valkey_url):
     import redis
 
     redis.Redis.from_url(valkey_url).flushall()
-    settings = Settings(_env_file=None, redis_url=valkey_url)
+    settings = Settings(_env_file=None, redis_url=valkey_url, collector_interval_s=0.5)
     services = build_services(settings)
     now = time.time()
     for batch in generate_history(days=2, partners=40, builds_per_day=400, now=now):

@@ -8,6 +8,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
+from app.factory import background
 from layouts.ids import PANEL_IDS, SHELL
 from tests.conftest import wait_until
 from services.dashboard import DashboardData
@@ -35,8 +36,18 @@ def _kpi(dash_duo, name: str) -> str:
 
 
 def test_operations_renders_all_twelve_panels(dash_duo, dashboard):
+    workers = background(dashboard).start()  # collector + HTTP statistics, as `serve` runs them
+    try:
+        _operations_renders_all_twelve_panels(dash_duo, dashboard)
+    finally:
+        workers.stop()
+
+
+def _operations_renders_all_twelve_panels(dash_duo, dashboard):
     dash_duo.start_server(dashboard)
-    dash_duo.wait_for_page(dash_duo.server_url + "/operations")
+    wait_until(lambda: dashboard.server.extensions["lulupay"].store.client.get("{lp}:metrics:snapshot"),
+               message="a collector sample")
+    dash_duo.wait_for_page(dash_duo.server_url + "/operations?refresh=5s")
     for panel in PANEL_IDS:
         dash_duo.wait_for_element(f'[data-panel="{panel}"]', timeout=15)
     dash_duo.wait_for_element('[data-panel="build-rate"] .js-plotly-plot', timeout=20)
@@ -44,7 +55,12 @@ def test_operations_renders_all_twelve_panels(dash_duo, dashboard):
     dash_duo.wait_for_element('[data-panel="stage-durations"] .js-plotly-plot', timeout=20)
     dash_duo.wait_for_element('[data-panel="success-rate-gauge"] .js-plotly-plot', timeout=20)
     dash_duo.wait_for_element('[data-panel="asset-table"] .ag-row', timeout=20)
-    assert "No samples yet" in dash_duo.find_element('[data-panel="cpu-gauge"]').text
+    for panel in ("cpu-gauge", "memory-gauge", "disk-gauge"):
+        dash_duo.wait_for_element(f'[data-panel="{panel}"] .js-plotly-plot', timeout=20)
+        assert "samples" in dash_duo.find_element(f'[data-panel="{panel}"] [data-detail]').text
+    # the page's own requests are flushed to the store within one interval; the next refresh shows them
+    dash_duo.wait_for_element('[data-panel="http-latency"] [data-source="store"]', timeout=40)
+    dash_duo.wait_for_element('[data-panel="http-errors"] .js-plotly-plot', timeout=20)
     assert dash_duo.get_logs() == [], "browser console errors"
 
 

@@ -1,0 +1,70 @@
+"""Pure parts of the metrics: route labels, the snapshot's families, the host panels."""
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from app.observability import route_label
+from callbacks.operations import system_gauge
+from services.metrics import snapshot_families
+
+SNAPSHOT = {
+    "ts": 1000.0,
+    "system": {"cpu_percent": 12.5, "memory_used_bytes": 3, "memory_available_bytes": 5, "memory_total_bytes": 8,
+               "memory_percent": 37.5, "disk_used_bytes": 1, "disk_free_bytes": 3, "disk_total_bytes": 4,
+               "disk_percent": 25.0, "load_1m": 0.5, "load_5m": 0.25, "load_15m": 0.125,
+               "net_sent_bytes": 100, "net_recv_bytes": 200},
+    "active_builds": {"acme": 2, "other": 1},
+    "partners": [["pro", "active", 3], ["free", "churned", 1]],
+    "quota_used_ratio": {"acme": 0.5},
+    "builds_this_month": {"acme": 10},
+}
+
+
+def test_route_label_is_a_template_or_callback_never_a_path():
+    assert route_label("/api/v1/partners/<partner_id>") == "/api/v1/partners/<partner_id>"
+    assert route_label("/_dash-update-component", "overview") == "dash:overview"
+    assert route_label(None) == "unmatched"
+
+
+def _exposed(snapshot, now):
+    class Fixed:
+        def describe(self):
+            return []
+
+        def collect(self):
+            return snapshot_families(snapshot, now)
+
+    registry = CollectorRegistry()
+    registry.register(Fixed())
+    text = generate_latest(registry).decode()
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for f in text_string_to_metric_families(text) for s in f.samples}
+
+
+def test_snapshot_families_expose_every_value_of_the_snapshot():
+    values = _exposed(SNAPSHOT, now=1004.0)
+    assert values[("lulupay_system_cpu_usage_percent", ())] == 12.5
+    assert values[("lulupay_system_memory_usage_bytes", (("type", "available"),))] == 5
+    assert values[("lulupay_system_disk_usage_bytes", (("type", "free"),))] == 3
+    assert values[("lulupay_system_load_average", (("period", "15m"),))] == 0.125
+    assert values[("lulupay_system_network_bytes_total", (("direction", "received"),))] == 200
+    assert values[("lulupay_active_builds", (("partner_id", "other"),))] == 1
+    assert values[("lulupay_partners", (("status", "churned"), ("tier", "free")))] == 1
+    assert values[("lulupay_partner_quota_used_ratio", (("partner_id", "acme"),))] == 0.5
+    assert values[("lulupay_partner_builds_this_month", (("partner_id", "acme"),))] == 10
+    assert values[("lulupay_collector_snapshot_age_seconds", ())] == 4
+
+
+def test_no_snapshot_exposes_no_invented_values():
+    assert _exposed(None, now=0) == {}
+
+
+def test_system_gauge_shows_period_average_and_latest_sample():
+    summary = {"samples": 12, "memory_percent_avg": 40.0, "memory_percent_max": 55.0}
+    gauge, detail = system_gauge(summary, SNAPSHOT["system"], "memory", "light")
+    assert gauge.figure["data"][0]["value"] == 40.0
+    assert detail.children == "now 38 % · peak 55 % · 3 B of 8 B · 12 samples"
+
+
+def test_system_gauge_without_samples_says_so():
+    empty = system_gauge({"samples": 0}, {}, "cpu", "dark")
+    assert "No samples yet" in str(empty.children)
