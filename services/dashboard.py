@@ -16,6 +16,14 @@ DURATION_BANDS = ((60, "< 1 min"), (120, "1–2 min"), (300, "2–5 min"), (600,
                   (900, "10–15 min"), (1800, "15–30 min"), (float("inf"), "≥ 30 min"))
 
 
+_BAND_OF: dict[int, int] = {}  # histogram bucket index → DURATION_BANDS position (memo)
+
+
+def _band(index: int) -> int:
+    value = sketch.bucket_value(index)
+    return next(i for i, (upper, _) in enumerate(DURATION_BANDS) if value < upper)
+
+
 class DashboardData:
     """Panel data over the query service; every method takes the visible partner set."""
 
@@ -36,11 +44,14 @@ class DashboardData:
         step, windows = self.queries.windows(start, end, step_s, partners, ("bh",))
         bands = [label for _, label in DURATION_BANDS]
         counts = []
+        band_of = _BAND_OF
         for _, totals in windows:
             row = [0] * len(DURATION_BANDS)
             for index, count in totals.bh.items():
-                value = sketch.bucket_value(index)
-                row[next(i for i, (upper, _) in enumerate(DURATION_BANDS) if value < upper)] += count
+                band = band_of.get(index)
+                if band is None:
+                    band = band_of[index] = _band(index)
+                row[band] += count
             counts.append(row)
         return {"step_s": step, "ts": [ts for ts, _ in windows], "bands": bands, "counts": counts}
 

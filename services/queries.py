@@ -5,8 +5,10 @@ exact set of partner ids to include — per-user scoping is enforced by passing 
 """
 from __future__ import annotations
 
+import logging
+import threading
 import time
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 
@@ -14,11 +16,13 @@ import orjson
 
 from services import sketch
 from services.keys import ALL_SCOPE, RESOLUTIONS, Keys, Resolution
-from services.rollups import TOKEN_FIELD, merge_deltas
-from services.store import Store
+from services.rollups import TOKEN_FIELD, merge_deltas, unique_token
+from services.store import Store, StoreUnavailable
 from services.timerange import Cover, cover_range, resolution_for_step
 
-__all__ = ["QueryService", "SERIES_METRICS", "Totals", "AUTO_STEPS"]
+__all__ = ["QueryService", "SERIES_METRICS", "Totals", "AUTO_STEPS", "BucketCache"]
+
+log = logging.getLogger(__name__)
 
 SERIES_METRICS = (
     "builds", "builds_succeeded", "builds_failed", "builds_cancelled", "builds_started", "success_rate",
@@ -42,17 +46,21 @@ class Totals:
 
     def add(self, kind: str, scope: str, deltas: list[bytes]) -> None:
         """Add one rollup bucket (its list of delta documents)."""
+        self.add_sum(kind, scope, sum_deltas(kind, deltas))
+
+    def add_sum(self, kind: str, scope: str, fields: dict) -> None:
+        """Add one rollup bucket given as the sum of its deltas (`fields` is not modified)."""
+        if not fields:
+            return
         target = getattr(self, kind)
-        for blob in deltas:
-            doc = orjson.loads(blob)
-            doc.pop(TOKEN_FIELD, None)
-            if kind == "bh":
-                for f, v in doc.items():
-                    target[int(f)] += v
-                continue
-            merge_deltas(target, doc)
-            if kind == "b" and scope != ALL_SCOPE:
-                self.partner_builds[scope] += sum(v for f, v in doc.items() if f.startswith("n:"))
+        if target:
+            get = target.get
+            for f, v in fields.items():
+                target[f] = get(f, 0) + v
+        else:
+            target.update(fields)
+        if kind == "b" and scope != ALL_SCOPE:
+            self.partner_builds[scope] += sum(v for f, v in fields.items() if f.startswith("n:"))
 
     def count(self, kind: str, prefix: str) -> int | float:
         """Sum of the fields of `kind` starting with `prefix`."""
@@ -90,35 +98,191 @@ class Totals:
         }
 
 
-class QueryService:
-    """Queries over the store; never writes except to reap stale live builds."""
+_TOKEN_MARK = b'"' + TOKEN_FIELD.encode() + b'":"'
+EMPTY: dict = {}
 
-    def __init__(self, store: Store, *, live_window_s: int = 6 * 3600, clock: Callable[[], float] = time.time):
+
+def sum_deltas(kind: str, deltas: list[bytes]) -> dict:
+    """The sum of a rollup list's delta documents, without the token (`bh` fields as ints)."""
+    loads = orjson.loads
+    if len(deltas) == 1:
+        doc = loads(deltas[0])
+        doc.pop(TOKEN_FIELD, None)
+    else:
+        doc = {}
+        for blob in deltas:
+            merge_deltas(doc, loads(blob))
+    if kind == "bh":
+        return {int(f): v for f, v in doc.items()}
+    return doc
+
+
+def delta_suffix(delta: bytes) -> bytes:
+    """The end of a delta document from its token field on (b'' if it has none). Tokens are unique
+    per delta, so this names the delta: a list still ending with it still has the same sum."""
+    i = delta.rfind(_TOKEN_MARK)
+    return delta[i:] if i >= 0 else b""
+
+
+class BucketCache:
+    """Per process: rollup key → (suffix of the list's last delta, sum of the list's deltas).
+
+    An entry is used only after the store confirms, in the same round trip as the read, that the
+    list still ends with that delta (services/read_script.lua): appends always add a delta with a
+    fresh token and compactions keep the sum, so a late event invalidates the entry of its bucket
+    and nothing else. Least recently used entries go first once `max_fields` fields are held."""
+
+    def __init__(self, max_fields: int = 1_000_000):
+        self.max_fields = max_fields
+        self._entries: OrderedDict[str, tuple[bytes, dict]] = OrderedDict()
+        self._fields = 0
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get_many(self, keys: list[str]) -> list[tuple[bytes, dict] | None]:
+        with self._lock:
+            entries = self._entries
+            out = []
+            for key in keys:
+                entry = entries.get(key)
+                if entry is not None:
+                    entries.move_to_end(key)
+                out.append(entry)
+            return out
+
+    def put(self, key: str, suffix: bytes, fields: dict) -> None:
+        if not suffix or len(fields) > self.max_fields:
+            return
+        with self._lock:
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self._fields -= len(old[1])
+            self._entries[key] = (suffix, fields)
+            self._fields += len(fields)
+            while self._fields > self.max_fields:
+                _, (_, dropped) = self._entries.popitem(last=False)
+                self._fields -= len(dropped)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._fields = 0
+
+
+class QueryService:
+    """Queries over the store. Writes only to reap stale live builds and to compact settled rollup
+    lists it has just read (read repair, through the same compare-and-set script as ingest)."""
+
+    SETTLED_S = 120  # a bucket that ended this long ago is read-repaired when it holds 2+ deltas
+
+    def __init__(self, store: Store, *, live_window_s: int = 6 * 3600, clock: Callable[[], float] = time.time,
+                 cache: BucketCache | None = None):
         self.store = store
         self.keys: Keys = store.keys
         self.live_window_s = live_window_s
         self.clock = clock
+        self.cache = cache if cache is not None else BucketCache()
+        self._groups: OrderedDict[tuple, tuple[tuple[dict, ...], dict]] = OrderedDict()
+        self._groups_lock = threading.Lock()
 
     # -- rollups -----------------------------------------------------------------------------
     def _scopes(self, partners: Iterable[str] | None) -> list[str]:
         return [ALL_SCOPE] if partners is None else sorted(set(partners))
 
     def _fetch(self, buckets: Iterable[tuple[str, int]], kinds: Iterable[str], scopes: list[str]):
+        """((res, bucket, kind, scope), sum of that rollup list) for every bucket × kind × scope."""
+        kinds = tuple(kinds)
         keys, meta = [], []
+        rollup = self.keys.rollup
         for res, bucket in buckets:
             for kind in kinds:
                 for scope in scopes:
-                    keys.append(self.keys.rollup(res, kind, bucket, scope))
+                    keys.append(rollup(res, kind, bucket, scope))
                     meta.append((res, bucket, kind, scope))
-        return zip(meta, self.store.lrange_many(keys))
+        return zip(meta, self._sums(keys, meta))
+
+    def _sums(self, keys: list[str], meta: list[tuple]) -> list[dict]:
+        """The sum of each rollup list: from the bucket cache when the store confirms the list is
+        unchanged, else read and parsed (and cached). Settled lists of 2+ deltas are compacted."""
+        cached = self.cache.get_many(keys)
+        replies = self.store.read_lists(keys, [entry[0] if entry else b"" for entry in cached])
+        settled_before = self.clock() - self.SETTLED_S
+        out: list[dict] = []
+        repair = []
+        put = self.cache.put
+        for key, (res, bucket, kind, _), entry, reply in zip(keys, meta, cached, replies):
+            if not isinstance(reply, list):  # 0: unchanged since cached
+                out.append(entry[1])
+                continue
+            if not reply:
+                out.append(EMPTY)
+                continue
+            fields = sum_deltas(kind, reply)
+            put(key, delta_suffix(reply[-1]), fields)
+            out.append(fields)
+            if len(reply) > 1 and bucket + _STEP[res] < settled_before:
+                repair.append((key, reply, fields))
+        if repair:
+            self._read_repair(repair)
+        return out
+
+    def _read_repair(self, lists: list[tuple[str, list[bytes], dict]]) -> None:
+        """Compact lists just read into one delta each (the compare-and-set leaves a list alone if it
+        changed meanwhile), and keep the merged delta's suffix for those compacted."""
+        ops, sums = [], []
+        for key, deltas, fields in lists:
+            merged = dict(fields)
+            merged[TOKEN_FIELD] = unique_token()
+            ops.append((key, deltas, orjson.dumps(merged, option=orjson.OPT_NON_STR_KEYS)))
+            sums.append(fields)
+        try:
+            flags = self.store.compact_read(ops)
+        except StoreUnavailable as exc:  # the read already succeeded; compaction can wait
+            log.debug("read repair skipped: %s", exc)
+            return
+        for (key, _, blob), fields, flag in zip(ops, sums, flags):
+            if flag:
+                self.cache.put(key, delta_suffix(blob), fields)
 
     def totals(self, cover: Cover, partners: Iterable[str] | None, kinds: Iterable[str] = ("b", "bh", "a")) -> Totals:
         """Sum the rollups of `kinds` over a cover."""
+        groups: dict[tuple[str, str, str], tuple[list[str], list[dict]]] = {}
+        rollup = self.keys.rollup
+        for (res, bucket, kind, scope), fields in self._fetch(cover.buckets, kinds, self._scopes(partners)):
+            keys, sums = groups.setdefault((kind, scope, res), ([], []))
+            keys.append(rollup(res, kind, bucket, scope))
+            sums.append(fields)
         totals = Totals()
-        for (_, _, kind, scope), fields in self._fetch(cover.buckets, kinds, self._scopes(partners)):
-            if fields:
-                totals.add(kind, scope, fields)
+        for (kind, scope, _), (keys, sums) in groups.items():
+            totals.add_sum(kind, scope, self._group_sum(keys, sums))
         return totals
+
+    GROUP_MIN = 4  # groups of fewer buckets are summed each time
+    GROUP_CACHE = 256
+
+    def _group_sum(self, keys: list[str], sums: list[dict]) -> dict:
+        """Σ of the bucket sums of one kind, scope and resolution. The result is kept per key list and
+        reused while every bucket sum is the identical object (the bucket cache hands out the same
+        object only while the store confirms that list unchanged), so a 90-day range re-adds
+        nothing but the buckets that changed: none for the whole days of the past."""
+        if len(sums) < self.GROUP_MIN:
+            return _add_all(sums)
+        group_key = tuple(keys)
+        with self._groups_lock:
+            hit = self._groups.get(group_key)
+            if hit is not None:
+                self._groups.move_to_end(group_key)
+        if hit is not None and len(hit[0]) == len(sums) and all(a is b for a, b in zip(hit[0], sums)):
+            return hit[1]
+        total = _add_all(sums)
+        with self._groups_lock:
+            self._groups[group_key] = (tuple(sums), total)
+            self._groups.move_to_end(group_key)
+            while len(self._groups) > self.GROUP_CACHE:
+                self._groups.popitem(last=False)
+        return total
 
     def summary(self, start: float, end: float, partners: Iterable[str] | None = None) -> dict:
         """GET /api/v1/summary: the figures of DESIGN.md for [start, end)."""
@@ -150,9 +314,9 @@ class QueryService:
             windows[t] = Totals()
             buckets.extend((res.name, b) for b in range(t, t + step_s, res.step_s))
             t += step_s
-        for (_, bucket, kind, scope), deltas in self._fetch(buckets, kinds, self._scopes(partners)):
-            if deltas:
-                windows[first + (bucket - first) // step_s * step_s].add(kind, scope, deltas)
+        for (_, bucket, kind, scope), fields in self._fetch(buckets, kinds, self._scopes(partners)):
+            if fields:
+                windows[first + (bucket - first) // step_s * step_s].add_sum(kind, scope, fields)
         return step_s, list(windows.items())
 
     def series(self, metric: str, start: float, end: float, step_s: int | None,
@@ -274,6 +438,24 @@ def _history_changes(rows: list[bytes]) -> list[dict]:
         out.append({**record, "change": change})
         previous = record
     return out
+
+
+def _add_all(sums: list[dict]) -> dict:
+    """Field-wise sum of dicts (a new dict; the inputs are not modified)."""
+    total: dict = {}
+    for fields in sums:
+        if not fields:
+            continue
+        if total:
+            get = total.get
+            for f, v in fields.items():
+                total[f] = get(f, 0) + v
+        else:
+            total.update(fields)
+    return total
+
+
+_STEP = {res.name: res.step_s for res in RESOLUTIONS}
 
 
 def resolution_for_step_or_coarser(step_s: int, start: float, now: float) -> Resolution:

@@ -8,7 +8,7 @@ import orjson
 import redis
 
 from services.keys import Keys
-from services.rollups import TOKEN_FIELD, WritePlan, merge_deltas, unique_token
+from services.rollups import DELTA_SEPARATOR, TOKEN_FIELD, WritePlan, merge_deltas, unique_token
 
 __all__ = ["Store", "StoreUnavailable", "ApplyResult", "connect"]
 
@@ -42,6 +42,7 @@ class Store:
         scripts = resources.files("services")
         self._ingest = client.register_script(scripts.joinpath("ingest_script.lua").read_text())
         self._compact = client.register_script(scripts.joinpath("compact_script.lua").read_text())
+        self._read = client.register_script(scripts.joinpath("read_script.lua").read_text())
 
     def apply(self, plan: WritePlan) -> ApplyResult:
         """Apply a plan atomically, unless some of its events are already stored."""
@@ -58,7 +59,7 @@ class Store:
         if not keys:
             return 0
         lists = self.lrange_many(keys)
-        args: list = []
+        ops = []
         for key, deltas in zip(keys, lists):
             if len(deltas) < 2:
                 continue
@@ -66,10 +67,18 @@ class Store:
             for blob in deltas:
                 merge_deltas(merged, orjson.loads(blob))
             merged[TOKEN_FIELD] = unique_token()
-            args += [key, len(deltas), deltas[0], deltas[-1], orjson.dumps(merged)]
+            ops.append((key, deltas, orjson.dumps(merged)))
+        return sum(self.compact_read(ops))
+
+    def compact_read(self, ops: list[tuple[str, list[bytes], bytes]]) -> list[int]:
+        """Replace the deltas of each (key, deltas as read, merged delta) by the merged delta, if the
+        list still starts with exactly those deltas (else it is left alone): one flag per op."""
+        args: list = []
+        for key, deltas, merged in ops:
+            args += [key, len(deltas), deltas[0], deltas[-1], merged]
         if not args:
-            return 0
-        return int(self.run(lambda c: self._compact(keys=[self.keys.script_anchor()], args=args)))
+            return []
+        return [int(flag) for flag in self.run(lambda c: self._compact(keys=[self.keys.script_anchor()], args=args))]
 
     def ping(self) -> bool:
         """True when the store answers."""
@@ -87,6 +96,28 @@ class Store:
             for key in keys:
                 pipe.lrange(key, 0, -1)
             return pipe.execute()
+        except STORE_ERRORS as exc:
+            raise StoreUnavailable(str(exc)) from exc
+
+    READ_CHUNK = 2000  # keys per read-script call: the server serves other clients between calls
+
+    def read_lists(self, keys: list[str], suffixes: list[bytes]) -> list:
+        """For each key: 0 if its list still ends with the delta whose end is its suffix (the caller's
+        sum of it is current), else the whole list. Suffix b'' = always the list. One round trip."""
+        if not keys:
+            return []
+        anchor = [self.keys.script_anchor()]
+        sep = DELTA_SEPARATOR
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            for i in range(0, len(keys), self.READ_CHUNK):
+                chunk = slice(i, i + self.READ_CHUNK)
+                self._read(keys=anchor, client=pipe,
+                           args=[sep.join(k.encode() for k in keys[chunk]), sep.join(suffixes[chunk])])
+            out = []
+            for part in pipe.execute():
+                out.extend(part)
+            return out
         except STORE_ERRORS as exc:
             raise StoreUnavailable(str(exc)) from exc
 
