@@ -175,7 +175,9 @@ def _step_arg() -> int | None:
 def get_summary():
     """Totals and rates for a period (definitions: DESIGN.md)."""
     start, end = _range_args()
-    return json_response(_services().queries.summary(start, end, partner_args()))
+    partners = partner_args()
+    with metrics.QUERY_DURATION.labels("summary").time():
+        return json_response(_services().queries.summary(start, end, partners))
 
 
 @api.get("/api/v1/series/<metric>")
@@ -185,8 +187,10 @@ def get_series(metric: str):
         raise ApiError(404, f"unknown metric {metric!r}; one of {', '.join(SERIES_METRICS)}", "metric")
     start, end = _range_args()
     step = _step_arg()
+    partners = partner_args()
     try:
-        return json_response(_services().queries.series(metric, start, end, step, partner_args()))
+        with metrics.QUERY_DURATION.labels("series").time():
+            return json_response(_services().queries.series(metric, start, end, step, partners))
     except ValueError:
         raise ApiError(400, "step: too many points for this range; choose a larger step", "step") from None
 
@@ -194,7 +198,9 @@ def get_series(metric: str):
 @api.get("/api/v1/partners")
 def get_partners():
     """Partners with their current record and quota use this month."""
-    return json_response({"partners": _services().queries.partners(partner_args())})
+    partners = partner_args()
+    with metrics.QUERY_DURATION.labels("partners").time():
+        return json_response({"partners": _services().queries.partners(partners)})
 
 
 @api.get("/api/v1/partners/<partner_id>")
