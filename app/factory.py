@@ -6,11 +6,12 @@ import logging
 import dash
 from flask import Flask
 
-from app import observability
+from app import observability, ws
 from app.api import api, json_response
 from app.openapi import openapi_document
 from app.settings import Settings
 from services.runtime import Services, build_services
+from services.realtime import Hub
 from services.sysrollups import HttpStats
 
 __all__ = ["create_app", "background"]
@@ -52,8 +53,11 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     executive_callbacks.register(app, services)
     http_stats = HttpStats(services.store, interval_s=settings.collector_interval_s, clock=services.clock)
     observability.install(server, app, services, http_stats)
+    hub = Hub(services.store, queue_size=settings.ws_queue_size, idle_s=settings.ws_idle_s)
+    ws.install(server, services, hub)
+    server.extensions["lulupay_hub"] = hub
     server.extensions["lulupay_background"] = observability.Background(services, http_stats,
-                                                                        services.partner_labels)
+                                                                        services.partner_labels, hub)
     return app
 
 

@@ -50,6 +50,8 @@ def install(server: Flask, dash_app, services, http_stats: HttpStats | None) -> 
 
     @server.before_request
     def _start_timer():
+        if request.path == "/ws":  # a socket's lifetime is not a request duration (WS metrics count it)
+            return
         g._lp_started = time.perf_counter()
         metrics.HTTP_IN_FLIGHT.inc()
 
@@ -70,7 +72,8 @@ def install(server: Flask, dash_app, services, http_stats: HttpStats | None) -> 
 
     @server.teardown_request
     def _in_flight_done(_exc):
-        metrics.HTTP_IN_FLIGHT.dec()
+        if request.path != "/ws":
+            metrics.HTTP_IN_FLIGHT.dec()
 
     snapshot = metrics.SnapshotCollector(services.store.client, services.store.keys.metrics_snapshot(),
                                          services.clock)
@@ -85,8 +88,9 @@ class Background:
     """The per-process background parts: the collector (when enabled) and the HTTP statistics
     flusher. `start()` after the fork (gunicorn) or in `serve`; `stop()` at shutdown flushes."""
 
-    def __init__(self, services, http_stats: HttpStats, labels: metrics.PartnerLabels):
+    def __init__(self, services, http_stats: HttpStats, labels: metrics.PartnerLabels, hub=None):
         settings = services.settings
+        self.hub = hub
         self.http_stats = http_stats
         self.collector = (Collector(services, interval_s=settings.collector_interval_s,
                                     disk_path=_existing(settings.data_dir), labels=labels)
@@ -99,6 +103,8 @@ class Background:
         return self
 
     def stop(self) -> None:
+        if self.hub is not None:
+            self.hub.stop()
         if self.collector is not None:
             self.collector.stop()
         self.http_stats.stop()

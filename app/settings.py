@@ -48,6 +48,12 @@ class Settings(BaseSettings):
     collector_interval_s: float = Field(default=5.0, ge=0.5, le=300)
     # Partners that get their own metric label (the first N seen by the deployment); the rest: "other".
     metrics_partner_cap: int = Field(default=100, ge=1, le=10000)
+    # Real-time channel (/ws): per-connection queue (a client that falls this far behind is closed),
+    # heartbeat, how long a connection may stay without subscribing, extra allowed browser origins.
+    ws_queue_size: int = Field(default=256, ge=8, le=100_000)
+    ws_ping_interval_s: float = Field(default=20.0, ge=1, le=600)
+    ws_idle_s: float = Field(default=60.0, ge=1, le=3600)
+    ws_allowed_origins: str = ""
 
     @field_validator("ingest_tokens")
     @classmethod

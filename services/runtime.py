@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from services.ingest import IngestService
 from services.keys import Keys
 from services.metrics import PartnerLabels, record_events
+from services.realtime import build_messages, publish_many
 from services.queries import QueryService
 from services.store import Store, connect
 
@@ -49,6 +50,7 @@ def build_services(settings, *, redis_url: str | None = None, clock: Callable[[]
     labels = PartnerLabels(store.client, store.keys.metrics_partner_labels(),
                            getattr(settings, "metrics_partner_cap", 100))
     listeners.append(lambda events: record_events(events, labels))
+    listeners.append(lambda events: publish_many(store, build_messages(events, clock(), settings.live_window_s)))
     return Services(
         settings=settings, store=store, clock=clock, listeners=listeners, partner_labels=labels,
         ingest=IngestService(store, retention_s=settings.retention_s, live_window_s=settings.live_window_s,

@@ -1,0 +1,129 @@
+"""`WS /ws`: the real-time channel's endpoint (flask-sock), one thread per connection.
+
+Protocol (DESIGN.md): the client sends `{"subscribe": [...], "partners": [...]}` at any time; the
+server answers `{"stream": "subscribed", ...}` or `{"stream": "error", "data": {"error": ...}}`
+(the connection stays open), then pushes `{"stream", "ts", "data"}` messages of its streams.
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import socket
+import time
+from urllib.parse import urlsplit
+
+import orjson
+from flask import Flask, request
+from flask_sock import Sock
+from simple_websocket import ConnectionClosed
+
+from app.api import json_response
+from services import metrics
+from services.realtime import Client, Hub, SubscribeError, parse_subscribe
+
+__all__ = ["install", "origin_allowed"]
+
+log = logging.getLogger(__name__)
+
+WS_PATH = "/ws"
+# The kernel send buffer of each socket: bounds memory per connection and lets a client that stops
+# reading fill its queue (and be closed) in seconds rather than after megabytes.
+SEND_BUFFER_BYTES = 64 * 1024
+
+
+def origin_allowed(origin: str | None, host: str, allowed: list[str]) -> bool:
+    """Browsers send Origin: it must be this host or a configured origin. Non-browser clients send
+    none (no ambient credentials to abuse) and are let through to authentication."""
+    if not origin:
+        return True
+    if origin in allowed:
+        return True
+    return urlsplit(origin).netloc == host
+
+
+def _error(text: str) -> str:
+    return orjson.dumps({"stream": "error", "ts": time.time(), "data": {"error": text}}).decode()
+
+
+def install(server: Flask, services, hub: Hub) -> None:
+    """Add the `/ws` route and its origin check to `server`."""
+    settings = services.settings
+    server.config["SOCK_SERVER_OPTIONS"] = {"ping_interval": settings.ws_ping_interval_s,
+                                            "max_message_size": 64 * 1024}
+    allowed = [o.strip() for o in settings.ws_allowed_origins.split(",") if o.strip()]
+    sock = Sock(server)
+
+    @server.before_request
+    def _ws_origin():
+        if request.path != WS_PATH:
+            return None
+        if not origin_allowed(request.headers.get("Origin"), request.host, allowed):
+            metrics.WS_DROPPED.labels("bad_origin").inc()
+            return json_response({"error": f"origin {request.headers.get('Origin')!r} is not allowed "
+                                           "(LULUPAY_WS_ALLOWED_ORIGINS)", "field": "Origin"}, 403)
+        return None
+
+    @sock.route(WS_PATH)
+    def ws_route(ws):
+        # The pages' authentication decides what the caller may see (every partner until roles exist).
+        visible = services.visible_partners()
+        raw = getattr(ws, "sock", None)
+        if raw is not None:
+            try:
+                raw.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
+            except OSError:
+                pass
+        client = hub.connect(raw)
+        try:
+            _serve(ws, client, visible)
+        except (ConnectionClosed, OSError):
+            pass
+        except Exception:
+            log.exception("websocket connection failed")
+            metrics.WS_DROPPED.labels("error").inc()
+        finally:
+            hub.disconnect(client)
+
+
+def _serve(ws, client: Client, visible) -> None:
+    """Send queued messages and answer subscribe requests until the connection ends."""
+    while ws.connected:
+        if client.closing:
+            code, reason = client.closing
+            ws.close(reason=code, message=reason)
+            return
+        try:
+            item = client.queue.get(timeout=0.2)
+        except queue.Empty:
+            item = None
+        if item:
+            payload, stream, published = item
+            ws.send(payload.decode())
+            metrics.WS_MESSAGES.labels(stream).inc()
+            metrics.WS_DELIVERY.observe(max(0.0, time.time() - published))
+            # send what else is queued before looking at input
+            while not client.closing:
+                try:
+                    item = client.queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    break
+                payload, stream, published = item
+                ws.send(payload.decode())
+                metrics.WS_MESSAGES.labels(stream).inc()
+                metrics.WS_DELIVERY.observe(max(0.0, time.time() - published))
+        while True:
+            incoming = ws.receive(timeout=0)
+            if incoming is None:
+                break
+            try:
+                streams, partners = parse_subscribe(incoming, visible)
+            except SubscribeError as exc:
+                ws.send(_error(str(exc)))
+                metrics.WS_MESSAGES.labels("error").inc()
+                continue
+            client.subscribe(streams, partners)
+            ws.send(orjson.dumps({"stream": "subscribed", "ts": time.time(),
+                                  "data": {"subscribe": sorted(streams),
+                                           "partners": None if partners is None else sorted(partners)}}).decode())
