@@ -229,3 +229,21 @@ def test_compose_services_targets_and_no_default_secrets():
             if source.startswith("."):
                 assert (MONITORING / source).exists(), volume
     assert (MONITORING / "compose" / "lulupay-entrypoint.sh").exists()
+
+
+def test_every_dashboard_query_parses(tmp_path):
+    """promtool parses each panel query (Grafana's macros expanded); the live test runs them."""
+    tools = require("promtool")
+    from tests.monitoring.test_live import MACROS
+
+    rules = []
+    for i, (panel, target) in enumerate(dashboard_targets()):
+        expr = target["expr"]
+        for macro, value in MACROS.items():
+            expr = expr.replace(macro, value)
+        rules.append({"record": f"grafana:panel_{panel['id']}_{target['refId']}:check", "expr": expr})
+    path = tmp_path / "panels.yml"
+    path.write_text(json.dumps({"groups": [{"name": "panels", "rules": rules}]}))
+    result = run([tools["promtool"], "check", "rules", str(path)])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"{len(rules)} rules found" in result.stdout
