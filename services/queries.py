@@ -134,7 +134,8 @@ class BucketCache:
 
     def __init__(self, max_fields: int = 1_000_000):
         self.max_fields = max_fields
-        self._entries: OrderedDict[str, tuple[bytes, dict]] = OrderedDict()
+        self._entries: OrderedDict[str, tuple[bytes, object]] = OrderedDict()
+        self._sizes: dict[str, int] = {}
         self._fields = 0
         self._lock = threading.Lock()
 
@@ -152,22 +153,27 @@ class BucketCache:
                 out.append(entry)
             return out
 
-    def put(self, key: str, suffix: bytes, fields: dict) -> None:
-        if not suffix or len(fields) > self.max_fields:
+    def put(self, key: str, suffix: bytes, value, size: int | None = None) -> None:
+        """Keep `value` (a sum of fields, or a block of them: `size` fields) for `key` while its list
+        ends with the delta ending in `suffix` (b'' = nothing to check by: not kept)."""
+        size = len(value) if size is None else size
+        if not suffix or size > self.max_fields:
             return
         with self._lock:
             old = self._entries.pop(key, None)
             if old is not None:
-                self._fields -= len(old[1])
-            self._entries[key] = (suffix, fields)
-            self._fields += len(fields)
+                self._fields -= self._sizes.pop(key)
+            self._entries[key] = (suffix, value)
+            self._sizes[key] = size
+            self._fields += size
             while self._fields > self.max_fields:
-                _, (_, dropped) = self._entries.popitem(last=False)
-                self._fields -= len(dropped)
+                dropped, _ = self._entries.popitem(last=False)
+                self._fields -= self._sizes.pop(dropped)
 
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+            self._sizes.clear()
             self._fields = 0
 
 
@@ -204,25 +210,39 @@ class QueryService:
         return zip(meta, self._sums(keys, meta))
 
     def _sums(self, keys: list[str], meta: list[tuple]) -> list[dict]:
-        """The sum of each rollup list: from the bucket cache when the store confirms the list is
-        unchanged, else read and parsed (and cached). Settled lists of 2+ deltas are compacted."""
-        cached = self.cache.get_many(keys)
-        replies = self.store.read_lists(keys, [entry[0] if entry else b"" for entry in cached])
+        """The sum of each rollup list (one atomic read; see `_read`)."""
+        return [fields for fields, _ in self._read([(key, kind, bucket + _STEP[res], None)
+                                                     for key, (res, bucket, kind, _) in zip(keys, meta)])]
+
+    def _read(self, items: list[tuple[str, str, int, bytes | None]], groups: list[int] | None = None
+              ) -> list[tuple[dict | None, bytes]]:
+        """(sum, suffix of its last delta) of each (key, kind, bucket end, probe) item, read in one
+        round trip (`groups`: runs read atomically, see Store.read_lists; default all at once).
+
+        The sum comes from the bucket cache when the store confirms the list still ends with the
+        cached delta, else the list is read, parsed and cached. A `probe` suffix is checked instead of
+        the cached one: when the list still ends with it the item answers (None, probe). Lists of 2+
+        deltas whose bucket ended over SETTLED_S ago are compacted (read repair)."""
+        cached = self.cache.get_many([item[0] for item in items])
+        suffixes = [probe if probe is not None else (entry[0] if entry else b"")
+                    for (_, _, _, probe), entry in zip(items, cached)]
+        replies = self.store.read_lists([item[0] for item in items], suffixes, groups)
         settled_before = self.clock() - self.SETTLED_S
-        out: list[dict] = []
+        out: list[tuple[dict | None, bytes]] = []
         repair = []
         put = self.cache.put
-        for key, (res, bucket, kind, _), entry, reply in zip(keys, meta, cached, replies):
-            if not isinstance(reply, list):  # 0: unchanged since cached
-                out.append(entry[1])
+        for (key, kind, bucket_end, probe), entry, suffix, reply in zip(items, cached, suffixes, replies):
+            if not isinstance(reply, list):  # 0: the list still ends with `suffix`
+                out.append((None, probe) if probe is not None else (entry[1], suffix))
                 continue
             if not reply:
-                out.append(EMPTY)
+                out.append((EMPTY, b""))
                 continue
             fields = sum_deltas(kind, reply)
-            put(key, delta_suffix(reply[-1]), fields)
-            out.append(fields)
-            if len(reply) > 1 and bucket + _STEP[res] < settled_before:
+            last = delta_suffix(reply[-1])
+            put(key, last, fields)
+            out.append((fields, last))
+            if len(reply) > 1 and bucket_end < settled_before:
                 repair.append((key, reply, fields))
         if repair:
             self._read_repair(repair)
@@ -308,16 +328,111 @@ class QueryService:
         if (end - first) / step_s > MAX_POINTS:
             raise ValueError("step")
         windows: dict[int, Totals] = {}
-        buckets = []
         t = first
         while t < end:
             windows[t] = Totals()
-            buckets.extend((res.name, b) for b in range(t, t + step_s, res.step_s))
             t += step_s
-        for (_, bucket, kind, scope), fields in self._fetch(buckets, kinds, self._scopes(partners)):
+        for bucket, kind, scope, fields in self._fine_sums(res, first, t, step_s, tuple(kinds), self._scopes(partners)):
             if fields:
                 windows[first + (bucket - first) // step_s * step_s].add_sum(kind, scope, fields)
         return step_s, list(windows.items())
+
+    def _fine_sums(self, res: Resolution, lo: int, hi: int, step_s: int, kinds: tuple[str, ...], scopes: list[str]):
+        """(bucket, kind, scope, sum) of every `res` bucket in [lo, hi), for a series of `step_s`
+        windows from `lo`. The buckets of a whole coarser bucket inside the range (the 60 minutes
+        of an hour, the 24 hours of a day) are kept together as a block, valid while the coarser
+        list still ends with the delta it ended with when the block was read: every batch that
+        adds to a bucket adds to the coarser bucket holding it in the same atomic script, and
+        compaction keeps sums. So a block costs one check instead of 60 (or 24) reads. A block and
+        its coarser list are always read in one atomic call; for steps inside the block, the
+        block also keeps its window sums. (A sum with the bucket `None` is a whole window's.)"""
+        level = next(i for i, r in enumerate(RESOLUTIONS) if r.name == res.name)
+        parent = RESOLUTIONS[level + 1] if level + 1 < len(RESOLUTIONS) else None
+        rollup = self.keys.rollup
+        loose: list[tuple[int, str, str]] = []  # (bucket, kind, scope) read one by one
+        blocks: list[tuple[int, str, str]] = []  # (parent bucket, kind, scope)
+        for kind in kinds:
+            for scope in scopes:
+                b = lo
+                while b < hi:
+                    if parent is not None and b % parent.step_s == 0 and b + parent.step_s <= hi:
+                        blocks.append((b, kind, scope))
+                        b += parent.step_s
+                    else:
+                        loose.append((b, kind, scope))
+                        b += res.step_s
+        out: list[tuple[int | None, str, str, dict]] = []
+        # Phase 1: loose buckets and the checks of blocks held, in one call; blocks not held are
+        # read whole, each with its coarser list, as their own atomic groups.
+        held = self.cache.get_many([rollup(parent.name, k, p, sc) + ">" + res.name for p, k, sc in blocks]) \
+            if blocks else []
+        items = [(rollup(res.name, k, b, sc), k, b + res.step_s, None) for b, k, sc in loose]
+        probes = []
+        for block, entry in zip(blocks, held):
+            if entry is not None:
+                p, k, sc = block
+                items.append((rollup(parent.name, k, p, sc), k, p + parent.step_s, entry[0]))
+                probes.append((block, entry))
+        missing = [block for block, entry in zip(blocks, held) if entry is None]
+        size = 1 + parent.step_s // res.step_s if parent is not None else 0
+        answers = self._read(items + self._block_items(res, parent, missing), [len(items)] + [size] * len(missing))
+        for (b, k, sc), (fields, _) in zip(loose, answers):
+            out.append((b, k, sc, fields))
+        stale = []
+        for (block, entry), (fields, _) in zip(probes, answers[len(loose):len(items)]):
+            if fields is None:  # the coarser list is unchanged: the block is current
+                out.extend(self._block_sums(block, entry[1], res, step_s))
+            else:
+                stale.append(block)
+        blocks_read = self._store_blocks(res, parent, missing, answers[len(items):])
+        if stale:  # Phase 2: blocks whose coarser list changed since they were read
+            again = self._read(self._block_items(res, parent, stale), [size] * len(stale))
+            blocks_read += self._store_blocks(res, parent, stale, again)
+        for block, value in blocks_read:
+            out.extend(self._block_sums(block, value, res, step_s))
+        return out
+
+    def _block_items(self, res: Resolution, parent: Resolution, blocks: list[tuple[int, str, str]]) -> list:
+        items = []
+        rollup = self.keys.rollup
+        for p, k, sc in blocks:
+            items.append((rollup(parent.name, k, p, sc), k, p + parent.step_s, None))
+            items.extend((rollup(res.name, k, b, sc), k, b + res.step_s, None)
+                         for b in range(p, p + parent.step_s, res.step_s))
+        return items
+
+    def _store_blocks(self, res: Resolution, parent: Resolution, blocks: list, answers: list) -> list:
+        """Blocks from atomic reads of [coarser list, its buckets...]; cached when the coarser list
+        has a token to check them by."""
+        if not blocks:
+            return []
+        n = 1 + parent.step_s // res.step_s
+        out = []
+        rollup = self.keys.rollup
+        for i, (p, k, sc) in enumerate(blocks):
+            group = answers[i * n:(i + 1) * n]
+            children = tuple(fields for fields, _ in group[1:])
+            value = {"children": children, "windows": {}}
+            suffix = group[0][1]
+            self.cache.put(rollup(parent.name, k, p, sc) + ">" + res.name, suffix, value,
+                           size=1 + sum(len(c) for c in children))
+            out.append(((p, k, sc), value))
+        return out
+
+    @staticmethod
+    def _block_sums(block: tuple[int, str, str], value: dict, res: Resolution, step_s: int):
+        """(bucket, kind, scope, sum) of a block: per window when `step_s` divides it (memoised in
+        the block: its sums never change), else per bucket."""
+        p, k, sc = block
+        children = value["children"]
+        per = step_s // res.step_s
+        if step_s % res.step_s or len(children) % per or per == 1:
+            return [(p + i * res.step_s, k, sc, fields) for i, fields in enumerate(children)]
+        sums = value["windows"].get(step_s)
+        if sums is None:
+            sums = value["windows"][step_s] = tuple(_add_all(list(children[i:i + per]))
+                                                     for i in range(0, len(children), per))
+        return [(p + i * step_s, k, sc, fields) for i, fields in enumerate(sums)]
 
     def series(self, metric: str, start: float, end: float, step_s: int | None,
                partners: Iterable[str] | None = None) -> dict:

@@ -101,19 +101,30 @@ class Store:
 
     READ_CHUNK = 2000  # keys per read-script call: the server serves other clients between calls
 
-    def read_lists(self, keys: list[str], suffixes: list[bytes]) -> list:
+    def read_lists(self, keys: list[str], suffixes: list[bytes], groups: list[int] | None = None) -> list:
         """For each key: 0 if its list still ends with the delta whose end is its suffix (the caller's
-        sum of it is current), else the whole list. Suffix b'' = always the list. One round trip."""
+        sum of it is current), else the whole list. Suffix b'' = always the list. One round trip.
+        `groups` (sizes, summing to len(keys)) are runs of keys read in one script call each, so
+        one atomic snapshot (default: all keys one group); groups are packed into calls of about
+        READ_CHUNK keys, and a call holds whole groups."""
         if not keys:
             return []
         anchor = [self.keys.script_anchor()]
         sep = DELTA_SEPARATOR
+        calls: list[tuple[int, int]] = []
+        lo = hi = 0
+        for size in (groups if groups is not None else [len(keys)]):
+            if hi > lo and hi - lo + size > self.READ_CHUNK:
+                calls.append((lo, hi))
+                lo = hi
+            hi += size
+        if hi > lo:
+            calls.append((lo, hi))
         try:
             pipe = self.client.pipeline(transaction=False)
-            for i in range(0, len(keys), self.READ_CHUNK):
-                chunk = slice(i, i + self.READ_CHUNK)
+            for lo, hi in calls:
                 self._read(keys=anchor, client=pipe,
-                           args=[sep.join(k.encode() for k in keys[chunk]), sep.join(suffixes[chunk])])
+                           args=[sep.join(k.encode() for k in keys[lo:hi]), sep.join(suffixes[lo:hi])])
             out = []
             for part in pipe.execute():
                 out.extend(part)

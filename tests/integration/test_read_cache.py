@@ -152,3 +152,38 @@ def test_flushed_store_is_not_answered_from_the_cache(services, redis_client):
     assert services.queries.summary(start, end)["builds_total"] > 0
     redis_client.flushall()
     assert services.queries.summary(start, end)["builds_total"] == 0
+
+
+def _window_counts(events, start, end, step, partners=None):
+    return [reference_summary(events, t, t + step, partners)["builds_total"] for t in range(start, end, step)]
+
+
+@pytest.mark.parametrize("step", [300, 420, 3600, 10800])
+@pytest.mark.parametrize("partners", [None, ["orbit-wallet"]])
+def test_series_blocks_follow_late_events_in_past_hours_and_days(services, step, partners):
+    """Series windows read minutes (or hours) through blocks checked by their hour (or day): a late
+    event in a past hour or day shows in the next query, in its own window."""
+    now = time.time()
+    hours = 30 if step < 3600 else 24 * 5
+    lo = int((now - hours * 3600) // 3600) * 3600
+    rng = random.Random(step)
+    events = random_events(rng, 300, lo, now - 60, PARTNERS)
+    for i in range(0, len(events), 700):
+        services.ingest.ingest_batch(events[i:i + 700])
+    queries = services.queries
+    start = lo + 3600
+    end = int(now // 60) * 60
+
+    def check(every):
+        got = queries.series("builds", start, end, step, partners)
+        assert got["step_s"] == step
+        assert [v for _, v in got["points"]] == _window_counts(every, got["from"], got["to"], step,
+                                                               partners and set(partners))
+    check(events)
+    check(events)  # from the blocks
+    unit = 3600 if step < 3600 else DAY  # a whole past hour (or day): inside a block
+    late = random_events(random.Random(step + 1), 5, start + 2 * unit, start + 2 * unit + 3600, ["orbit-wallet"])
+    late += random_events(random.Random(step + 2), 5, start + 3 * unit + 600, start + 3 * unit + 4000, ["orbit-wallet"])
+    services.ingest.ingest_batch(late)
+    check(events + late)
+    check(events + late)
