@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 from datetime import date, datetime, timezone
 
 import orjson
@@ -44,9 +45,29 @@ def resolve_scope(filters: dict, services) -> tuple[float, float, list[str] | No
     return start, end, partners, (math.floor(start / 60), math.ceil(end / 60), partners)
 
 
+class _Flight:
+    """One computation in progress that callers with the same cache key wait for."""
+
+    __slots__ = ("done", "value", "error", "waiting")
+
+    def __init__(self):
+        self.done = threading.Event()
+        self.value: bytes | None = None  # the result as JSON, as the cache holds it
+        self.error: BaseException | None = None
+        self.waiting = 0
+
+
 class QueryCache:
     """Results cached in Redis for a few seconds per query and filter set, so a hundred people
-    watching the same board cost about one query. A cache failure never fails the panel."""
+    watching the same board cost about one query. A cache failure never fails the panel.
+
+    Single flight: while one thread of this process computes a (query, filter set), others asking
+    for the same wait for its result instead of computing it again — so refreshes that arrive
+    faster than a slow query answers (auto-refresh, many viewers) do not pile up work."""
+
+    _flights: dict[str, _Flight] = {}  # shared by every instance of the process
+    _flights_lock = threading.Lock()
+    wait_s = 30.0  # a waiter gives up on a stuck computation and computes itself
 
     def __init__(self, client: redis.Redis, prefix: str, timeout_s: int = 5):
         self.client = client
@@ -62,9 +83,30 @@ class QueryCache:
             cached = None
         if cached is not None:
             return orjson.loads(cached)
-        value = compute()
+        with self._flights_lock:
+            flight = self._flights.get(key)
+            leader = flight is None
+            if leader:
+                flight = self._flights[key] = _Flight()
+        if not leader:
+            flight.waiting += 1
+            if flight.done.wait(self.wait_s):
+                if flight.error is not None:
+                    raise flight.error
+                return orjson.loads(flight.value)
+            return compute()
         try:
-            self.client.set(key, orjson.dumps(value), ex=self.timeout_s)
+            value = compute()
+            flight.value = blob = orjson.dumps(value)
+        except BaseException as exc:
+            flight.error = exc
+            raise
+        finally:
+            with self._flights_lock:
+                self._flights.pop(key, None)
+            flight.done.set()
+        try:
+            self.client.set(key, blob, ex=self.timeout_s)
         except redis.RedisError as exc:
             log.debug("query cache write skipped: %s", exc)
         return value
