@@ -32,9 +32,11 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     server.add_url_rule("/openapi.json", "openapi", lambda: json_response(spec))
 
     from callbacks import executive as executive_callbacks
+    from callbacks import live as live_callbacks
     from callbacks import operations as operations_callbacks
     from callbacks import shell as shell_callbacks
     from layouts import executive as executive_layout
+    from layouts import live as live_layout
     from layouts import operations as operations_layout
     from layouts.shell import shell
 
@@ -47,10 +49,12 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
                        layout=executive_layout.layout)
     dash.register_page("operations", path="/operations", name="Operations", title="Operations · LuluPay Analytics",
                        layout=operations_layout.layout)
+    dash.register_page("live", path="/live", name="Live", title="Live · LuluPay Analytics", layout=live_layout.layout)
     app.layout = shell
     shell_callbacks.register(app, services)
     operations_callbacks.register(app, services)
     executive_callbacks.register(app, services)
+    live_callbacks.register(app, services)
     http_stats = HttpStats(services.store, interval_s=settings.collector_interval_s, clock=services.clock)
     observability.install(server, app, services, http_stats)
     hub = Hub(services.store, queue_size=settings.ws_queue_size, idle_s=settings.ws_idle_s)

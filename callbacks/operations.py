@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import dash_bootstrap_components as dbc
 import orjson
-from dash import Input, Output, dcc, html
+from dash import Input, Output, State, dcc, html
 
 from callbacks.filters import QueryCache, resolve_scope
 from layouts import figures
@@ -30,12 +30,13 @@ def kpi_tiles(summary: dict) -> list:
         ("Success rate", "—" if rate is None else f"{rate * 100:.1f} %", "success_rate", "of completed builds"),
         ("Average build time", figures.format_duration(summary["duration_avg_s"]), "duration_avg_s",
          f"p95 {figures.format_duration(summary['duration_p95_s'])}"),
-        ("Active builds", f"{summary['active_builds']:,}", "active_builds", "running now"),
+        ("Active builds", f"{summary['active_builds']:,}", "active_builds", "running now · live"),
         ("Active partners", f"{summary['active_partners']:,}", "active_partners", "with a finished build"),
         ("Builds started", f"{summary['builds_started']:,}", "builds_started", "in the period"),
     ]
-    return dbc.Row([dbc.Col(kpi_tile(label, value, kpi, detail), xs=6, md=4, xl=2) for label, value, kpi, detail in tiles],
-                   className="g-3")
+    return dbc.Row([dbc.Col(kpi_tile(label, value, kpi, detail,
+                                     value_id=OPS.ACTIVE_BUILDS if kpi == "active_builds" else None), xs=6, md=4, xl=2)
+                    for label, value, kpi, detail in tiles], className="g-3")
 
 
 def system_gauge(summary: dict, latest: dict, measure: str, theme: str):
@@ -158,6 +159,14 @@ def register(app, services) -> None:
         caption = html.Div(source, className="small text-body-secondary", **{"data-source": rows["source"]})
         return ([graph(figures.http_latency_figure(rows, theme)), caption],
                 [graph(figures.http_errors_figure(rows, theme)), caption])
+
+    # Between refreshes, the live channel moves "active builds" (+1 started, −1 finished, in the
+    # socket's partner filter, which is the page's).
+    app.clientside_callback(
+        "function(inbox, text) { return window.lulupayLive.activeBuilds(inbox, text); }",
+        Output(OPS.ACTIVE_BUILDS, "children"), Input(SHELL.RT_INBOX, "data"), State(OPS.ACTIVE_BUILDS, "children"),
+        prevent_initial_call=True,
+    )
 
     @app.callback(Output(OPS.ASSET_GRID, "exportDataAsCsv"), Input(OPS.ASSET_CSV, "n_clicks"), prevent_initial_call=True)
     def export_assets(_clicks):

@@ -63,7 +63,7 @@ def register(app, services) -> None:
 
     @app.callback(Output(SHELL.UPDATED, "children"), Output(SHELL.BANNER, "children"),
                   Output(SHELL.BADGE_STORE, "color"), Output(SHELL.BADGE_PROMETHEUS, "color"),
-                  Output(SHELL.BADGE_PROMETHEUS, "title"), Output(SHELL.BADGE_LIVE, "title"),
+                  Output(SHELL.BADGE_PROMETHEUS, "title"),
                   Input(SHELL.TICK, "n_intervals"), Input(SHELL.FILTERS, "data"))
     def status(_n, _filters):
         stamp = datetime.now(timezone.utc).strftime("updated %H:%M:%S UTC")
@@ -75,8 +75,9 @@ def register(app, services) -> None:
         prometheus = services.settings.prometheus_url
         return (stamp, banner, "success" if store_ok else "danger",
                 "info" if prometheus else "secondary",
-                f"Prometheus: {prometheus}" if prometheus else "Prometheus: not configured",
-                "Live channel: not available in this version")
+                f"Prometheus: {prometheus}" if prometheus else "Prometheus: not configured")
+
+    _register_realtime(app)
 
     app.clientside_callback(
         """function(dark, _ts, stored) {
@@ -88,6 +89,23 @@ def register(app, services) -> None:
         }""",
         Output(SHELL.THEME, "data"), Output(SHELL.THEME_SWITCH, "value"),
         Input(SHELL.THEME_SWITCH, "value"), Input(SHELL.THEME, "modified_timestamp"), State(SHELL.THEME, "data"),
+    )
+
+
+def _register_realtime(app) -> None:
+    """The socket follows the partner filter; alerts become toasts on every page."""
+    app.clientside_callback(
+        """function(filters) {
+            const partners = (filters && filters.partners) || [];
+            if (window.lulupayRealtime) { window.lulupayRealtime.setPartners(partners); }
+            return partners;
+        }""",
+        Output(SHELL.RT_SUBSCRIPTION, "data"), Input(SHELL.FILTERS, "data"),
+    )
+    app.clientside_callback(
+        "function(inbox, current) { return window.lulupayLive.toasts(inbox, current); }",
+        Output(SHELL.TOASTS, "children"), Input(SHELL.RT_INBOX, "data"), State(SHELL.TOASTS, "children"),
+        prevent_initial_call=True,
     )
 
 

@@ -1,7 +1,7 @@
 """Component ids: one owner, no string literals scattered across layouts and callbacks."""
 from __future__ import annotations
 
-__all__ = ["SHELL", "OPS", "EXEC", "PANEL_IDS"]
+__all__ = ["SHELL", "OPS", "EXEC", "LIVE", "PANEL_IDS"]
 
 
 class SHELL:
@@ -21,6 +21,9 @@ class SHELL:
     BADGE_LIVE = "badge-live"
     BANNER = "outage-banner"
     NAV = "nav-links"
+    RT_INBOX = "rt-inbox"  # batches of real-time messages, set by assets/realtime.js
+    RT_SUBSCRIPTION = "rt-subscription"  # the partners the socket is subscribed to
+    TOASTS = "rt-toasts"
 
 
 class OPS:
@@ -38,6 +41,7 @@ class OPS:
     ASSET_CSV = "ops-asset-csv"
     HTTP_LATENCY = "ops-http-latency"
     HTTP_ERRORS = "ops-http-errors"
+    ACTIVE_BUILDS = "kpi-active-builds"
 
 
 class EXEC:
@@ -45,6 +49,15 @@ class EXEC:
     TRENDS = "exec-trends"
     HEALTH = "exec-health"
     REVENUE = "exec-revenue"
+
+
+class LIVE:
+    STATE = "live-state"
+    RUNNING = "live-running"
+    RECENT = "live-recent"
+    FEED = "live-feed"
+    FEED_STREAMS = "live-feed-streams"
+    COUNT = "live-running-count"
 
 
 # data-panel attribute values of the Operations page, in order.

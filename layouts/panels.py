@@ -30,11 +30,13 @@ def error_state(message: str = "The store is unreachable; this panel will refres
                     className="panel-error text-danger text-center py-4")
 
 
-def kpi_tile(label: str, value: str, kpi: str, detail: str | None = None, tone: str | None = None):
+def kpi_tile(label: str, value: str, kpi: str, detail: str | None = None, tone: str | None = None,
+             value_id: str | None = None):
     """One KPI: label, big value, optional detail line (e.g. change against the previous period)."""
+    extra = {"id": value_id} if value_id else {}
     return html.Div([
         html.Div(label, className="kpi-label text-body-secondary small"),
-        html.Div(value, className="kpi-value fs-4 fw-semibold", **{"data-kpi": kpi}),
+        html.Div(value, className="kpi-value fs-4 fw-semibold", **{"data-kpi": kpi}, **extra),
         html.Div(detail, className="kpi-detail small " + (f"text-{tone}-emphasis" if tone else "text-body-secondary"))
         if detail else None,
     ], className="kpi-tile")

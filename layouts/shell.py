@@ -19,7 +19,7 @@ RANGE_LABELS = {"1h": "Last 1 hour", "6h": "Last 6 hours", "24h": "Last 24 hours
                 "30d": "Last 30 days", "90d": "Last 90 days", "custom": "Custom dates"}
 REFRESH_CHOICES = {"off": None, "5s": 5_000, "30s": 30_000, "1m": 60_000}
 REFRESH_LABELS = {"off": "Refresh off", "5s": "Every 5 s", "30s": "Every 30 s", "1m": "Every minute"}
-PAGES = (("Executive", "/"), ("Operations", "/operations"))
+PAGES = (("Executive", "/"), ("Operations", "/operations"), ("Live", "/live"))
 DEFAULT_FILTERS = {"range": "24h", "from": None, "to": None, "partners": [], "refresh": "30s"}
 
 
@@ -81,7 +81,8 @@ def _filter_bar():
             html.Div(id=SHELL.UPDATED, className="small text-body-secondary"),
             html.Div([dbc.Badge("store", id=SHELL.BADGE_STORE, color="secondary", className="me-1"),
                       dbc.Badge("Prometheus", id=SHELL.BADGE_PROMETHEUS, color="secondary", className="me-1"),
-                      dbc.Badge("live", id=SHELL.BADGE_LIVE, color="secondary")]),
+                      dbc.Badge("live: offline", id=SHELL.BADGE_LIVE, color="secondary",
+                                title="Live channel (/ws): not connected yet")]),
         ], className="text-md-end"), xs=6, md=2),
     ], className="g-2 align-items-center filter-bar py-2")
 
@@ -93,6 +94,9 @@ def shell():
         dcc.Store(id=SHELL.FILTERS, data=DEFAULT_FILTERS),
         dcc.Store(id=SHELL.THEME, storage_type="local", data="light"),
         dcc.Interval(id=SHELL.TICK, interval=30_000),
+        dcc.Store(id=SHELL.RT_INBOX),
+        dcc.Store(id=SHELL.RT_SUBSCRIPTION),
+        html.Div(id=SHELL.TOASTS, className="toast-stack"),
         dbc.Navbar(dbc.Container([
             dbc.NavbarBrand([html.I(className="bi bi-graph-up-arrow me-2"), "LuluPay Analytics"], href="/"),
             dbc.Nav(id=SHELL.NAV, navbar=True, className="me-auto"),
