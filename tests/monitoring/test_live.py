@@ -90,6 +90,10 @@ class PromAPI:
         result = self.query(expr)
         return float(result[0]["value"][1]) if result else None
 
+    def latest(self, selector: str) -> float | None:
+        """Sum of the last scraped values (robust to one failed scrape on a loaded machine)."""
+        return self.value(f"sum(last_over_time({selector}[1m]))")
+
 
 def panel_queries() -> list[tuple[str, str]]:
     dashboard = json.loads(DASHBOARD.read_text())
@@ -194,20 +198,19 @@ def test_live_prometheus_scrapes_gunicorn_and_evaluates_every_rule_and_panel(val
                 sent["builds"] += sum(1 for e in round_events if e["type"] == "build.finished")
                 # a scrape after the whole round (the next round's increments then show as rates)
                 expected = (sent["healthz"], sent["events"], sent["builds"])
-                wait_until(lambda: (prom.value('sum(lulupay_http_requests_total{route="/healthz"})'),
-                                    prom.value('sum(lulupay_http_requests_total{route="/api/v1/events",status="202"})'),
-                                    prom.value("sum(lulupay_builds_total)")) == expected,
+                wait_until(lambda: (prom.latest('lulupay_http_requests_total{route="/healthz"}'),
+                                    prom.latest('lulupay_http_requests_total{route="/api/v1/events",status="202"}'),
+                                    prom.latest("lulupay_builds_total")) == expected,
                            timeout=30, message=f"Prometheus to count (/healthz, ingest, builds) = {expected}")
 
         # -- exact counts across both workers -------------------------------------------------
         per_worker = worker_counts(multiproc, "/healthz")
         assert sum(per_worker.values()) == sent["healthz"] >= 2 * HEALTHZ_REQUESTS
         assert sum(1 for c in per_worker.values() if c > 0) >= 2, f"requests not spread over workers: {per_worker}"
-        assert prom.value('sum(lulupay_http_requests_total{route="/healthz",method="GET",status="200"})') \
-            == sent["healthz"]
-        assert prom.value('sum(lulupay_http_requests_total{route="/api/v1/events",status="202"})') == sent["events"]
-        assert prom.value("sum(lulupay_builds_total)") == sent["builds"] == finished
-        assert prom.value('sum by (job) (up{job="lulupay-collector"})') == 1
+        assert prom.latest('lulupay_http_requests_total{route="/healthz",method="GET",status="200"}') == sent["healthz"]
+        assert prom.latest('lulupay_http_requests_total{route="/api/v1/events",status="202"}') == sent["events"]
+        assert prom.latest("lulupay_builds_total") == sent["builds"] == finished
+        assert prom.value('max_over_time(up{job="lulupay-collector"}[1m])') == 1
         # one collector leader over every worker and the standalone collector
         wait_until(lambda: prom.value("sum(lulupay_collector_leader)") == 1, timeout=20, message="one collector leader")
 
@@ -231,14 +234,16 @@ def test_live_prometheus_scrapes_gunicorn_and_evaluates_every_rule_and_panel(val
         except AssertionError:
             raise AssertionError(f"no data for: {empty()}") from None
         # the main figures are real numbers, not NaN
+        def finite(record: str) -> bool:
+            return any(math.isfinite(float(s["value"][1])) for s in prom.query(record))
+
         for record in ("lulupay:builds:rate5m", "lulupay:build_success:ratio_rate5m",
                        "lulupay:build_duration_seconds:p95_5m", "lulupay:build_duration_seconds:avg5m",
                        "lulupay:http_requests:rate5m", "lulupay:http_errors:ratio_rate5m",
                        "route:lulupay_http_request_duration_seconds:p95_5m", "lulupay:system_cpu_usage:percent",
                        "lulupay:system_memory_used:ratio", "lulupay:system_disk_used:ratio"):
-            values = [float(s["value"][1]) for s in prom.query(record)]
-            assert any(math.isfinite(v) for v in values), (record, values)
-        assert 0 < prom.value("lulupay:system_memory_used:ratio") < 1
+            wait_until(lambda: finite(record), timeout=10, message=f"a finite value of {record}")
+        assert 0 < prom.value("max_over_time(lulupay:system_memory_used:ratio[1m])") < 1
 
         # -- every rule evaluates without error ---------------------------------------------------
         groups = requests.get(prom_url + "/api/v1/rules", timeout=5).json()["data"]["groups"]
