@@ -7,6 +7,7 @@ server answers `{"stream": "subscribed", ...}` or `{"stream": "error", "data": {
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import socket
 import time
@@ -96,23 +97,17 @@ def _serve(ws, client: Client, visible) -> None:
             item = client.queue.get(timeout=0.2)
         except queue.Empty:
             item = None
-        if item:
-            payload, stream, published = item
-            ws.send(payload.decode())
-            metrics.WS_MESSAGES.labels(stream).inc()
-            metrics.WS_DELIVERY.observe(max(0.0, time.time() - published))
-            # send what else is queued before looking at input
-            while not client.closing:
-                try:
-                    item = client.queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:
-                    break
-                payload, stream, published = item
+        while item:  # a publication's messages, then whatever else is queued, before looking at input
+            for payload, stream, published in item:
                 ws.send(payload.decode())
                 metrics.WS_MESSAGES.labels(stream).inc()
                 metrics.WS_DELIVERY.observe(max(0.0, time.time() - published))
+            if client.closing:
+                break
+            try:
+                item = client.queue.get_nowait()
+            except queue.Empty:
+                item = None
         while True:
             incoming = ws.receive(timeout=0)
             if incoming is None:
@@ -126,4 +121,5 @@ def _serve(ws, client: Client, visible) -> None:
             client.subscribe(streams, partners)
             ws.send(orjson.dumps({"stream": "subscribed", "ts": time.time(),
                                   "data": {"subscribe": sorted(streams),
-                                           "partners": None if partners is None else sorted(partners)}}).decode())
+                                           "partners": None if partners is None else sorted(partners),
+                                           "process": os.getpid()}}).decode())

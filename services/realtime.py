@@ -151,12 +151,13 @@ class Client:
             return False
         return partner is None or self.partners is None or partner in self.partners
 
-    def offer(self, payload: tuple[bytes, str, float]) -> bool:
-        """Queue a message; False (and marked for closing) when the queue is full."""
+    def offer(self, batch: list[tuple[bytes, str, float]]) -> bool:
+        """Queue the messages of one publication (serialised message, stream, publication time);
+        False (and marked for closing) when the queue is full: `queue_size` publications behind."""
         if self.closing:
             return False
         try:
-            self.queue.put_nowait(payload)
+            self.queue.put_nowait(batch)
             return True
         except queue.Full:
             metrics.WS_DROPPED.labels("slow").inc()
@@ -210,26 +211,30 @@ class Hub:
 
     # fan-out
     def dispatch(self, raw: bytes) -> int:
-        """Fan one pub/sub payload (a JSON list of messages) out; returns messages queued."""
+        """Fan one pub/sub payload (a JSON list of messages) out; returns messages queued. Each
+        message is serialised once; each client gets one queue item per payload (its messages)."""
         try:
             messages = orjson.loads(raw)
         except orjson.JSONDecodeError:
             log.warning("realtime: dropped a malformed channel payload")
             return 0
+        if not isinstance(messages, list):
+            messages = [messages]
         with self._lock:
-            clients = list(self._clients)
-        queued = 0
-        for msg in messages if isinstance(messages, list) else [messages]:
-            stream = msg.get("stream")
-            data = msg.get("data") or {}
+            clients = [c for c in self._clients if c.subscribed and not c.closing]
+        if not clients:
+            return 0
+        prepared = []
+        for msg in messages:
+            data = msg.get("data") if isinstance(msg, dict) else None
             partner = data.get("partner_id") if isinstance(data, dict) else None
-            payload = None
-            for client in clients:
-                if client.subscribed and client.wants(stream, partner):
-                    if payload is None:
-                        payload = (orjson.dumps(msg), stream, msg.get("ts") or time.time())
-                    if client.offer(payload):
-                        queued += 1
+            stream = msg.get("stream") if isinstance(msg, dict) else None
+            prepared.append((stream, partner, (orjson.dumps(msg), stream, msg.get("ts") or time.time())))
+        queued = 0
+        for client in clients:
+            batch = [payload for stream, partner, payload in prepared if client.wants(stream, partner)]
+            if batch and client.offer(batch):
+                queued += len(batch)
         return queued
 
     # threads

@@ -103,6 +103,47 @@ class ServerProcess:
                 self.proc.kill()
 
 
+class GunicornProcess:
+    """The Procfile's `web:` line, run as written (gunicorn, gunicorn.conf.py), in its own process
+    group, with `env` on top of this interpreter's environment."""
+
+    def __init__(self, valkey_url: str, tmp_path: Path, **env: str):
+        import signal  # noqa: F401  (used by stop)
+
+        web = next(line for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith("web:"))
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        full_env = server_env(REDIS_URL=valkey_url, PORT=str(self.port), WEB_CONCURRENCY="2", GUNICORN_THREADS="16",
+                              PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "prometheus-multiproc"),
+                              LULUPAY_DATA_DIR=str(tmp_path),
+                              PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"], **env)
+        self.log = open(tmp_path / "gunicorn.log", "w+")
+        self.proc = subprocess.Popen(["bash", "-c", "exec " + web.split(":", 1)[1].strip()], cwd=ROOT,
+                                     env=full_env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            wait_until(lambda: self.proc.poll() is None and requests.get(self.url + "/readyz", timeout=2).ok,
+                       timeout=60, message="gunicorn start")
+        except AssertionError:
+            self.stop()
+            raise AssertionError("gunicorn did not start:\n" + self.output()) from None
+
+    def output(self) -> str:
+        self.log.flush()
+        self.log.seek(0)
+        return self.log.read()
+
+    def stop(self) -> None:
+        import signal
+
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+
+
 def server_env(**overrides: str) -> dict[str, str]:
     """Environment for a server process: this interpreter's, without .env surprises."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LULUPAY_") and k != "REDIS_URL"}

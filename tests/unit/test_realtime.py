@@ -1,0 +1,83 @@
+"""Real-time channel: subscribe validation, build progress messages, bounded client queues."""
+import orjson
+import pytest
+
+from app.ws import origin_allowed
+from services.realtime import (CLOSE_SLOW, Client, SubscribeError, build_messages, parse_subscribe)
+
+
+def test_subscribe_all_partners_when_none_given():
+    assert parse_subscribe(b'{"subscribe": ["builds", "alerts"]}', None) == (frozenset({"builds", "alerts"}), None)
+    assert parse_subscribe('{"subscribe": [], "partners": []}', None) == (frozenset(), None)
+
+
+def test_subscribe_partners_are_limited_to_what_the_caller_may_see():
+    streams, partners = parse_subscribe('{"subscribe": ["builds"], "partners": ["a", "b"]}', {"b", "c"})
+    assert partners == frozenset({"b"})
+    assert parse_subscribe('{"subscribe": ["builds"]}', {"b", "c"})[1] == frozenset({"b", "c"})
+
+
+@pytest.mark.parametrize("raw, field", [
+    ("not json", "not valid JSON"),
+    ('["builds"]', '"subscribe"'),
+    ('{"subscribe": "builds"}', "subscribe: must be a list"),
+    ('{"subscribe": ["builds", "gossip"]}', "unknown stream(s) gossip"),
+    ('{"subscribe": ["builds"], "partners": ["Bad Id"]}', "partners: 'Bad Id'"),
+    ('{"subscribe": ["builds"], "partners": "acme"}', "partners: must be a list"),
+    ('{"subscribe": ["builds"], "extra": 1}', "unknown field(s): extra"),
+    ('{"subscribe": ["builds"], "partners": ["' + "a" * 5000 + '"]}', "larger than 4096 bytes"),
+])
+def test_bad_subscribe_requests_name_the_problem(raw, field):
+    with pytest.raises(SubscribeError, match=None) as exc:
+        parse_subscribe(raw, None)
+    assert field in str(exc.value)
+
+
+def test_build_messages_carry_the_event_and_progress():
+    now = 1_800_000_000.0
+    events = [
+        {"type": "build.started", "id": "1", "ts": now - 5, "partner_id": "p", "build_id": "b", "build_type": "debug",
+         "app_version": "1"},
+        {"type": "build.stage", "id": "2", "ts": now - 4, "partner_id": "p", "build_id": "b", "stage": "compilation",
+         "status": "success", "duration_s": 3.0},
+        {"type": "build.stage", "id": "3", "ts": now - 3, "partner_id": "p", "build_id": "b", "stage": "packaging",
+         "status": "failed", "duration_s": 1.0},
+        {"type": "build.finished", "id": "4", "ts": now - 2, "partner_id": "p", "build_id": "b", "build_type": "debug",
+         "status": "failed", "duration_s": 9.0, "failed_stage": "packaging"},
+        {"type": "build.finished", "id": "5", "ts": now - 99_999, "partner_id": "p", "build_id": "old",
+         "build_type": "debug", "status": "success", "duration_s": 9.0},
+        {"type": "partner.upserted", "id": "6", "ts": now - 1, "partner_id": "p", "name": "P", "tier": "pro",
+         "monthly_build_quota": 10, "status": "active"},
+    ]
+    messages = build_messages(events, now, live_window_s=3600)
+    assert [(m["stream"], m["data"]["id"]) for m in messages] == [
+        ("builds", "1"), ("builds", "2"), ("builds", "3"), ("builds", "4"), ("partners", "6")]
+    assert [m["data"].get("stages_done") for m in messages[:4]] == [0, 3, 3, 3]
+    assert all(m["data"]["stages_total"] == 6 for m in messages[:4])
+    assert messages[4]["data"]["change"] == "upsert"
+    assert orjson.loads(orjson.dumps(messages[0]))["data"]["build_id"] == "b"
+
+
+def test_a_client_that_falls_behind_is_closed_not_waited_for():
+    client = Client(queue_size=3)
+    client.subscribe(frozenset({"builds"}), None)
+    batch = [(b"{}", "builds", 0.0)] * 50  # one publication of 50 messages is one queue item
+    assert all(client.offer(batch) for _ in range(3))
+    assert client.offer(batch) is False
+    assert client.closing == CLOSE_SLOW
+    assert client.offer(batch) is False  # no more work for a closing client
+
+
+def test_partner_filter_of_a_client():
+    client = Client(queue_size=3)
+    client.subscribe(frozenset({"builds", "metrics"}), frozenset({"a"}))
+    assert client.wants("builds", "a") and not client.wants("builds", "b")
+    assert client.wants("metrics", None)  # deployment-wide messages reach every subscriber of the stream
+    assert not client.wants("alerts", "a")
+
+
+def test_origin_check():
+    assert origin_allowed(None, "app:8050", [])
+    assert origin_allowed("http://app:8050", "app:8050", [])
+    assert not origin_allowed("http://evil.example", "app:8050", [])
+    assert origin_allowed("https://board.example", "app:8050", ["https://board.example"])
