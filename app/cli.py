@@ -185,6 +185,30 @@ def collector(metrics_port: int | None, metrics_host: str, interval: float | Non
             pass
 
 
+@main.command("publish-alert")
+@click.option("--name", required=True, help="alert name, e.g. LowBuildSuccessRate")
+@click.option("--severity", type=click.Choice(["info", "warning", "critical"]), default="warning", show_default=True)
+@click.option("--state", type=click.Choice(["pending", "firing", "resolved"]), default="firing", show_default=True)
+@click.option("--summary", default="", help="one line shown in the toast")
+@click.option("--partner", default=None, help="partner id the alert is scoped to (default: all partners)")
+def publish_alert(name: str, severity: str, state: str, summary: str, partner: str | None) -> None:
+    """Publish an alert state change on the live channel (what the alert engine will call); every
+    open page shows it as a toast."""
+    from services.realtime import PARTNER_RE, publish
+    from services.runtime import build_services
+
+    if partner is not None and not PARTNER_RE.match(partner):
+        raise click.BadParameter(f"{partner!r} is not a valid partner id", param_hint="--partner")
+    settings = _settings_or_exit()
+    with _store_url(settings) as url:
+        services = build_services(settings, redis_url=url)
+        data = {"name": name, "severity": severity, "state": state, "summary": summary}
+        if partner:
+            data["partner_id"] = partner
+        receivers = publish(services.store, "alerts", data)
+        click.echo(f"published to {receivers} process(es)")
+
+
 def _run_demo(services, stop: threading.Event, sim_rate: float, days: int, builds_per_day: int) -> None:
     """Seed an empty store, then keep the simulator running until `stop`."""
     from services.demo import Simulator
