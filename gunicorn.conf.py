@@ -11,8 +11,13 @@ import tempfile
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '8050')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-worker_class = "gthread"
-threads = int(os.environ.get("GUNICORN_THREADS", "32"))
+# gthread: every open /ws socket holds one pool thread for its lifetime, so the pool is sized for
+# the sockets plus the page and API requests (docs/deployment.md: gthread vs gevent, measured).
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
+threads = int(os.environ.get("GUNICORN_THREADS", "640"))
+# A gthread worker stops accepting when it holds this many connections, so sockets spread over the
+# workers instead of queueing behind a full pool.
+worker_connections = threads if worker_class == "gthread" else int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", "2000"))
 graceful_timeout = 30
 preload_app = False  # the background threads and Redis pub/sub start after the fork
 wsgi_app = "app.wsgi:server"

@@ -10,6 +10,7 @@ import logging
 import os
 import queue
 import socket
+import threading
 import time
 from urllib.parse import urlsplit
 
@@ -20,7 +21,7 @@ from simple_websocket import ConnectionClosed
 
 from app.api import json_response
 from services import metrics
-from services.realtime import Client, Hub, SubscribeError, parse_subscribe
+from services.realtime import Client, Hub, LockedSocket, SubscribeError, parse_subscribe
 
 __all__ = ["install", "origin_allowed"]
 
@@ -75,6 +76,9 @@ def install(server: Flask, services, hub: Hub) -> None:
             except OSError:
                 pass
         client = hub.connect(raw)
+        if raw is not None:
+            ws.sock = LockedSocket(raw, client)  # every write of simple-websocket goes through the client
+        _wake_on_input(ws, client)
         try:
             _serve(ws, client, visible)
         except (ConnectionClosed, OSError):
@@ -86,28 +90,43 @@ def install(server: Flask, services, hub: Hub) -> None:
             hub.disconnect(client)
 
 
+class _WakeEvent(threading.Event):
+    """simple-websocket's "input arrived / connection ended" event, which also wakes the connection's
+    thread blocked on its queue, so the thread never polls (1,000 polling threads cost a core)."""
+
+    def __init__(self, client: Client):
+        super().__init__()
+        self.client = client
+
+    def set(self) -> None:
+        super().set()
+        self.client.wake()
+
+
+def _wake_on_input(ws, client: Client) -> None:
+    ws.event = _WakeEvent(client)
+    client.wake()  # input that arrived before the swap is looked at once
+
+
 def _serve(ws, client: Client, visible) -> None:
-    """Send queued messages and answer subscribe requests until the connection ends."""
+    """Write what the hub queued and answer subscribe requests until the connection ends. Blocks
+    on the client's queue: queued bytes, input wake-ups and the close request all arrive there."""
     while ws.connected:
         if client.closing:
             code, reason = client.closing
             ws.close(reason=code, message=reason)
             return
-        try:
-            item = client.queue.get(timeout=0.2)
-        except queue.Empty:
-            item = None
-        while item:  # a publication's messages, then whatever else is queued, before looking at input
-            for payload, stream, published in item:
-                ws.send(payload.decode())
-                metrics.WS_MESSAGES.labels(stream).inc()
-                metrics.WS_DELIVERY.observe(max(0.0, time.time() - published))
+        item = client.queue.get()
+        while isinstance(item, bytes):  # what the hub could not write at once, then the rest queued
+            client.flush_one(item)
             if client.closing:
                 break
             try:
                 item = client.queue.get_nowait()
             except queue.Empty:
                 item = None
+        if client.dead:
+            return
         while True:
             incoming = ws.receive(timeout=0)
             if incoming is None:

@@ -103,7 +103,7 @@ QUERY_DURATION = Histogram("lulupay_query_duration_seconds", "Time of dashboard 
 WS_CONNECTIONS = Gauge("lulupay_websocket_connections", "Open /ws connections.", multiprocess_mode="livesum")
 WS_MESSAGES = Counter("lulupay_websocket_messages", "Messages sent to /ws clients.", ["stream"])
 WS_DROPPED = Counter("lulupay_websocket_dropped_clients", "/ws clients closed by the server.", ["reason"])
-WS_DELIVERY = Histogram("lulupay_websocket_delivery_seconds", "From publication to the send to a client.",
+WS_DELIVERY = Histogram("lulupay_websocket_delivery_seconds", "From publication to its send to a client (once per publication and client).",
                         buckets=WS_BUCKETS)
 
 # -- collector ------------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from services.events import STAGES
 from services.store import STORE_ERRORS, Store
 
 __all__ = ["STREAMS", "publish", "publish_many", "message", "Hub", "Client", "SubscribeError", "parse_subscribe",
-           "build_messages", "CLOSE_SLOW", "CLOSE_IDLE", "CLOSE_SHUTDOWN"]
+           "build_messages", "text_frame", "LockedSocket", "CLOSE_SLOW", "CLOSE_IDLE", "CLOSE_SHUTDOWN"]
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,7 @@ CLOSE_SLOW = (4008, "too slow: the message queue of this connection overflowed; 
 CLOSE_IDLE = (4000, "idle: no subscribe message received")
 CLOSE_SHUTDOWN = (1001, "server shutting down")
 _BUILD_TYPES = ("build.started", "build.stage", "build.finished")
+WAKE = "wake"  # queue item: look at the connection's input
 
 
 # -- publishing ----------------------------------------------------------------------------------
@@ -91,6 +92,19 @@ def build_messages(events: Iterable[dict], now: float, live_window_s: float) -> 
     return out
 
 
+def text_frame(payload: bytes) -> bytes:
+    """A complete, unmasked server-to-client WebSocket text frame (RFC 6455 §5.2) of UTF-8 `payload`:
+    built once per message and sent as is to every client, instead of framing it per client."""
+    n = len(payload)
+    if n < 126:
+        header = bytes((0x81, n))
+    elif n < 65536:
+        header = bytes((0x81, 126)) + n.to_bytes(2, "big")
+    else:
+        header = bytes((0x81, 127)) + n.to_bytes(8, "big")
+    return header + payload
+
+
 # -- subscribe requests --------------------------------------------------------------------------
 class SubscribeError(ValueError):
     """A bad subscribe request (the message says what is wrong)."""
@@ -131,7 +145,16 @@ def parse_subscribe(raw: str | bytes, visible: set[str] | None) -> tuple[frozens
 
 # -- clients and the hub -------------------------------------------------------------------------
 class Client:
-    """One connection's subscription and bounded outgoing queue."""
+    """One connection: its subscription, and the ordered, bounded way bytes reach its socket.
+
+    Fast path: the hub thread writes a publication's frames straight to the socket without
+    blocking (MSG_DONTWAIT) when nothing is pending — no thread wake-up per message, which is what
+    lets one process serve a thousand sockets. Slow path: whatever cannot be written at once (the
+    rest of a partial write, and everything after it, in order) goes to the connection's queue,
+    which its own thread drains with blocking writes. Every write — the hub's, the connection
+    thread's, simple-websocket's pongs and close frames (through `LockedSocket`) — holds
+    `write_lock`, and nothing bypasses a non-empty queue, so frames never interleave or reorder.
+    """
 
     def __init__(self, queue_size: int, sock: socket.socket | None = None):
         self.queue: queue.Queue = queue.Queue(maxsize=queue_size)
@@ -139,9 +162,13 @@ class Client:
         self.partners: frozenset[str] | None = None
         self.subscribed = False
         self.sock = sock
+        self.write_lock = threading.Lock()  # held while bytes are written to the socket
+        self.state_lock = threading.Lock()  # guards `pending` (taken after write_lock, never before)
+        self.pending = 0  # byte items queued and not yet written
         self.closing: tuple[int, str] | None = None
         self.closing_since = 0.0
         self.connected_at = time.monotonic()
+        self.dead = False
 
     def subscribe(self, streams: frozenset[str], partners: frozenset[str] | None) -> None:
         self.streams, self.partners, self.subscribed = streams, partners, True
@@ -151,18 +178,69 @@ class Client:
             return False
         return partner is None or self.partners is None or partner in self.partners
 
-    def offer(self, batch: list[tuple[bytes, str, float]]) -> bool:
-        """Queue the messages of one publication (serialised message, stream, publication time);
-        False (and marked for closing) when the queue is full: `queue_size` publications behind."""
-        if self.closing:
+    def deliver(self, data: bytes) -> bool:
+        """Hand over frames (hub thread, never blocks): written now if nothing is pending and the
+        socket takes them, else queued in order. False when the connection is closing or dead."""
+        if self.closing or self.dead:
             return False
+        if not self.write_lock.acquire(blocking=False):
+            with self.state_lock:
+                return self._enqueue(data)
         try:
-            self.queue.put_nowait(batch)
+            with self.state_lock:
+                if self.pending or self.sock is None:
+                    return self._enqueue(data)
+            try:
+                sent = self.sock.send(data, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                sent = 0
+            except OSError:
+                self.dead = True
+                self.wake()
+                return False
+            if sent < len(data):  # the rest goes first, before any other writer (write lock held)
+                with self.state_lock:
+                    return self._enqueue(data[sent:])
             return True
+        finally:
+            self.write_lock.release()
+
+    def _enqueue(self, data: bytes) -> bool:
+        """Queue bytes for the connection thread (state lock held). Full: the client is too slow."""
+        try:
+            self.queue.put_nowait(data)
         except queue.Full:
             metrics.WS_DROPPED.labels("slow").inc()
             self.close_with(*CLOSE_SLOW)
             return False
+        self.pending += 1
+        return True
+
+    def write(self, data: bytes) -> None:
+        """A blocking, ordered write from any other thread (acks, errors, pongs, close frames)."""
+        with self.write_lock:
+            with self.state_lock:
+                if self.pending:
+                    if not self._enqueue(data):
+                        raise BrokenPipeError("client closed as too slow")
+                    return
+            self.sock.sendall(data)
+
+    def flush_one(self, data: bytes) -> None:
+        """Write one queued item (the connection thread; blocking)."""
+        with self.write_lock:
+            try:
+                self.sock.sendall(data)
+            finally:
+                with self.state_lock:
+                    self.pending -= 1
+
+    def wake(self) -> None:
+        """Wake the connection's thread (input arrived, or the connection ended)."""
+        try:
+            self.queue.put_nowait(WAKE)
+        except queue.Full:
+            pass  # the thread is busy sending; it looks at input after the queue
 
     def close_with(self, code: int, reason: str) -> None:
         """Ask the connection's thread to close (it sends the close frame)."""
@@ -173,6 +251,25 @@ class Client:
                 self.queue.put_nowait(None)  # wake the sender
             except queue.Full:
                 pass  # it wakes on its next get; the reaper shuts the socket if it is stuck
+
+
+class LockedSocket:
+    """The connection's socket as simple-websocket sees it: its writes (handshake done; pongs,
+    close frames, `ws.send`) go through the client's ordered write path."""
+
+    def __init__(self, sock: socket.socket, client: Client):
+        self._sock = sock
+        self._client = client
+
+    def send(self, data: bytes) -> int:
+        self._client.write(data)
+        return len(data)
+
+    def sendall(self, data: bytes) -> None:
+        self._client.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self._sock, name)
 
 
 class Hub:
@@ -229,12 +326,22 @@ class Hub:
             data = msg.get("data") if isinstance(msg, dict) else None
             partner = data.get("partner_id") if isinstance(data, dict) else None
             stream = msg.get("stream") if isinstance(msg, dict) else None
-            prepared.append((stream, partner, (orjson.dumps(msg), stream, msg.get("ts") or time.time())))
+            prepared.append((stream, partner, (text_frame(orjson.dumps(msg)), stream, msg.get("ts") or time.time())))
         queued = 0
+        counts: dict[str, int] = {}
         for client in clients:
-            batch = [payload for stream, partner, payload in prepared if client.wants(stream, partner)]
-            if batch and client.offer(batch):
-                queued += len(batch)
+            chosen = [(frame, stream) for stream, partner, (frame, _, _) in prepared if client.wants(stream, partner)]
+            if not chosen:
+                continue
+            data = chosen[0][0] if len(chosen) == 1 else b"".join(frame for frame, _ in chosen)
+            if client.deliver(data):
+                queued += len(chosen)
+                for _, stream in chosen:
+                    counts[stream] = counts.get(stream, 0) + 1
+        for stream, count in counts.items():
+            metrics.WS_MESSAGES.labels(stream).inc(count)
+        if queued:  # publication → handed to every client of this process
+            metrics.WS_DELIVERY.observe(max(0.0, time.time() - min(p[2][2] for p in prepared)))
         return queued
 
     # threads

@@ -1,4 +1,6 @@
 """Real-time channel: subscribe validation, build progress messages, bounded client queues."""
+import socket
+
 import orjson
 import pytest
 
@@ -58,14 +60,51 @@ def test_build_messages_carry_the_event_and_progress():
     assert orjson.loads(orjson.dumps(messages[0]))["data"]["build_id"] == "b"
 
 
-def test_a_client_that_falls_behind_is_closed_not_waited_for():
-    client = Client(queue_size=3)
-    client.subscribe(frozenset({"builds"}), None)
-    batch = [(b"{}", "builds", 0.0)] * 50  # one publication of 50 messages is one queue item
-    assert all(client.offer(batch) for _ in range(3))
-    assert client.offer(batch) is False
+def _pair(send_buffer: int = 4096):
+    server, peer = socket.socketpair()
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
+    peer.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, send_buffer)
+    return server, peer
+
+
+def _read_all(peer, size: int) -> bytes:
+    peer.settimeout(5)
+    data = b""
+    while len(data) < size:
+        data += peer.recv(65536)
+    return data
+
+
+def test_frames_go_straight_to_the_socket_when_it_has_room():
+    server, peer = _pair(1 << 20)
+    client = Client(queue_size=3, sock=server)
+    assert client.deliver(b"abc") and client.deliver(b"def")
+    assert client.queue.empty() and client.pending == 0
+    assert _read_all(peer, 6) == b"abcdef"
+
+
+def test_what_the_socket_cannot_take_is_queued_in_order_and_a_slow_client_is_closed():
+    server, peer = _pair()
+    client = Client(queue_size=3, sock=server)
+    chunks = [bytes([65 + i]) * 50_000 for i in range(3)]  # far more than the socket buffers hold
+    assert client.deliver(chunks[0])  # partly written, the rest queued
+    assert client.deliver(chunks[1])  # behind it, never before it
+    assert client.pending == 2
+    assert client.deliver(chunks[2]) and client.pending == 3
+    assert client.deliver(b"one too many") is False  # queue full: too slow
     assert client.closing == CLOSE_SLOW
-    assert client.offer(batch) is False  # no more work for a closing client
+    assert client.deliver(b"more") is False  # no more work for a closing client
+    # the connection thread drains the queue in order (the peer reads meanwhile)
+    import threading
+    received = []
+    reader = threading.Thread(target=lambda: received.append(_read_all(peer, 150_000)))
+    reader.start()
+    while not client.queue.empty():
+        item = client.queue.get_nowait()
+        if isinstance(item, bytes):
+            client.flush_one(item)
+    reader.join(10)
+    assert received[0] == b"".join(chunks)
 
 
 def test_partner_filter_of_a_client():
@@ -81,3 +120,16 @@ def test_origin_check():
     assert origin_allowed("http://app:8050", "app:8050", [])
     assert not origin_allowed("http://evil.example", "app:8050", [])
     assert origin_allowed("https://board.example", "app:8050", ["https://board.example"])
+
+
+def test_text_frames_decode_with_a_real_websocket_parser():
+    from wsproto.frame_protocol import FrameProtocol
+
+    from services.realtime import text_frame
+
+    for size in (0, 5, 125, 126, 65535, 65536, 70000):
+        payload = ('{"x":"' + "é" * size + '"}').encode()
+        protocol = FrameProtocol(client=True, extensions=[])
+        protocol.receive_bytes(text_frame(payload))
+        frames = list(protocol.received_frames())
+        assert len(frames) == 1 and frames[0].payload == payload.decode() and frames[0].frame_finished
