@@ -9,7 +9,8 @@ import logging
 import threading
 import time
 from collections import OrderedDict, defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from types import MappingProxyType
 from datetime import datetime, timezone
 
 import orjson
@@ -99,7 +100,7 @@ class Totals:
 
 
 _TOKEN_MARK = b'"' + TOKEN_FIELD.encode() + b'":"'
-EMPTY: dict = {}
+EMPTY: Mapping = MappingProxyType({})  # the sum of an empty list (shared: read-only)
 
 
 def sum_deltas(kind: str, deltas: list[bytes]) -> dict:
