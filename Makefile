@@ -41,6 +41,8 @@ test: install-dev system-deps
 bench: install-dev
 	$(PY) benchmarks/ingest.py --clients 2
 	$(PY) benchmarks/dashboard.py
+	$(PY) benchmarks/metrics.py
+	$(PY) benchmarks/websocket.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

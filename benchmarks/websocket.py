@@ -72,7 +72,7 @@ def workers_rss(server: subprocess.Popen) -> int:
     return total
 
 
-ID_PATTERN = re.compile(rb'"id":"(bench-[0-9]{7})"')
+ID_PATTERN = re.compile(rb'"id":"(bench-[0-9]{7})"')  # bench-<case digit><6 digits>
 
 
 def run_clients(url: str, n: int, arrivals: dict[str, list[float]], connected: threading.Event,
@@ -119,14 +119,16 @@ def run_clients(url: str, n: int, arrivals: dict[str, list[float]], connected: t
         key.data["ws"].close()
 
 
-def publish(base: str, rate: float, seconds: float, sent: dict[str, float], stop: threading.Event) -> None:
+def publish(base: str, rate: float, seconds: float, sent: dict[str, float], stop: threading.Event, prefix: str) -> None:
+    """One build.stage event every 1/rate s; ids `bench-<prefix><n>` (unique per case: a repeated
+    id would be a duplicate, stored and published once)."""
     session = requests.Session()
     interval = 1 / rate
     next_at = time.monotonic()
     i = 0
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline and not stop.is_set():
-        event_id = f"bench-{i:07d}"
+        event_id = f"bench-{prefix}{i:06d}"
         event = {"type": "build.stage", "id": event_id, "ts": time.time(), "partner_id": "bench-partner",
                  "build_id": f"bench-build-{i // 6}", "stage": "compilation", "status": "success", "duration_s": 1.0}
         sent[event_id] = time.time()
@@ -147,7 +149,8 @@ def callbacks_meanwhile(base: str, client: redis.Redis, stop: threading.Event, s
         samples.append(seconds)
 
 
-def run_case(base: str, server: subprocess.Popen, client: redis.Redis, n: int, rate: float, seconds: float) -> dict:
+def run_case(base: str, server: subprocess.Popen, client: redis.Redis, n: int, rate: float, seconds: float,
+             case: int) -> dict:
     arrivals: dict[str, list[float]] = {}
     sent: dict[str, float] = {}
     failures: list[str] = []
@@ -178,7 +181,7 @@ def run_case(base: str, server: subprocess.Popen, client: redis.Redis, n: int, r
     callback_samples: list[float] = []
     caller_thread = threading.Thread(target=callbacks_meanwhile, args=(base, client, stop, callback_samples), daemon=True)
     caller_thread.start()
-    publish(base, rate, seconds, sent, threading.Event())
+    publish(base, rate, seconds, sent, threading.Event(), prefix=str(case % 10))
     wall = time.monotonic() - cpu_before[2]
     cpu_share = {"benchmark_clients": round((cpu([me]) - cpu_before[0]) / wall, 2),
                  "server_workers": round((cpu(workers) - cpu_before[1]) / wall, 2)}
@@ -230,7 +233,8 @@ def main() -> None:
             for batch in generate_history(days=args.seed_days, partners=40, builds_per_day=5000, now=time.time()):
                 for i in range(0, len(batch), 5000):
                     requests.post(base + "/api/v1/events", json={"events": batch[i:i + 5000]}, timeout=120).raise_for_status()
-            cases = [run_case(base, server, client, n, args.rate, args.seconds) for n in args.clients]
+            cases = [run_case(base, server, client, n, args.rate, args.seconds, case)
+                     for case, n in enumerate(args.clients)]
         finally:
             os.killpg(server.pid, signal.SIGTERM)
             server.wait(60)

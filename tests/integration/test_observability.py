@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -152,3 +153,45 @@ def test_two_collector_processes_one_writes_and_the_other_takes_over(valkey_url,
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGTERM)
                 proc.wait(20)
+
+
+def documented_families() -> list[str]:
+    """Family names of the table in docs/metrics.md."""
+    import re
+    text = (ROOT / "docs" / "metrics.md").read_text()
+    return sorted(set(re.findall(r"^\| `(lulupay_[a-z_]+)`", text, flags=re.M)))
+
+
+def test_metrics_page_shows_every_documented_family_and_passes_promtool(live_server):
+    import shutil
+
+    families = documented_families()
+    assert len(families) >= 25
+    now = time.time()
+    events = [
+        {"type": "partner.upserted", "id": "m-p", "ts": now - 60, "partner_id": "metrics-co", "name": "Metrics Co",
+         "tier": "pro", "monthly_build_quota": 50, "status": "active"},
+        {"type": "build.started", "id": "m-s", "ts": now - 50, "partner_id": "metrics-co", "build_id": "mb",
+         "build_type": "debug", "app_version": "1.0"},
+        {"type": "asset.processed", "id": "m-a", "ts": now - 40, "partner_id": "metrics-co", "asset_type": "icon",
+         "format": "png", "density": "hdpi", "original_bytes": 1000, "output_bytes": 400, "quality_score": 90.0,
+         "duration_s": 0.2},
+        {"type": "build.finished", "id": "m-f", "ts": now - 30, "partner_id": "metrics-co", "build_id": "mb",
+         "build_type": "debug", "status": "success", "duration_s": 20.0},
+    ]
+    assert requests.post(live_server.url + "/api/v1/events", json={"events": events}, timeout=10).status_code == 202
+
+    def missing():
+        text = requests.get(live_server.url + "/metrics", timeout=10).text
+        names = {s.name for f in text_string_to_metric_families(text) for s in f.samples}
+        return [f for f in families if not any(n == f or n.startswith(f + "_") for n in names)]
+
+    # the deployment families appear with the collector's first snapshot
+    try:
+        wait_until(lambda: not missing(), timeout=30, message="every documented family")
+    except AssertionError:
+        raise AssertionError(f"families missing from /metrics: {missing()}") from None
+    if shutil.which("promtool"):
+        text = requests.get(live_server.url + "/metrics", timeout=10).text
+        check = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
+        assert check.returncode == 0, check.stdout + check.stderr
