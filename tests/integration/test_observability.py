@@ -83,7 +83,16 @@ def test_http_stats_keep_counts_while_the_store_is_down(services):
 
 
 # -- collector (in-process) --------------------------------------------------------------------
-def test_collector_round_writes_sample_snapshot_and_publishes(services, tmp_path):
+@pytest.fixture
+def own_services(settings, redis_client):
+    """Services under their own key prefix: the session's `serve` process runs a collector too, and
+    must not hold this deployment's lock."""
+    from services.runtime import build_services
+    return build_services(settings.model_copy(update={"key_prefix": "collector-test"}))
+
+
+def test_collector_round_writes_sample_snapshot_and_publishes(own_services, tmp_path):
+    services = own_services
     pubsub = services.store.client.pubsub()
     pubsub.subscribe(services.store.keys.realtime_channel())
     wait_until(lambda: pubsub.get_message(timeout=0.1), message="subscription confirmed")
@@ -101,7 +110,8 @@ def test_collector_round_writes_sample_snapshot_and_publishes(services, tmp_path
     pubsub.close()
 
 
-def test_second_collector_stands_by_while_the_first_holds_the_lock(services, tmp_path):
+def test_second_collector_stands_by_while_the_first_holds_the_lock(own_services, tmp_path):
+    services = own_services
     a = Collector(services, interval_s=1, disk_path=tmp_path, owner="a")
     b = Collector(services, interval_s=1, disk_path=tmp_path, owner="b")
     assert a.run_once() and not b.run_once() and a.run_once()
@@ -113,7 +123,7 @@ def test_second_collector_stands_by_while_the_first_holds_the_lock(services, tmp
 
 # -- collector processes: election and takeover -------------------------------------------------
 def _collector_process(valkey_url: str, port: int, tmp_path) -> subprocess.Popen:
-    env = server_env(REDIS_URL=valkey_url, LULUPAY_DATA_DIR=str(tmp_path))
+    env = server_env(REDIS_URL=valkey_url, LULUPAY_DATA_DIR=str(tmp_path), LULUPAY_KEY_PREFIX="election")
     return subprocess.Popen([sys.executable, "-m", "app", "--log-level", "WARNING", "collector", "--interval", "0.5",
                              "--metrics-port", str(port)], cwd=ROOT, env=env, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -124,7 +134,7 @@ def test_two_collector_processes_one_writes_and_the_other_takes_over(valkey_url,
     procs = [_collector_process(valkey_url, port, tmp_path) for port in ports]
     try:
         def leader_index():
-            owner = redis_client.get("{lp}:collector:lock")
+            owner = redis_client.get("{election}:collector:lock")
             if owner is None:
                 return None
             pid = int(owner.decode().split(":")[1])

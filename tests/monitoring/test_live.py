@@ -131,6 +131,8 @@ def test_live_prometheus_scrapes_gunicorn_and_evaluates_every_rule_and_panel(val
     env = server_env(REDIS_URL=valkey_url, PORT=str(app_port), WEB_CONCURRENCY="2", GUNICORN_THREADS="8",
                      LULUPAY_COLLECTOR_INTERVAL_S="1", PROMETHEUS_MULTIPROC_DIR=str(multiproc),
                      LULUPAY_DATA_DIR=str(tmp_path / "data"),
+                     # own key prefix: no other test's collector may take this deployment's lock
+                     LULUPAY_KEY_PREFIX="monitoring",
                      PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
     web = next(line for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith("web:"))
     collector_env = {k: v for k, v in env.items() if k not in ("PROMETHEUS_MULTIPROC_DIR", "PORT")}
