@@ -134,14 +134,16 @@ def monthly_trend(queries: QueryService, end: float, partners, months: int = 12)
     year, month = last.year, last.month - (months - 1)
     while month <= 0:
         year, month = year - 1, month + 12
-    first = datetime(year, month, 1, tzinfo=timezone.utc).timestamp()
-    _, windows = queries.windows(first, end, 86400, partners, ("b",))
+    # One cover per month: past months are whole days, summed once and then reused from the query
+    # service's group sums while none of their days changes.
+    now = queries.clock()
     by_month: dict[str, Totals] = {}
-    for ts, totals in windows:
-        label = datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m")
-        merged = by_month.setdefault(label, Totals())
-        for field, value in totals.b.items():
-            merged.b[field] += value
+    for _ in range(months):
+        start = datetime(year, month, 1, tzinfo=timezone.utc).timestamp()
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+        stop = min(datetime(year, month, 1, tzinfo=timezone.utc).timestamp(), end)
+        label = datetime.fromtimestamp(start, tz=timezone.utc).strftime("%Y-%m")
+        by_month[label] = queries.totals(cover_range(start, stop, now), partners, kinds=("b",)) if stop > start else Totals()
     rows = []
     for label, totals in by_month.items():
         s = totals.summary()
