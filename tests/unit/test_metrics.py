@@ -68,3 +68,26 @@ def test_system_gauge_shows_period_average_and_latest_sample():
 def test_system_gauge_without_samples_says_so():
     empty = system_gauge({"samples": 0}, {}, "cpu", "dark")
     assert "No samples yet" in str(empty.children)
+
+
+def test_observe_many_equals_observing_one_by_one():
+    from prometheus_client import Histogram
+
+    from services.metrics import observe_many
+
+    bounds = (1, 5, 10)
+    values = [0.0, 1, 1.0000001, 4.9, 5, 10, 10.5, 1e9, 3, 3, 7.25]  # on, beside and past the bounds
+
+    def exposed(feed):
+        registry = CollectorRegistry()
+        histogram = Histogram("h_seconds", "h", ["k"], buckets=bounds, registry=registry)
+        feed(histogram.labels("x"))
+        return generate_latest(registry).decode()
+
+    def one_by_one(child):
+        for v in values:
+            child.observe(v)
+
+    text = exposed(lambda child: observe_many(child, values))
+    assert text == exposed(one_by_one)
+    assert 'h_seconds_bucket{k="x",le="5.0"} 7.0' in text  # 0, 1, 1.0000001, 4.9, 5, 3, 3
