@@ -91,3 +91,74 @@ def test_observe_many_equals_observing_one_by_one():
     text = exposed(lambda child: observe_many(child, values))
     assert text == exposed(one_by_one)
     assert 'h_seconds_bucket{k="x",le="5.0"} 7.0' in text  # 0, 1, 1.0000001, 4.9, 5, 3, 3
+
+
+def _samples():
+    from prometheus_client.registry import REGISTRY
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for f in text_string_to_metric_families(generate_latest(REGISTRY).decode()) for s in f.samples}
+
+
+def _expected_increments(events, label_of):
+    """Per event, the samples each one moves (the definition in docs/metrics.md, written plainly)."""
+    from collections import defaultdict
+
+    from services import metrics
+    out = defaultdict(float)
+
+    def count(name, amount=1, **labels):
+        out[name, tuple(sorted(labels.items()))] += amount
+
+    def observe(family, value, **labels):
+        name = family._name
+        count(name + "_count", **labels)
+        count(name + "_sum", value, **labels)
+        for bound in family._upper_bounds:
+            if value <= bound:
+                count(name + "_bucket", le=str(float(bound)) if bound != float("inf") else "+Inf", **labels)
+
+    for e in events:
+        if e["type"] == "build.stage":
+            observe(metrics.STAGE_DURATION, e["duration_s"], stage=e["stage"], status=e["status"])
+        elif e["type"] == "asset.processed":
+            kind = {"asset_type": e["asset_type"], "format": e["format"]}
+            count("lulupay_assets_processed_total", partner_id=label_of(e["partner_id"]), density=e["density"], **kind)
+            observe(metrics.ASSET_QUALITY, e["quality_score"], **kind)
+            observe(metrics.ASSET_DURATION, e["duration_s"], asset_type=e["asset_type"])
+            count("lulupay_asset_bytes_total", e["original_bytes"], asset_type=e["asset_type"], kind="original")
+            count("lulupay_asset_bytes_total", e["output_bytes"], asset_type=e["asset_type"], kind="output")
+            if e["original_bytes"]:
+                observe(metrics.ASSET_COMPRESSION, 1 - e["output_bytes"] / e["original_bytes"], **kind)
+        elif e["type"] == "build.finished":
+            labels = {"partner_id": label_of(e["partner_id"]), "status": e["status"], "build_type": e["build_type"]}
+            count("lulupay_builds_total", **labels)
+            count("lulupay_build_seconds_total", e["duration_s"], **labels)
+            observe(metrics.BUILD_DURATION, e["duration_s"], status=e["status"], build_type=e["build_type"])
+            if e["status"] == "failed":
+                count("lulupay_build_failures_total", failed_stage=e.get("failed_stage") or "unknown",
+                      build_type=e["build_type"])
+        elif e["type"] == "build.started":
+            count("lulupay_builds_started_total", partner_id=label_of(e["partner_id"]), build_type=e["build_type"])
+        elif e["type"] == "partner.upserted":
+            count("lulupay_partner_updates_total", tier=e["tier"], status=e["status"])
+    return out
+
+
+def test_record_events_moves_each_sample_as_the_events_one_by_one_would():
+    import math
+
+    from services.demo import generate_history
+    from services.metrics import record_events
+
+    events = next(iter(generate_history(days=1, builds_per_day=400, now=1_700_000_000, seed=3, batch_size=6000)))
+    assert {e["type"] for e in events} >= {"build.started", "build.stage", "build.finished", "asset.processed"}
+    label_of = lambda pid: pid if pid < "p" else "other"  # noqa: E731 — some partners share `other`
+    before = _samples()
+    record_events(events, label_of)
+    after = _samples()
+    expected = _expected_increments(events, label_of)
+    moved = {key: after[key] - before.get(key, 0) for key in after
+             if key[0].startswith("lulupay_") and after[key] != before.get(key, 0)}
+    assert set(moved) == set(expected)
+    for key, amount in expected.items():
+        assert math.isclose(moved[key], amount, rel_tol=1e-9), key
