@@ -85,6 +85,7 @@ def register(app, services) -> None:
                 .some(t => t.prop_id === 'theme-switch.value');
             const theme = fromSwitch ? (dark ? 'dark' : 'light') : (stored || 'light');
             document.documentElement.setAttribute('data-bs-theme', theme);
+            document.body.setAttribute('data-ag-theme-mode', theme);  // AG Grid's own dark scheme
             return [theme, theme === 'dark'];
         }""",
         Output(SHELL.THEME, "data"), Output(SHELL.THEME_SWITCH, "value"),

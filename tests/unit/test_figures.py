@@ -82,9 +82,14 @@ def test_dark_theme_uses_plotly_dark():
     assert template_for("light") == "plotly_white"
 
 
-def test_figure_carries_theme_template():
-    assert success_rate_gauge(0.97, "dark").layout.template == pio.templates["plotly_dark"]
-    assert success_rate_gauge(0.97, "light").layout.template == pio.templates["plotly_white"]
+def test_figure_carries_the_theme_template_cut_to_what_the_figures_use():
+    for theme, name in (("dark", "plotly_dark"), ("light", "plotly_white")):
+        full = pio.templates[name].to_plotly_json()
+        template = success_rate_gauge(0.97, theme).layout.template.to_plotly_json()
+        for key in ("paper_bgcolor", "plot_bgcolor", "font", "colorway", "xaxis", "yaxis", "hoverlabel"):
+            assert template["layout"][key] == full["layout"][key], (theme, key)
+        assert template["data"]["bar"] == full["data"]["bar"]
+        assert "scene" not in template["layout"] and "surface" not in template["data"]
 
 
 # --- success rate gauge -----------------------------------------------------------------------
