@@ -118,21 +118,54 @@ def series_step(start: float, end: float, now: float) -> int:
     return _windows(start, end, now, None)[0]
 
 
+# Windows of a series merged in the store: a 24-hour chart at 5-minute steps covers 1,440 minute
+# hashes, and summing them in Valkey's Lua (~5 ms) instead of shipping and summing every field in
+# Python (~40–150 ms) keeps the HTTP and host panels within the dashboard budget. Values come back as
+# strings ('%.17g': exact for integers below 2^53, round-trip for floats).
+_WINDOWS_SCRIPT = """
+local per = tonumber(ARGV[1])
+local out = {}
+for i = 1, #KEYS, per do
+  local merged, order = {}, {}
+  for j = i, math.min(i + per - 1, #KEYS) do
+    local flat = redis.call('HGETALL', KEYS[j])
+    for k = 1, #flat, 2 do
+      local f, v = flat[k], tonumber(flat[k + 1])
+      local cur = merged[f]
+      if cur == nil then
+        merged[f] = v
+        order[#order + 1] = f
+      elseif string.sub(f, -4) == ':max' then
+        if v > cur then merged[f] = v end
+      else
+        merged[f] = cur + v
+      end
+    end
+  end
+  local arr = {}
+  for _, f in ipairs(order) do
+    arr[#arr + 1] = f
+    arr[#arr + 1] = string.format('%.17g', merged[f])
+  end
+  out[#out + 1] = arr
+end
+return out
+"""
+
+
 def _series(store: Store, kind: str, start: float, end: float, now: float, step_s: int | None):
     step_s, res, starts = _windows(start, end, now, step_s)
     per = step_s // res.step_s
-    buckets = [(res.name, t + i * res.step_s) for t in starts for i in range(per)]
-    rows = _read_buckets(store, kind, buckets)
+    keys = store.keys
+    key_of = keys.system if kind == "sys" else keys.http
+    names = [key_of(res.name, t + i * res.step_s) for t in starts for i in range(per)]
+    merged = store.run(lambda client: client.register_script(_WINDOWS_SCRIPT)(keys=names, args=[per]))
     windows = []
-    for w, t in enumerate(starts):
-        merged: dict[str, float] = defaultdict(float)
-        for fields in rows[w * per:(w + 1) * per]:
-            for field, value in fields.items():
-                if field.endswith(":max"):
-                    merged[field] = max(merged.get(field, value), value)
-                else:
-                    merged[field] += value
-        windows.append((t, merged))
+    for t, flat in zip(starts, merged):
+        fields: dict[str, float] = defaultdict(float)
+        for i in range(0, len(flat), 2):
+            fields[flat[i].decode()] = float(flat[i + 1])
+        windows.append((t, fields))
     return step_s, windows
 
 

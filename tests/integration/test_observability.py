@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from services import metrics
 from services.collector import Collector
 from services.keys import RESOLUTIONS
-from services.sysrollups import HttpStats, http_series, system_summary
+from services.sysrollups import HttpStats, http_series, system_series, system_summary, write_system_sample
 from tests.conftest import ROOT, free_port, server_env, wait_until
 
 pytestmark = pytest.mark.integration
@@ -69,6 +69,36 @@ def test_http_stats_flush_to_every_resolution_and_read_back(services):
     assert row["p50_s"] == pytest.approx(float(np.percentile(durations, 50)), rel=0.011)
     assert stats.flush()  # nothing buffered: nothing written twice
     assert services.store.client.hget(services.store.keys.http("m", 1_800_000_000), "n:2xx") == b"2"
+
+
+def test_series_windows_merge_their_buckets_in_the_store(own_services):
+    """A 5-minute window sums its five minute hashes (counts, latency histogram) and averages the
+    host samples of its minutes; an empty window stays empty."""
+    services = own_services
+    base = 1_800_000_000  # a multiple of 300: windows start on it
+    stats_clock = [0.0]
+    stats = HttpStats(services.store, clock=lambda: stats_clock[0])
+    for minute, (ok, failed) in enumerate(((3, 0), (1, 1), (0, 0), (2, 0), (4, 2), (5, 0))):
+        stats_clock[0] = base + minute * 60 + 5
+        for _ in range(ok):
+            stats.record(200, 0.010 * (minute + 1))
+        for _ in range(failed):
+            stats.record(503, 0.5)
+    assert stats.flush()
+    rows = http_series(services.store, base, base + 900, now=base + 900, step_s=300)["rows"]
+    assert [r["ts"] for r in rows] == [base, base + 300, base + 600]
+    assert (rows[0]["requests"], rows[0]["errors_5xx"], rows[0]["errors_4xx"]) == (13, 3, 0)
+    assert (rows[1]["requests"], rows[1]["errors_5xx"]) == (5, 0)
+    assert rows[1]["p50_s"] == pytest.approx(0.060, rel=0.011)
+    assert rows[0]["p99_s"] == pytest.approx(0.5, rel=0.011)
+    assert rows[2]["requests"] == 0 and rows[2]["p50_s"] is None
+
+    for minute, cpu in ((0, 10.0), (1, 30.5), (5, 80.0)):
+        sample = {measure: 1.0 for measure in ("memory_percent", "disk_percent", "memory_used_bytes",
+                                               "disk_used_bytes", "load_1m")}
+        write_system_sample(services.store, {**sample, "cpu_percent": cpu}, base + minute * 60 + 1)
+    rows = system_series(services.store, base, base + 600, now=base + 600, step_s=300)["rows"]
+    assert rows[0]["cpu_percent"] == pytest.approx((10.0 + 30.5) / 2) and rows[1]["cpu_percent"] == 80.0
 
 
 def test_http_stats_keep_counts_while_the_store_is_down(services):

@@ -62,3 +62,19 @@ def test_different_filter_sets_do_not_wait_for_each_other(redis_client):
     assert cache.get_or_compute("summary", (2,), lambda: 2) == 2
     release.set()
     slow.join(10)
+
+
+def test_a_cache_miss_is_timed_as_a_dashboard_query_and_a_hit_is_not(redis_client):
+    from services.metrics import QUERY_DURATION
+
+    def count():
+        return next(s.value for m in QUERY_DURATION.collect() for s in m.samples
+                    if s.name.endswith("_count") and s.labels.get("query") == "dashboard")
+
+    cache = QueryCache(redis_client, "{t}:cache-timing:")
+    redis_client.delete(*redis_client.keys("{t}:cache-timing:*") or ["-"])
+    before = count()
+    assert cache.get_or_compute("summary", (3, 4, None), lambda: {"builds": 1}) == {"builds": 1}
+    assert count() == before + 1
+    assert cache.get_or_compute("summary", (3, 4, None), lambda: {"builds": 2}) == {"builds": 1}  # cached
+    assert count() == before + 1
