@@ -32,6 +32,15 @@ def _store_url(settings: Settings):
         click.echo("embedded Valkey stopped")
 
 
+def _wait(stop: threading.Event) -> None:
+    """Block until `stop` is set (SIGTERM handler) or Ctrl-C."""
+    try:
+        while not stop.wait(1.0):
+            pass
+    except KeyboardInterrupt:
+        pass
+
+
 def _settings_or_exit() -> Settings:
     try:
         return Settings()
@@ -98,11 +107,7 @@ def simulate(rate: float, url: str | None, token: str | None) -> None:
         simulator = Simulator(sink, rate=rate).start()
         stack.callback(simulator.stop)
         click.echo(f"simulating {rate} builds/s; Ctrl-C to stop")
-        try:
-            while not stop.wait(1.0):
-                pass
-        except KeyboardInterrupt:
-            pass
+        _wait(stop)
 
 
 @main.command()
@@ -178,11 +183,7 @@ def collector(metrics_port: int | None, metrics_host: str, interval: float | Non
                            labels=services.partner_labels).start()
         stack.callback(worker.stop)
         click.echo(f"collector {worker.owner} running every {worker.interval_s:g} s; Ctrl-C to stop")
-        try:
-            while not stop.wait(1.0):
-                pass
-        except KeyboardInterrupt:
-            pass
+        _wait(stop)
 
 
 @main.command("publish-alert")

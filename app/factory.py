@@ -44,6 +44,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         __name__, server=server, use_pages=True, pages_folder="", title="LuluPay Analytics",
         assets_folder=str(_assets_folder()), serve_locally=True, suppress_callback_exceptions=True,
         external_stylesheets=[], update_title=None,
+        # served but not put in the page: assets/plotly-preload.js loads it off the critical path
+        assets_ignore=r"^plotly-lulupay\.min\.js$",
     )
     dash.register_page("executive", path="/", name="Executive", title="Executive · LuluPay Analytics",
                        layout=executive_layout.layout)

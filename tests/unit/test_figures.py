@@ -451,3 +451,21 @@ def test_revenue_sums_prices_per_tier():
     result = revenue_by_tier(history, 0, prices)
     assert result == {"free": 0.0, "basic": 10.0, "pro": 200.0, "enterprise": 1000.0}
     assert list(result) == list(TIERS)
+
+
+def test_every_trace_type_the_pages_draw_is_in_the_plotly_bundle():
+    """The pages load our partial plotly.js bundle (tools/plotly-bundle): a trace type it lacks
+    would draw nothing. `scatter` is in plotly.js's core."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    entry = (root / "tools/plotly-bundle/entry.js").read_text()
+    bundled = {"scatter", *re.findall(r"require\('plotly\.js/lib/(\w+)'\)", entry)}
+    used = set()
+    for source in [*root.glob("layouts/*.py"), *root.glob("callbacks/*.py"), *root.glob("assets/*.js")]:
+        used |= set(re.findall(r"""["']type["']\s*:\s*["'](\w+)["']""", source.read_text()))
+    used -= {"numericColumn"}  # AG Grid column types, not traces
+    assert used and used <= bundled, f"not in the bundle: {sorted(used - bundled)}"
+    banner = (root / "assets/vendor/plotly/plotly-lulupay.min.js").read_text()[:200]
+    assert all(name in banner for name in bundled - {"scatter", "core"})
