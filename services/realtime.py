@@ -310,6 +310,10 @@ class Hub:
     def dispatch(self, raw: bytes) -> int:
         """Fan one pub/sub payload (a JSON list of messages) out; returns messages queued. Each
         message is serialised once; each client gets one queue item per payload (its messages)."""
+        with self._lock:
+            clients = [c for c in self._clients if c.subscribed and not c.closing]
+        if not clients:  # nobody listening in this process: not even worth parsing
+            return 0
         try:
             messages = orjson.loads(raw)
         except orjson.JSONDecodeError:
@@ -317,10 +321,6 @@ class Hub:
             return 0
         if not isinstance(messages, list):
             messages = [messages]
-        with self._lock:
-            clients = [c for c in self._clients if c.subscribed and not c.closing]
-        if not clients:
-            return 0
         prepared = []
         for msg in messages:
             data = msg.get("data") if isinstance(msg, dict) else None
