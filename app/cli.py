@@ -17,13 +17,22 @@ log = logging.getLogger("lulupay")
 
 @contextlib.contextmanager
 def _store_url(settings: Settings):
-    """Yield a Redis URL: REDIS_URL when set, else an embedded Valkey for the block's lifetime."""
+    """Yield a Redis URL: REDIS_URL when set; else the embedded Valkey that another command (e.g.
+    `make run`'s `serve`) runs on the data directory; else one started for the block's lifetime."""
     if settings.redis_url:
         yield settings.redis_url
         return
-    from services.embedded import EmbeddedValkey
+    from services.embedded import EmbeddedValkey, StoreDirInUse, running_url
 
-    embedded = EmbeddedValkey(settings.data_dir).start()
+    url = running_url(settings.data_dir)
+    if url:
+        click.echo(f"using the embedded Valkey another process runs on {url} (data in {settings.data_dir.resolve()})")
+        yield url
+        return
+    try:
+        embedded = EmbeddedValkey(settings.data_dir).start()
+    except StoreDirInUse as exc:  # another process is starting it right now
+        raise click.ClickException(f"{exc}; try again in a moment, or set REDIS_URL") from None
     click.echo(f"embedded Valkey on {embedded.url}, data in {settings.data_dir.resolve()}")
     try:
         yield embedded.url

@@ -80,3 +80,40 @@ def test_serve_demo_seeds_once_and_stops_cleanly(tmp_path):
     finally:
         output = _stop(proc)
     assert "no seeding" in output
+
+
+def test_commands_share_the_embedded_store_another_process_runs(tmp_path):
+    """`publish-alert` (like `simulate`, `collector`, a second `serve`) next to `make run` on the
+    same data directory connects to the running embedded Valkey: a second server appending to the
+    same files would corrupt them."""
+    import redis
+
+    from services.embedded import EmbeddedValkey, StoreDirInUse, running_url
+
+    data = tmp_path / "data"
+    assert running_url(data) is None
+    store = EmbeddedValkey(data, port=free_port(), persist=True).start()
+    try:
+        assert running_url(data) == store.url
+        with pytest.raises(StoreDirInUse) as refused:
+            EmbeddedValkey(data, port=free_port()).start()
+        assert refused.value.url == store.url
+        client = redis.Redis.from_url(store.url)
+        pubsub = client.pubsub()
+        from services.keys import Keys
+        pubsub.subscribe(Keys("lp").realtime_channel())
+        wait_until(lambda: pubsub.get_message(timeout=0.1), message="subscribed")
+        result = subprocess.run([sys.executable, "-m", "app", "publish-alert", "--name", "DiskFilling",
+                                 "--summary", "shared store"], cwd=ROOT, env=server_env(LULUPAY_DATA_DIR=str(data)),
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        assert f"using the embedded Valkey another process runs on {store.url}" in result.stdout
+        assert "published to 0" not in result.stdout
+        message = wait_until(lambda: pubsub.get_message(timeout=0.2), message="the alert on the channel")
+        assert b"DiskFilling" in message["data"]
+        pubsub.close()
+    finally:
+        store.stop()
+    assert running_url(data) is None  # lock released, URL file gone
+    again = EmbeddedValkey(data, port=free_port()).start()  # the directory is free again
+    again.stop()
