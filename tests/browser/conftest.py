@@ -1,7 +1,13 @@
 """Browser tests: Dash's `dash_duo` driving Debian's chromium + chromedriver, headless.
 
 Without chromium/chromedriver they are skipped with a loud message — except with CI=true, where
-they fail (make test installs the packages when it runs as root)."""
+they fail (make test installs the packages when it runs as root).
+
+dash[testing] stops its server thread by raising an exception in it asynchronously, which can land
+in another thread of the app (the realtime subscriber); after that, CPython 3.11's parser failed
+the hypothesis plugin's late import in the terminal summary ("AST constructor recursion depth
+mismatch") and `pytest tests/browser` exited 1 with every test passed. Importing hypothesis up
+front avoids that late import."""
 from __future__ import annotations
 
 import os
@@ -9,6 +15,7 @@ import shutil
 import time
 import warnings
 
+import hypothesis  # noqa: F401 — imported now, not at the session's end (see below)
 import pytest
 from selenium.webdriver.chrome.options import Options
 

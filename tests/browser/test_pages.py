@@ -32,6 +32,14 @@ def _choose_partner(dash_duo, label: str) -> None:
 
 
 def _kpi(dash_duo, name: str) -> str:
+    """A KPI's text; found again if a refresh replaced the element between finding and reading."""
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    for _ in range(5):
+        try:
+            return dash_duo.find_element(f'[data-kpi="{name}"]').text
+        except StaleElementReferenceException:
+            continue
     return dash_duo.find_element(f'[data-kpi="{name}"]').text
 
 
@@ -57,7 +65,8 @@ def _operations_renders_all_twelve_panels(dash_duo, dashboard):
     dash_duo.wait_for_element('[data-panel="asset-table"] .ag-row', timeout=20)
     for panel in ("cpu-gauge", "memory-gauge", "disk-gauge"):
         dash_duo.wait_for_element(f'[data-panel="{panel}"] .js-plotly-plot', timeout=20)
-        assert "samples" in dash_duo.find_element(f'[data-panel="{panel}"] [data-detail]').text
+        # the page refreshes every 5 s: read the text through a wait that re-finds a replaced element
+        dash_duo.wait_for_contains_text(f'[data-panel="{panel}"] [data-detail]', "samples", timeout=20)
     # the page's own requests are flushed to the store within one interval; the next refresh shows them
     dash_duo.wait_for_element('[data-panel="http-latency"] [data-source="store"]', timeout=40)
     dash_duo.wait_for_element('[data-panel="http-errors"] .js-plotly-plot', timeout=20)
