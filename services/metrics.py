@@ -270,15 +270,11 @@ def _count(family: Counter, keys: list[tuple], label_of=None) -> None:
 
 def _observe_grouped(family: Histogram, keys: list[tuple], values: list[float]) -> None:
     """`family.labels(*key).observe(value)` for each pair, one increment per label set and bucket."""
-    if not keys:
-        return
-    bounds = family._upper_bounds
-    per_bucket = Counter_(zip(keys, map(bisect_left, repeat(bounds), values)))
-    children = {key: _child(family, key) for key in set(keys)}
-    for key, total in _sums(keys, values).items():
-        children[key]._sum.inc(total)
-    for (key, index), n in per_bucket.items():
-        children[key]._buckets[index].inc(n)
+    groups: dict[tuple, list[float]] = defaultdict(list)
+    for key, value in zip(keys, values):
+        groups[key].append(value)
+    for key, group in groups.items():
+        observe_many(_child(family, key), group)
 
 
 def observe_many(child: Histogram, values: list[float]) -> None:

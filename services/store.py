@@ -43,6 +43,7 @@ class Store:
         self._ingest = client.register_script(scripts.joinpath("ingest_script.lua").read_text())
         self._compact = client.register_script(scripts.joinpath("compact_script.lua").read_text())
         self._read = client.register_script(scripts.joinpath("read_script.lua").read_text())
+        self._scripts: dict[str, object] = {}  # other modules' scripts, registered once (see `script`)
 
     def apply(self, plan: WritePlan) -> ApplyResult:
         """Apply a plan atomically, unless some of its events are already stored."""
@@ -131,6 +132,14 @@ class Store:
             return out
         except STORE_ERRORS as exc:
             raise StoreUnavailable(str(exc)) from exc
+
+    def script(self, source: str):
+        """The registered script of `source` (redis-py's `Script`: EVALSHA, loading it when missing),
+        created once per store rather than hashed again on every call."""
+        registered = self._scripts.get(source)
+        if registered is None:
+            registered = self._scripts[source] = self.client.register_script(source)
+        return registered
 
     def run(self, fn):
         """Run `fn(client)` translating connection problems into StoreUnavailable."""

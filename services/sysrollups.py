@@ -159,7 +159,8 @@ def _series(store: Store, kind: str, start: float, end: float, now: float, step_
     keys = store.keys
     key_of = keys.system if kind == "sys" else keys.http
     names = [key_of(res.name, t + i * res.step_s) for t in starts for i in range(per)]
-    merged = store.run(lambda client: client.register_script(_WINDOWS_SCRIPT)(keys=names, args=[per]))
+    merge = store.script(_WINDOWS_SCRIPT)
+    merged = store.run(lambda client: merge(keys=names, args=[per]))
     windows = []
     for t, flat in zip(starts, merged):
         fields: dict[str, float] = defaultdict(float)
