@@ -144,6 +144,17 @@ class GunicornProcess:
                 self.proc.wait(timeout=10)
 
 
+# Keys the session's server process writes by itself whatever a test does: its HTTP statistics
+# flusher and its collector (samples, snapshot, lock, partner labels).
+BACKGROUND_KEY_PARTS = (b":http:", b":sys:", b":metrics:", b":collector:")
+
+
+def stored_keys(client) -> list[bytes]:
+    """Every key in the store except the session server's background writes: what a rejected
+    request must leave empty."""
+    return [key for key in client.scan_iter(count=1000) if not any(part in key for part in BACKGROUND_KEY_PARTS)]
+
+
 def server_env(**overrides: str) -> dict[str, str]:
     """Environment for a server process: this interpreter's, without .env surprises."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LULUPAY_") and k != "REDIS_URL"}

@@ -6,7 +6,7 @@ import time
 import pytest
 import requests
 
-from tests.conftest import ServerProcess, free_port, server_env
+from tests.conftest import ServerProcess, free_port, server_env, stored_keys
 from tests.reference import assert_summary_matches, random_events, reference_summary
 
 pytestmark = pytest.mark.integration
@@ -81,7 +81,7 @@ def test_too_many_events_is_413(live_server, redis_client):
     event = random_events(random.Random(14), 1, time.time() - 600, time.time() - 60, PARTNERS)[-1]
     response = post(live_server, {"events": [dict(event, id=str(i)) for i in range(5001)]})
     assert response.status_code == 413 and "5000" in response.json()["error"]
-    assert redis_client.dbsize() == 0
+    assert stored_keys(redis_client) == []
 
 
 def test_body_over_5_mib_is_413(live_server, redis_client):

@@ -5,6 +5,7 @@ import time
 import pytest
 
 from services.ingest import BatchInvalid
+from tests.conftest import stored_keys
 from tests.reference import assert_summary_matches, random_events, reference_summary
 
 pytestmark = pytest.mark.integration
@@ -50,7 +51,7 @@ def test_one_bad_event_stores_nothing(services, redis_client):
     with pytest.raises(BatchInvalid) as info:
         services.ingest.ingest_batch(events)
     assert [(d["index"], d["field"]) for d in info.value.details] == [(7, "duration_s")]
-    assert redis_client.dbsize() == 0
+    assert stored_keys(redis_client) == []
 
 
 def test_late_event_lands_in_its_own_period(services):
