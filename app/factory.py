@@ -35,28 +35,29 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     from callbacks import live as live_callbacks
     from callbacks import operations as operations_callbacks
     from callbacks import shell as shell_callbacks
-    from layouts import executive as executive_layout
-    from layouts import live as live_layout
-    from layouts import operations as operations_layout
-    from layouts.shell import shell
-
     app = dash.Dash(
         __name__, server=server, use_pages=True, pages_folder="", title="LuluPay Analytics",
         assets_folder=str(_assets_folder()), serve_locally=True, suppress_callback_exceptions=True,
         external_stylesheets=[], update_title=None,
         # served but not put in the page: assets/plotly-preload.js loads it off the critical path
         assets_ignore=r"^plotly-lulupay\.min\.js$",
+        routing_callback_inputs=shell_callbacks.ROUTING_INPUTS,
     )
-    dash.register_page("executive", path="/", name="Executive", title="Executive · LuluPay Analytics",
-                       layout=executive_layout.layout)
-    dash.register_page("operations", path="/operations", name="Operations", title="Operations · LuluPay Analytics",
-                       layout=operations_layout.layout)
-    dash.register_page("live", path="/live", name="Live", title="Live · LuluPay Analytics", layout=live_layout.layout)
-    app.layout = shell
     shell_callbacks.register(app, services)
-    operations_callbacks.register(app, services)
-    executive_callbacks.register(app, services)
-    live_callbacks.register(app, services)
+    operations = operations_callbacks.register(app, services)
+    executive = executive_callbacks.register(app, services)
+    live = live_callbacks.register(app, services)
+    # page path (relative to the app) → (title, draw(filters, theme)): the first view of a page is
+    # drawn on the server, by the app's layout for a page load and by Dash Pages on navigation
+    pages = {"": ("Executive · LuluPay Analytics", executive.page),
+             "operations": ("Operations · LuluPay Analytics", operations.page),
+             "live": ("Live · LuluPay Analytics", live.page)}
+    for module, name, (title, draw) in (("executive", "Executive", pages[""]),
+                                        ("operations", "Operations", pages["operations"]),
+                                        ("live", "Live", pages["live"])):
+        dash.register_page(module, path="/" + ("" if module == "executive" else module), name=name, title=title,
+                           layout=shell_callbacks.page_layout(draw))
+    app.layout = shell_callbacks.first_view(app, services, pages)
     http_stats = HttpStats(services.store, interval_s=settings.collector_interval_s, clock=services.clock)
     observability.install(server, app, services, http_stats)
     hub = Hub(services.store, queue_size=settings.ws_queue_size, idle_s=settings.ws_idle_s)

@@ -6,12 +6,15 @@ Prints one JSON line. Seeds an embedded Valkey (temporary directory) with demo h
 `serve` process on it and measures:
 
 * callbacks: p50/p95 (ms, client-side wall time of `POST /_dash-update-component`) of every server-side
-  callback whose inputs include the shell's filter store, for ranges 1h, 24h, 7d, 90d and for all
-  partners vs one partner; cold (the query cache `<cache_prefix>*` deleted before the request) and cached
-  (the same request again right after). The request bodies are built from `GET /_dash-dependencies` the
-  way the Dash renderer builds them.
-* page: headless Chromium loads `/operations?range=90d`; time from `driver.get` until the graphs, the
-  asset grid rows and the builds KPI are all present; cold (cache flushed) and warm (cache primed).
+  callback that reads the shell's filter store (as input, or as state for the refresh-tick redraws),
+  for ranges 1h, 24h, 7d, 90d and for all partners vs one partner; cold (the query cache
+  `<cache_prefix>*` deleted before the request) and cached (the same request again right after). The
+  request bodies are built from `GET /_dash-dependencies` the way the Dash renderer builds them.
+* first_view: `GET /_dash-layout` with the page's address as Referer, as the browser asks for it: the
+  Operations and Executive pages drawn on the server with every panel, same ranges, modes, cold/cached.
+* page: headless Chromium loads `/operations?range=90d`; time from `driver.get` until every one of the
+  12 panels shows its chart (drawn SVG), rows, figures or empty state; cold (cache flushed) and warm
+  (cache primed).
 
 * service: the panel queries in this process with a fresh QueryService each time (its bucket cache
   empty, as in a just-started worker): `first_read_after_seed` once, before anything read the store
@@ -61,15 +64,14 @@ CHROMEDRIVER = "/usr/bin/chromedriver"
 CHROME_ARGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,1000",
                "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run")
 PAGE_PATH = "/operations?range=90d"
-# Present when the Operations page is drawn (the system and HTTP panels are static "no samples" states).
-READY_SELECTORS = (
-    '[data-panel="build-rate"] .js-plotly-plot',
-    '[data-panel="duration-heatmap"] .js-plotly-plot',
-    '[data-panel="stage-durations"] .js-plotly-plot',
-    '[data-panel="success-rate-gauge"] .js-plotly-plot',
-    '[data-panel="build-time-gauge"] .js-plotly-plot',
-    '[data-panel="asset-table"] .ag-row',
-    '[data-kpi="builds_total"]',
+# Present when the Operations page is drawn: every one of the 12 panels shows its chart, rows or
+# figures — or its honest empty state (e.g. no HTTP requests recorded yet).
+_CHART_PANELS = ("success-rate-gauge", "build-time-gauge", "cpu-gauge", "memory-gauge", "disk-gauge", "build-rate",
+                 "duration-heatmap", "stage-durations", "http-latency", "http-errors")
+READY_SELECTORS = tuple(f'[data-panel="{p}"] .js-plotly-plot .main-svg, [data-panel="{p}"] .panel-empty'
+                        for p in _CHART_PANELS) + (
+    '[data-panel="asset-table"] .ag-row, [data-panel="asset-table"] .panel-empty',
+    '[data-panel="kpi-overview"] [data-kpi="builds_total"]',
 )
 
 
@@ -126,12 +128,14 @@ def request_body(dep: dict, filters: dict) -> dict:
             return OTHER_VALUES[prop]
         raise RuntimeError(f"no benchmark value for callback input {prop} of {dep['output']}")
 
+    inputs = [f"{i['id']}.{i['property']}" for i in dep["inputs"]]
+    changed = FILTERS_PROP if FILTERS_PROP in inputs else inputs[0]  # a filter change, else the refresh tick
     body = {
         "output": dep["output"],
         "outputs": split_outputs(dep["output"]),
         "inputs": [{"id": i["id"], "property": i["property"], "value": value_of(i)} for i in dep["inputs"]],
-        "changedPropIds": [FILTERS_PROP],
-        "parsedChangedPropsIds": [FILTERS_PROP],
+        "changedPropIds": [changed],
+        "parsedChangedPropsIds": [changed],
     }
     if dep.get("state"):
         body["state"] = [{"id": s["id"], "property": s["property"], "value": value_of(s)} for s in dep["state"]]
@@ -220,6 +224,39 @@ def measure_callbacks(caller: Caller, deps: list[dict], names: dict, partner: st
                     f"p95 {figures['cold']['p95_ms']:7.1f} ms   cached p50 {figures['cached']['p50_ms']:6.1f} "
                     f"p95 {figures['cached']['p95_ms']:6.1f} ms")
     return results, flat
+
+
+FIRST_VIEW_PAGES = {"operations": "/operations", "executive": "/"}
+
+
+def measure_first_view(base: str, partner: str, client: redis.Redis, prefix: str, repeats: int) -> dict:
+    """The first view of a page: `/_dash-layout` as the browser asks for it (the page's address as
+    Referer), which draws every panel on the server — cold and cached, per range and partner mode."""
+    session = requests.Session()
+    out: dict = {}
+    for page, path in FIRST_VIEW_PAGES.items():
+        for rng in RANGES:
+            for mode in PARTNER_MODES:
+                query = f"?range={rng}" + ("" if mode == "all" else f"&partner={partner}")
+                headers = {"Referer": base + path + query}
+                cold, cached, sizes = [], [], []
+                for _ in range(repeats):
+                    flush_cache(client, prefix)
+                    for samples in (cold, cached):
+                        started = time.perf_counter()
+                        response = session.get(base + "/_dash-layout", headers=headers, timeout=120)
+                        samples.append(time.perf_counter() - started)
+                        if response.status_code != 200 or "_pages_content" not in response.text:
+                            raise RuntimeError(f"first view {path}{query}: {response.status_code} {response.text[:300]}")
+                        if "panel-error" in response.text:
+                            raise RuntimeError(f"first view {path}{query} drew an error state")
+                        sizes.append(len(response.content))
+                figures = {"cold": summary_ms(cold), "cached": summary_ms(cached),
+                           "response_kib": round(statistics.median(sizes) / 1024, 1)}
+                out.setdefault(page, {}).setdefault(rng, {})[mode] = figures
+                log(f"first view {page:<10} {rng:>4} {mode:<3}  cold p50 {figures['cold']['p50_ms']:7.1f} "
+                    f"p95 {figures['cold']['p95_ms']:7.1f} ms   cached p50 {figures['cached']['p50_ms']:6.1f} ms")
+    return out
 
 
 RANGE_SECONDS = {"1h": 3600, "24h": 86400, "7d": 7 * 86400, "90d": 90 * 86400}
@@ -398,7 +435,7 @@ def main() -> None:
             dependencies = requests.get(base + "/_dash-dependencies", timeout=30)
             dependencies.raise_for_status()
             deps = [d for d in dependencies.json() if not d.get("clientside_function")
-                    and any(f"{i['id']}.{i['property']}" == FILTERS_PROP for i in d["inputs"])]
+                    and any(f"{i['id']}.{i['property']}" == FILTERS_PROP for i in d["inputs"] + d.get("state", []))]
             if not deps:
                 raise RuntimeError("no server-side callback takes the filter store")
             partners = requests.get(base + "/api/v1/partners", timeout=30).json()["partners"]
@@ -433,6 +470,10 @@ def main() -> None:
                         worst_by_range[row["range"]] = {"p95_ms": row["cold"]["p95_ms"],
                                                         "callback": f"{row['callback']}, partners={row['partners']}"}
             figures["max_p95_cold_ops_exec_by_range"] = worst_by_range
+            figures["first_view"] = measure_first_view(base, partner, client, prefix, args.repeats)
+            figures["first_view_max_p95_cold_90d_ms"] = max(
+                figures["first_view"][page]["90d"][mode]["cold"]["p95_ms"] for page in FIRST_VIEW_PAGES
+                for mode in PARTNER_MODES)
             figures["service"]["process_cold"] = measure_service(services, partner, max(3, args.repeats // 3))
 
             if args.page_runs:

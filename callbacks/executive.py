@@ -4,10 +4,11 @@ from __future__ import annotations
 import math
 
 import dash_bootstrap_components as dbc
-from dash import Input, Output, dcc, html
+from dash import Input, Output, State, dcc, html
 
 from callbacks.filters import QueryCache, resolve_partners, resolve_scope
 from callbacks.operations import GRAPH_CONFIG
+from layouts import executive as executive_layout
 from layouts import figures
 from layouts.figures import SUCCESS_AMBER, SUCCESS_RED, change, format_duration
 from layouts.ids import EXEC, SHELL
@@ -15,7 +16,7 @@ from layouts.panels import empty_state, error_state, kpi_tile
 from services.dashboard import executive, monthly_trend
 from services.store import StoreUnavailable
 
-__all__ = ["register", "executive_tiles", "health_items"]
+__all__ = ["register", "ExecutivePanels", "executive_tiles", "health_items"]
 
 
 def executive_tiles(data: dict, currency: str) -> dbc.Row:
@@ -56,18 +57,22 @@ def health_items(summary: dict, target_s: float, store_ok: bool) -> list[tuple[s
     return items
 
 
-def register(app, services) -> None:
-    """Bind the Executive callbacks."""
-    settings = services.settings
-    cache = QueryCache(services.store.client, services.store.keys.cache_prefix())
+class ExecutivePanels:
+    """What every Executive panel shows for a filter set and a theme: the page layout draws the first
+    view with it, the refresh and theme callbacks redraw with it (see callbacks/operations.py)."""
 
-    @app.callback(Output(EXEC.KPIS, "children"), Output(EXEC.REVENUE, "children"), Output(EXEC.HEALTH, "children"),
-                  Input(SHELL.FILTERS, "data"), Input(SHELL.TICK, "n_intervals"), Input(SHELL.THEME, "data"))
-    def kpis(filters, _n, theme):
+    def __init__(self, services):
+        self.services = services
+        self.settings = services.settings
+        self.cache = QueryCache(services.store.client, services.store.keys.cache_prefix())
+
+    def kpis(self, filters, theme):
+        """(KPI tiles, revenue by tier, health summary)."""
+        services, settings = self.services, self.settings
         start, end, partners, key = resolve_scope(filters, services)
         try:
-            data = cache.get_or_compute("executive", key,
-                                        lambda: executive(services.queries, start, end, partners, settings.tier_prices))
+            data = self.cache.get_or_compute(
+                "executive", key, lambda: executive(services.queries, start, end, partners, settings.tier_prices))
         except StoreUnavailable:
             return error_state(), error_state(), error_state()
         revenue = dcc.Graph(figure=figures.revenue_figure(data["current"]["revenue"], data["previous"]["revenue"],
@@ -80,17 +85,41 @@ def register(app, services) -> None:
                          className="list-unstyled mb-0")
         return executive_tiles(data, settings.currency), revenue, health
 
-    @app.callback(Output(EXEC.TRENDS, "children"),
-                  Input(SHELL.FILTERS, "data"), Input(SHELL.TICK, "n_intervals"), Input(SHELL.THEME, "data"))
-    def trends(filters, _n, theme):
+    def trends(self, filters, theme):
+        services = self.services
         now = services.clock()
         partners = resolve_partners(filters, services.visible_partners())
         try:
-            rows = cache.get_or_compute("monthly", (math.floor(now / 60), partners),
-                                        lambda: monthly_trend(services.queries, now, partners))
+            rows = self.cache.get_or_compute("monthly", (math.floor(now / 60), partners),
+                                             lambda: monthly_trend(services.queries, now, partners))
         except StoreUnavailable:
             return error_state()
         if not any(r["builds"] for r in rows):
             return empty_state("No builds in the last 12 months")
         return dcc.Graph(figure=figures.monthly_trend_figure([r for r in rows if r["builds"]], theme),
                          config=GRAPH_CONFIG)
+
+    def page(self, filters: dict, theme: str):
+        """The whole page with every panel drawn."""
+        tiles, revenue, health = self.kpis(filters, theme)
+        return executive_layout.layout(content={EXEC.KPIS: tiles, EXEC.REVENUE: revenue, EXEC.HEALTH: health,
+                                                EXEC.TRENDS: self.trends(filters, theme)})
+
+
+def register(app, services) -> ExecutivePanels:
+    """Bind the Executive callbacks (refresh tick and theme only; the first view comes with the
+    page); returns the panels object the page layout draws with."""
+    view = ExecutivePanels(services)
+    redraw = dict(inputs=[Input(SHELL.TICK, "n_intervals"), Input(SHELL.THEME, "data")],
+                  state=[State(SHELL.FILTERS, "data")], prevent_initial_call=True)
+
+    @app.callback(Output(EXEC.KPIS, "children"), Output(EXEC.REVENUE, "children"), Output(EXEC.HEALTH, "children"),
+                  **redraw)
+    def kpis(_n, theme, filters):
+        return view.kpis(filters, theme)
+
+    @app.callback(Output(EXEC.TRENDS, "children"), **redraw)
+    def trends(_n, theme, filters):
+        return view.trends(filters, theme)
+
+    return view

@@ -5,10 +5,11 @@ from __future__ import annotations
 from dash import Input, Output, State
 
 from callbacks.filters import resolve_partners
+from layouts import live as live_layout
 from layouts.ids import LIVE, SHELL
 from services.store import StoreUnavailable
 
-__all__ = ["register", "initial_state"]
+__all__ = ["register", "initial_state", "LivePage"]
 
 
 def initial_state(services, partners: list[str] | None) -> dict:
@@ -22,18 +23,27 @@ def initial_state(services, partners: list[str] | None) -> dict:
     return {"running": running, "recent": [], "feed": [], "names": names, "error": None}
 
 
-def register(app, services) -> None:
-    """Bind the Live page callbacks."""
+class LivePage:
+    """The Live page drawn with its running builds for a filter set (the channel keeps it current)."""
 
-    @app.callback(Output(LIVE.STATE, "data"), Input(SHELL.FILTERS, "data"))
-    def load(filters):
-        partners = resolve_partners(filters or {}, services.visible_partners())
+    def __init__(self, services):
+        self.services = services
+
+    def state(self, filters: dict) -> dict:
+        partners = resolve_partners(filters or {}, self.services.visible_partners())
         try:
-            return initial_state(services, partners)
+            return initial_state(self.services, partners)
         except StoreUnavailable:
             return {"running": {}, "recent": [], "feed": [], "names": {},
                     "error": "The store is unreachable: builds already running are not shown."}
 
+    def page(self, filters: dict, _theme: str):
+        return live_layout.layout(state=self.state(filters))
+
+
+def register(app, services) -> LivePage:
+    """Bind the Live page callbacks (all in the browser: the page arrives with its state); returns
+    the page object the layout draws with."""
     app.clientside_callback(
         "function(inbox, state) { return window.lulupayLive.reduce(inbox, state); }",
         Output(LIVE.STATE, "data", allow_duplicate=True), Input(SHELL.RT_INBOX, "data"), State(LIVE.STATE, "data"),
@@ -45,3 +55,5 @@ def register(app, services) -> None:
         Output(LIVE.COUNT, "children"),
         Input(LIVE.STATE, "data"), Input(LIVE.FEED_STREAMS, "value"),
     )
+
+    return LivePage(services)

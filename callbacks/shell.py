@@ -2,19 +2,131 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import Callable
+from urllib.parse import urlencode, urlsplit
 
 import dash_bootstrap_components as dbc
+import flask
 from dash import Input, Output, State, ctx, html, no_update
 
 from layouts.ids import SHELL
-from layouts.shell import PAGES, REFRESH_CHOICES, filters_query, parse_filters
+from layouts import shell as shell_layout
+from layouts.shell import DEFAULT_FILTERS, PAGES, REFRESH_CHOICES, filters_query, parse_filters
 from services.store import StoreUnavailable
 
-__all__ = ["register", "range_is_settled"]
+__all__ = ["register", "first_view", "page_layout", "request_theme", "requested_location", "range_is_settled",
+           "THEME_COOKIE", "ROUTING_INPUTS"]
+
+
+THEME_COOKIE = "lulupay_theme"  # mirrors the remembered theme, so the server draws the first view in it
+THEMES = ("light", "dark")
+
+
+def request_theme() -> str:
+    """The theme the current request's browser remembers (light when it says nothing)."""
+    theme = flask.request.cookies.get(THEME_COOKIE) if flask.has_request_context() else None
+    return theme if theme in THEMES else "light"
+
+
+def requested_location(app) -> tuple[str, str] | None:
+    """(pathname, search) of the page whose layout is being requested: the Referer of the
+    renderer's `/_dash-layout` request (browsers send the full address to the same origin).
+    None when there is none or it is another origin."""
+    referrer = flask.request.referrer if flask.has_request_context() else None
+    if not referrer:
+        return None
+    parts = urlsplit(referrer)
+    if parts.netloc != flask.request.host:
+        return None
+    return parts.path or "/", f"?{parts.query}" if parts.query else ""
+
+
+def partner_options(services, selected: list[str]) -> list[dict]:
+    """Searchable options 'Name (id)'; selected ids stay listed even when unknown or unreachable."""
+    try:
+        names = services.queries.partner_names(services.visible_partners())
+    except StoreUnavailable:
+        names = {}
+    options = [{"label": f"{name} ({pid})", "value": pid} for pid, name in names.items()]
+    return options + [{"label": pid, "value": pid} for pid in selected or [] if pid not in names]
+
+
+def nav_links(pathname: str | None, search: str | None) -> list:
+    """Links keep the current filters."""
+    return [dbc.NavItem(dbc.NavLink(name, href=path + (search or ""), active=(pathname or "/") == path))
+            for name, path in PAGES]
+
+
+def refresh_state(filters: dict, now: float) -> tuple[int, bool, dict]:
+    """(refresh tick interval, tick disabled, style of the custom-dates column) of a filter set."""
+    interval = REFRESH_CHOICES.get(filters.get("refresh"))
+    dates = {} if filters.get("range") == "custom" else {"display": "none"}
+    return (interval or 3_600_000), interval is None or range_is_settled(filters, now), dates
+
+
+def status_view(services) -> tuple:
+    """(updated at, outage banner, store badge colour, Prometheus badge colour and title)."""
+    stamp = datetime.now(timezone.utc).strftime("updated %H:%M:%S UTC")
+    store_ok = services.store.ping()
+    banner = None if store_ok else dbc.Alert(
+        [html_icon("bi-exclamation-octagon"), "The store is unreachable. Panels show their last state and "
+         "recover by themselves when it returns; ingest answers 503 meanwhile."],
+        color="danger", className="outage-banner py-2", id="outage-alert")
+    prometheus = services.settings.prometheus_url
+    return (stamp, banner, "success" if store_ok else "danger",
+            "info" if prometheus else "secondary",
+            f"Prometheus: {prometheus}" if prometheus else "Prometheus: not configured")
+
+
+def first_view(app, services, pages: dict[str, tuple[str, Callable[[dict, str], object]]]):
+    """The layout function of the app: the shell with the requested page already drawn for the
+    filters in its URL and the remembered theme — everything a visitor sees arrives with the layout,
+    in one renderer pass, and no callback runs before the first refresh tick.
+
+    `pages`: page path relative to the app (e.g. "operations") → (title, draw(filters, theme)).
+    Without a usable Referer (or for a path that is not a page), an empty shell: its Locations take
+    the browser's address and the callbacks and Dash Pages' router fill it (one round later)."""
+
+    def layout():
+        theme = request_theme()
+        location = requested_location(app)
+        try:
+            page = pages.get(app.strip_relative_path(location[0])) if location else None
+        except Exception:  # a Referer outside the app's path prefix
+            page = None
+        if page is None:
+            return shell_layout.shell(theme=theme, partner_options=partner_options(services, []),
+                                      refresh_state=refresh_state(DEFAULT_FILTERS, services.clock()),
+                                      status=status_view(services))
+        title, draw = page
+        filters = parse_filters(location[1])
+        return shell_layout.shell(
+            location=location, filters=filters, theme=theme,
+            partner_options=partner_options(services, filters["partners"]), nav=nav_links(*location),
+            refresh_state=refresh_state(filters, services.clock()), status=status_view(services),
+            content=draw(filters, theme), title=title)
+
+    return layout
+
+
+def page_layout(draw: Callable[[dict, str], object]):
+    """A Dash Pages layout function for navigation and filter changes: Dash Pages calls it with the
+    URL's query arguments and the page's theme (ROUTING_INPUTS), and it draws the page for them."""
+
+    def layout(_theme: str | None = None, **query):
+        search = urlencode({k: v for k, v in query.items() if isinstance(v, (str, list))}, doseq=True)
+        return draw(parse_filters(search), _theme if _theme in THEMES else request_theme())
+
+    return layout
+
+
+# Extra state Dash Pages' router passes to page layouts (Dash(routing_callback_inputs=...)).
+ROUTING_INPUTS = {"_theme": State(SHELL.THEME, "data")}
 
 
 def register(app, services) -> None:
-    """Bind the shell callbacks."""
+    """Bind the shell callbacks. None of them runs for the first view (first_view draws it); they
+    follow the URL (back button, a control changed) and the refresh tick."""
 
     @app.callback(
         Output(SHELL.URL, "search"), Output(SHELL.FILTERS, "data"),
@@ -22,72 +134,59 @@ def register(app, services) -> None:
         Output(SHELL.PARTNERS, "value"), Output(SHELL.REFRESH, "value"), Output(SHELL.PARTNERS, "options"),
         Input(SHELL.URL, "search"), Input(SHELL.RANGE, "value"), Input(SHELL.DATES, "start_date"),
         Input(SHELL.DATES, "end_date"), Input(SHELL.PARTNERS, "value"), Input(SHELL.REFRESH, "value"),
+        State(SHELL.FILTERS, "data"), prevent_initial_call=True,
     )
-    def sync_filters(search, rng, start_date, end_date, partners, refresh):
-        """The URL is the source of truth: controls follow it (first load, back button) and a
-        change of a control writes the URL (so the link reopens the same view)."""
+    def sync_filters(search, rng, start_date, end_date, partners, refresh, current):
+        """The URL is the source of truth: controls follow it (back button; a first view drawn
+        without the URL) and a change of a control writes the URL (so the link reopens the same
+        view, and Dash Pages draws the page for it)."""
         if ctx.triggered_id in (None, SHELL.URL):
             f = parse_filters(search)
             # Options first: a multi-select drops values it has no option for.
-            return no_update, f, f["range"], f["from"], f["to"], f["partners"], f["refresh"], partner_options(f["partners"])
+            return (no_update, no_update if f == current else f, f["range"], f["from"], f["to"], f["partners"],
+                    f["refresh"], partner_options(services, f["partners"]))
         f = {"range": rng, "from": start_date if rng == "custom" else None,
              "to": end_date if rng == "custom" else None, "partners": sorted(partners or []), "refresh": refresh}
         if rng == "custom" and not (start_date and end_date):
             today = datetime.now(timezone.utc).date().isoformat()
             f["from"] = f["to"] = today
         f = parse_filters(filters_query(f))
-        return (filters_query(f), f, no_update, f["from"] or no_update, f["to"] or no_update, no_update, no_update,
-                no_update)
+        return (filters_query(f), no_update if f == current else f, no_update, f["from"] or no_update,
+                f["to"] or no_update, no_update, no_update, no_update)
 
     @app.callback(Output(SHELL.TICK, "interval"), Output(SHELL.TICK, "disabled"), Output(SHELL.DATES_COL, "style"),
-                  Input(SHELL.FILTERS, "data"))
+                  Input(SHELL.FILTERS, "data"), prevent_initial_call=True)
     def set_refresh(filters):
-        interval = REFRESH_CHOICES.get(filters.get("refresh"))
-        dates = {} if filters.get("range") == "custom" else {"display": "none"}
-        return (interval or 3_600_000), interval is None or range_is_settled(filters, services.clock()), dates
+        return refresh_state(filters, services.clock())
 
-    @app.callback(Output(SHELL.NAV, "children"), Input(SHELL.URL, "pathname"), Input(SHELL.URL, "search"))
+    @app.callback(Output(SHELL.NAV, "children"), Input(SHELL.URL, "pathname"), Input(SHELL.URL, "search"),
+                  prevent_initial_call=True)
     def nav(pathname, search):
-        """Links keep the current filters."""
-        return [dbc.NavItem(dbc.NavLink(name, href=path + (search or ""), active=(pathname or "/") == path))
-                for name, path in PAGES]
-
-    def partner_options(selected: list[str]) -> list[dict]:
-        """Searchable options 'Name (id)'; selected ids stay listed even when unknown or unreachable."""
-        try:
-            names = services.queries.partner_names(services.visible_partners())
-        except StoreUnavailable:
-            names = {}
-        options = [{"label": f"{name} ({pid})", "value": pid} for pid, name in names.items()]
-        return options + [{"label": pid, "value": pid} for pid in selected or [] if pid not in names]
+        return nav_links(pathname, search)
 
     @app.callback(Output(SHELL.UPDATED, "children"), Output(SHELL.BANNER, "children"),
                   Output(SHELL.BADGE_STORE, "color"), Output(SHELL.BADGE_PROMETHEUS, "color"),
                   Output(SHELL.BADGE_PROMETHEUS, "title"),
-                  Input(SHELL.TICK, "n_intervals"), Input(SHELL.FILTERS, "data"))
+                  Input(SHELL.TICK, "n_intervals"), Input(SHELL.FILTERS, "data"), prevent_initial_call=True)
     def status(_n, _filters):
-        stamp = datetime.now(timezone.utc).strftime("updated %H:%M:%S UTC")
-        store_ok = services.store.ping()
-        banner = None if store_ok else dbc.Alert(
-            [html_icon("bi-exclamation-octagon"), "The store is unreachable. Panels show their last state and "
-             "recover by themselves when it returns; ingest answers 503 meanwhile."],
-            color="danger", className="outage-banner py-2", id="outage-alert")
-        prometheus = services.settings.prometheus_url
-        return (stamp, banner, "success" if store_ok else "danger",
-                "info" if prometheus else "secondary",
-                f"Prometheus: {prometheus}" if prometheus else "Prometheus: not configured")
+        return status_view(services)
 
     _register_realtime(app)
 
+    # The theme: the switch or the remembered value (localStorage) decides; the page's attributes
+    # follow, and a cookie mirrors it for the server's first view. Unchanged values are not sent
+    # back: that would redraw every panel for nothing.
     app.clientside_callback(
         """function(dark, _ts, stored) {
+            const noUpdate = window.dash_clientside.no_update;
             const fromSwitch = (dash_clientside.callback_context.triggered || [])
                 .some(t => t.prop_id === 'theme-switch.value');
             const theme = fromSwitch ? (dark ? 'dark' : 'light') : (stored || 'light');
             document.documentElement.setAttribute('data-bs-theme', theme);
             document.body.setAttribute('data-ag-theme-mode', theme);  // AG Grid's own dark scheme
-            return [theme, theme === 'dark'];
-        }""",
+            document.cookie = '%s=' + theme + '; path=/; max-age=31536000; SameSite=Lax';
+            return [theme === stored ? noUpdate : theme, (theme === 'dark') === dark ? noUpdate : theme === 'dark'];
+        }""" % THEME_COOKIE,
         Output(SHELL.THEME, "data"), Output(SHELL.THEME_SWITCH, "value"),
         Input(SHELL.THEME_SWITCH, "value"), Input(SHELL.THEME, "modified_timestamp"), State(SHELL.THEME, "data"),
     )

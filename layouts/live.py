@@ -13,10 +13,11 @@ __all__ = ["layout", "FEED_STREAMS"]
 FEED_STREAMS = (("builds", "Builds"), ("metrics", "Metrics"), ("alerts", "Alerts"), ("partners", "Partners"))
 
 
-def layout(**_query):
-    """The page; running builds are loaded from the store once, then kept current by the channel."""
+def layout(state: dict | None = None):
+    """The page; `state` = running builds loaded from the store once (callbacks/live.py), then kept
+    current by the channel."""
     return html.Div([
-        dcc.Store(id=LIVE.STATE),
+        dcc.Store(id=LIVE.STATE, data=state),
         html.Div([html.H4("Live", className="mt-2 mb-0"),
                   html.Span(id=LIVE.COUNT, className="text-body-secondary ms-3")],
                  className="d-flex align-items-baseline"),

@@ -28,49 +28,52 @@ ASSET_COLUMNS = [
 ]
 
 
-def _system_panel(data_panel: str, title: str, what: str, body_id: str):
+def _system_panel(data_panel: str, title: str, what: str, body_id: str, content: dict):
     return panel(data_panel, title, f"{what}: average over the period of the collector's samples "
-                 "(every 5 s); now = latest sample. Amber from 80 %, red from 90 %.", body_id, min_height=200)
+                 "(every 5 s); now = latest sample. Amber from 80 %, red from 90 %.", body_id, min_height=200,
+                 content=content)
 
 
-def layout(**_query):
-    """The page; the filters come from the shell (URL query string)."""
+def layout(content: dict | None = None, asset_rows: list[dict] | None = None):
+    """The page. `content` maps a panel body's id to what it shows (callbacks/operations.py draws it
+    for the page's filters); a body left out stays empty until its callback fills it."""
+    content = content or {}
     return html.Div([
         html.H4("Operations", className="mt-2"),
         dbc.Row(dbc.Col(panel("kpi-overview", "Overview", "Finished builds in the selected period, from the store's rollups; active builds now.",
-                              OPS.KPIS, min_height=90)), className="mb-3"),
+                              OPS.KPIS, min_height=90, content=content)), className="mb-3"),
         dbc.Row([
             dbc.Col(panel("success-rate-gauge", "Build success rate",
                           "Succeeded ÷ (succeeded + failed) in the period. Red below 90 %, amber below 95 %.",
-                          OPS.SUCCESS_GAUGE), md=6, xl=4, className="mb-3"),
+                          OPS.SUCCESS_GAUGE, content=content), md=6, xl=4, className="mb-3"),
             dbc.Col(panel("build-time-gauge", "Average build time",
                           "Mean duration of completed builds in the period; the red mark is the target.",
-                          OPS.BUILD_TIME_GAUGE), md=6, xl=4, className="mb-3"),
-            dbc.Col(_system_panel("cpu-gauge", "CPU", "CPU use of the collector's host", OPS.CPU), md=12, xl=4,
+                          OPS.BUILD_TIME_GAUGE, content=content), md=6, xl=4, className="mb-3"),
+            dbc.Col(_system_panel("cpu-gauge", "CPU", "CPU use of the collector's host", OPS.CPU, content), md=12, xl=4,
                     className="mb-3"),
         ]),
         dbc.Row([
-            dbc.Col(_system_panel("memory-gauge", "Memory", "Memory in use", OPS.MEMORY), md=6, className="mb-3"),
-            dbc.Col(_system_panel("disk-gauge", "Disk", "Disk holding the data directory", OPS.DISK), md=6,
+            dbc.Col(_system_panel("memory-gauge", "Memory", "Memory in use", OPS.MEMORY, content), md=6, className="mb-3"),
+            dbc.Col(_system_panel("disk-gauge", "Disk", "Disk holding the data directory", OPS.DISK, content), md=6,
                     className="mb-3"),
         ]),
         dbc.Row([
             dbc.Col(panel("build-rate", "Build rate", "Finished builds per interval, stacked by status.",
-                          OPS.BUILD_RATE, min_height=260), xl=6, className="mb-3"),
+                          OPS.BUILD_RATE, min_height=260, content=content), xl=6, className="mb-3"),
             dbc.Col(panel("duration-heatmap", "Build duration heatmap",
-                          "Completed builds per interval and duration band.", OPS.HEATMAP, min_height=260),
+                          "Completed builds per interval and duration band.", OPS.HEATMAP, min_height=260, content=content),
                     xl=6, className="mb-3"),
         ]),
         dbc.Row([
             dbc.Col(panel("stage-durations", "Stage durations", "p50 and p95 duration of each build stage in the period.",
-                          OPS.STAGES, min_height=260), xl=5, className="mb-3"),
+                          OPS.STAGES, min_height=260, content=content), xl=5, className="mb-3"),
             dbc.Col(panel("asset-table", "Asset processing",
                           "Assets processed in the period by type, format and density. Sort, filter, download.",
                           OPS.ASSETS + "-body", min_height=260, body=[
-                              html.Div(id=OPS.ASSETS),
+                              html.Div(content.get(OPS.ASSETS), id=OPS.ASSETS),
                               html.Div(dbc.Button([html.I(className="bi bi-download me-1"), "CSV"], id=OPS.ASSET_CSV,
                                                   size="sm", color="secondary", outline=True), className="text-end mb-2"),
-                              dag.AgGrid(id=OPS.ASSET_GRID, columnDefs=ASSET_COLUMNS, rowData=[],
+                              dag.AgGrid(id=OPS.ASSET_GRID, columnDefs=ASSET_COLUMNS, rowData=asset_rows or [],
                                          # CSV carries raw numbers, not the on-screen formatting
                                          defaultColDef={"sortable": True, "filter": True, "resizable": True, "flex": 1,
                                                         "useValueFormatterForExport": False,
@@ -84,9 +87,9 @@ def layout(**_query):
             dbc.Col(panel("http-latency", "HTTP latency and request rate",
                           "p50/p95/p99 latency and requests per second of every route except /metrics; "
                           "from Prometheus (every instance) when configured, else the app's own rollups.",
-                          OPS.HTTP_LATENCY, min_height=260), xl=6, className="mb-3"),
+                          OPS.HTTP_LATENCY, min_height=260, content=content), xl=6, className="mb-3"),
             dbc.Col(panel("http-errors", "HTTP errors",
                           "Share of responses with status 4xx and 5xx per interval; same source as the latency panel.",
-                          OPS.HTTP_ERRORS, min_height=260), xl=6, className="mb-3"),
+                          OPS.HTTP_ERRORS, min_height=260, content=content), xl=6, className="mb-3"),
         ]),
     ])

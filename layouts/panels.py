@@ -7,8 +7,12 @@ from dash import dcc, html
 __all__ = ["panel", "empty_state", "error_state", "kpi_tile"]
 
 
-def panel(data_panel: str, title: str, explanation: str, body_id: str, *, body=None, min_height: int = 200):
-    """A titled card with a one-line explanation and a loading wrapper around its body."""
+def panel(data_panel: str, title: str, explanation: str, body_id: str, *, body=None, content: dict | None = None,
+          min_height: int = 200):
+    """A titled card with a one-line explanation and a loading wrapper around its body. The body shows
+    `body`, else `content[body_id]` (a page drawn with its data), else nothing until a callback fills it."""
+    if body is None and content:
+        body = content.get(body_id)
     return html.Div(dbc.Card([
         dbc.CardHeader([html.Div(title, className="panel-title"),
                         html.Div(explanation, className="panel-explanation text-body-secondary small")]),

@@ -4,13 +4,13 @@ from __future__ import annotations
 from datetime import date
 from urllib.parse import parse_qs, urlencode
 
-import dash
 import dash_bootstrap_components as dbc
 from dash import dcc, html
+from dash.dash import _ID_CONTENT, _ID_DUMMY, _ID_LOCATION, _ID_STORE  # Dash Pages' router ids
 
 from layouts.ids import SHELL
 
-__all__ = ["shell", "RANGES", "REFRESH_CHOICES", "PAGES", "parse_filters", "filters_query", "DEFAULT_FILTERS"]
+__all__ = ["shell", "page_container", "RANGES", "REFRESH_CHOICES", "PAGES", "parse_filters", "filters_query", "DEFAULT_FILTERS"]
 
 # preset → seconds (None = custom dates)
 RANGES = {"1h": 3600, "6h": 6 * 3600, "24h": 86400, "7d": 7 * 86400, "30d": 30 * 86400, "90d": 90 * 86400,
@@ -65,46 +65,73 @@ def filters_query(filters: dict) -> str:
     return ("?" + urlencode(pairs, safe=",")) if pairs else ""
 
 
-def _filter_bar():
+def _filter_bar(filters: dict, partner_options: list[dict], refresh_state: tuple, status: tuple):
+    updated, _banner, store_colour, prometheus_colour, prometheus_title = status
+    dates_style = refresh_state[2]
     return dbc.Row([
         dbc.Col(dcc.Dropdown(id=SHELL.RANGE, options=[{"label": v, "value": k} for k, v in RANGE_LABELS.items()],
-                             value=DEFAULT_FILTERS["range"], clearable=False, searchable=False), xs=12, md=2),
+                             value=filters["range"], clearable=False, searchable=False), xs=12, md=2),
         dbc.Col(dcc.DatePickerRange(id=SHELL.DATES, display_format="YYYY-MM-DD", clearable=False,
+                                    start_date=filters["from"], end_date=filters["to"],
                                     minimum_nights=0, className="w-100"), xs=12, md=3, id=SHELL.DATES_COL,
-                style={"display": "none"}),
+                style=dates_style),
         dbc.Col(dcc.Dropdown(id=SHELL.PARTNERS, multi=True, searchable=True, placeholder="All partners",
-                             options=[]), xs=12, md=True),
+                             options=partner_options, value=filters["partners"]), xs=12, md=True),
         dbc.Col(dcc.Dropdown(id=SHELL.REFRESH, options=[{"label": v, "value": k} for k, v in REFRESH_LABELS.items()],
-                             value=DEFAULT_FILTERS["refresh"], clearable=False, searchable=False), xs=6, md=2,
+                             value=filters["refresh"], clearable=False, searchable=False), xs=6, md=2,
                 className="refresh-col"),
         dbc.Col(html.Div([
-            html.Div(id=SHELL.UPDATED, className="small text-body-secondary"),
-            html.Div([dbc.Badge("store", id=SHELL.BADGE_STORE, color="secondary", className="me-1"),
-                      dbc.Badge("Prometheus", id=SHELL.BADGE_PROMETHEUS, color="secondary", className="me-1"),
+            html.Div(updated, id=SHELL.UPDATED, className="small text-body-secondary"),
+            html.Div([dbc.Badge("store", id=SHELL.BADGE_STORE, color=store_colour, className="me-1"),
+                      dbc.Badge("Prometheus", id=SHELL.BADGE_PROMETHEUS, color=prometheus_colour,
+                                title=prometheus_title, className="me-1"),
                       dbc.Badge("live: offline", id=SHELL.BADGE_LIVE, color="secondary",
                                 title="Live channel (/ws): not connected yet")]),
         ], className="text-md-end"), xs=6, md=2),
     ], className="g-2 align-items-center filter-bar py-2")
 
 
-def shell():
-    """The layout around every page."""
+def page_container(location: tuple[str, str] | None, content=None, title: str | None = None):
+    """dash.page_container (the ids Dash Pages' router works with), with the page already drawn.
+    `location` = (pathname, search) the content was drawn for; the Location then matches the
+    browser's and stays quiet, so the router does not draw the page again. Without it, the Location
+    takes the browser's address when it mounts and the router draws the page (Dash's own way)."""
+    pathname, search = location or (None, None)
     return html.Div([
-        dcc.Location(id=SHELL.URL, refresh="callback-nav"),
-        dcc.Store(id=SHELL.FILTERS, data=DEFAULT_FILTERS),
-        dcc.Store(id=SHELL.THEME, storage_type="local", data="light"),
-        dcc.Interval(id=SHELL.TICK, interval=30_000),
+        dcc.Location(id=_ID_LOCATION, refresh="callback-nav", pathname=pathname, search=search),
+        html.Div(content, id=_ID_CONTENT, disable_n_clicks=True),
+        dcc.Store(id=_ID_STORE, data={"title": title} if title else None),
+        html.Div(id=_ID_DUMMY, disable_n_clicks=True),
+    ])
+
+
+def shell(*, location: tuple[str, str] | None = None, filters: dict | None = None, theme: str = "light",
+          partner_options: list[dict] | None = None, nav: list | None = None, refresh_state: tuple | None = None,
+          status: tuple | None = None, content=None, title: str | None = None):
+    """The layout around every page, with the first view's values (callbacks/shell.py computes them
+    for the request; the defaults are an empty shell that fills itself through callbacks)."""
+    filters = filters or DEFAULT_FILTERS
+    refresh_state = refresh_state or (30_000, False, {"display": "none"})
+    status = status or (None, None, "secondary", "secondary", None)
+    interval, disabled, _dates = refresh_state
+    url = (dcc.Location(id=SHELL.URL, refresh="callback-nav", pathname=location[0], search=location[1])
+           if location else dcc.Location(id=SHELL.URL, refresh="callback-nav"))
+    return html.Div([
+        url,
+        dcc.Store(id=SHELL.FILTERS, data=filters),
+        dcc.Store(id=SHELL.THEME, storage_type="local", data=theme),
+        dcc.Interval(id=SHELL.TICK, interval=interval, disabled=disabled),
         dcc.Store(id=SHELL.RT_INBOX),
         dcc.Store(id=SHELL.RT_SUBSCRIPTION),
         html.Div(id=SHELL.TOASTS, className="toast-stack"),
         dbc.Navbar(dbc.Container([
             dbc.NavbarBrand([html.I(className="bi bi-graph-up-arrow me-2"), "LuluPay Analytics"], href="/"),
-            dbc.Nav(id=SHELL.NAV, navbar=True, className="me-auto"),
-            dbc.Switch(id=SHELL.THEME_SWITCH, label="Dark", value=False, className="text-light mb-0"),
+            dbc.Nav(nav, id=SHELL.NAV, navbar=True, className="me-auto"),
+            dbc.Switch(id=SHELL.THEME_SWITCH, label="Dark", value=theme == "dark", className="text-light mb-0"),
         ], fluid=True), color="dark", dark=True, className="mb-2"),
         dbc.Container([
-            _filter_bar(),
-            html.Div(id=SHELL.BANNER),
-            dash.page_container,
+            _filter_bar(filters, partner_options or [], refresh_state, status),
+            html.Div(status[1], id=SHELL.BANNER),
+            page_container(location, content, title),
         ], fluid=True, className="pb-4"),
     ])

@@ -163,3 +163,39 @@ def test_outage_banner_appears_and_clears_when_the_store_returns(dash_duo, tmp_p
         dash_duo.wait_for_no_elements("#outage-alert", timeout=30)
     finally:
         store.stop()
+
+
+def _callback_requests(dash_duo) -> int:
+    return dash_duo.driver.execute_script(
+        "return performance.getEntriesByType('resource').filter(e => e.name.includes('_dash-update-component')).length")
+
+
+def _font_colour(dash_duo, panel: str) -> str:
+    return dash_duo.driver.execute_script(
+        f"const gd = document.querySelector('[data-panel=\"{panel}\"] .js-plotly-plot');"
+        "return gd && gd._fullLayout ? gd._fullLayout.font.color : null;")
+
+
+def test_first_view_arrives_drawn_without_a_callback_round_and_keeps_the_theme(dash_duo, dashboard, seeded):
+    dash_duo.start_server(dashboard)
+    url = dash_duo.server_url + "/operations?range=7d&refresh=off"
+    dash_duo.wait_for_page(url)
+    dash_duo.wait_for_element('[data-panel="build-rate"] .js-plotly-plot .main-svg', timeout=20)
+    dash_duo.wait_for_element('[data-panel="asset-table"] .ag-row', timeout=20)
+    assert _callback_requests(dash_duo) == 0, "the panels came with the layout"
+    light = _font_colour(dash_duo, "build-rate")
+
+    # the switch redraws the panels dark and is remembered (localStorage, and a cookie for the server)
+    dash_duo.driver.execute_script(f"document.getElementById('{SHELL.THEME_SWITCH}').click()")
+    wait_until(lambda: dash_duo.driver.execute_script(
+        "return document.documentElement.getAttribute('data-bs-theme')") == "dark", message="dark page")
+    wait_until(lambda: _font_colour(dash_duo, "build-rate") not in (None, light), message="dark figures")
+    dark = _font_colour(dash_duo, "build-rate")
+    assert dash_duo.driver.get_cookie("lulupay_theme")["value"] == "dark"
+
+    dash_duo.driver.get(url)  # a new load: drawn dark by the server, still without a callback
+    dash_duo.wait_for_element('[data-panel="build-rate"] .js-plotly-plot .main-svg', timeout=20)
+    wait_until(lambda: _font_colour(dash_duo, "build-rate") == dark, message="dark first view")
+    assert dash_duo.find_element(f"#{SHELL.THEME_SWITCH}").is_selected()
+    assert _callback_requests(dash_duo) == 0
+    assert dash_duo.get_logs() == [], "browser console errors"
