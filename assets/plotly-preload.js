@@ -1,12 +1,12 @@
-/* plotly.js for dcc.Graph: our own bundle, loaded while the page's first callbacks are in flight.
+/* plotly.js for dcc.Graph: our own bundle, loaded while the page's layout (drawn panels) is in flight.
  *
  * - The bundle (assets/vendor/plotly/, recipe in its README) holds plotly.js's core and the
  *   trace types the pages draw (bar, heatmap, indicator, scatter): 1.2 MB instead of the full
  *   4.8 MB, which the browser would parse and compile on every cold load.
- * - dcc.Graph loads plotly.js only when the first graph mounts — after the callbacks have
- *   answered — and every figure then waits for its evaluation. Loaded here, once the main thread
- *   is idle after start-up (the renderer has sent its first requests), the evaluation overlaps the
- *   wait for the server. dcc.Graph uses `window.Plotly` when it exists; and should a graph mount
+ * - dcc.Graph loads plotly.js only when the first graph mounts — after the layout has arrived —
+ *   and every figure then waits for its evaluation. Loaded here, once the main thread is idle
+ *   after start-up (the renderer has sent its first requests), the evaluation overlaps the wait
+ *   for the server. dcc.Graph uses `window.Plotly` when it exists; and should a graph mount
  *   first, `_dashPlotlyJSURL` points it at this same file (same URL: one download). */
 (function () {
   "use strict";

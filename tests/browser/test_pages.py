@@ -199,3 +199,27 @@ def test_first_view_arrives_drawn_without_a_callback_round_and_keeps_the_theme(d
     assert dash_duo.find_element(f"#{SHELL.THEME_SWITCH}").is_selected()
     assert _callback_requests(dash_duo) == 0
     assert dash_duo.get_logs() == [], "browser console errors"
+
+
+def test_charts_follow_their_panel_when_the_window_changes(dash_duo, dashboard, seeded):
+    """dcc.Graph's resize calls short-cut when the size is unchanged (tools/plotly-bundle/footer.js)
+    — and a real change still resizes the chart."""
+    dash_duo.start_server(dashboard)
+    dash_duo.wait_for_page(dash_duo.server_url + "/operations?range=7d&refresh=off")
+    dash_duo.wait_for_element('[data-panel="build-rate"] .js-plotly-plot .main-svg', timeout=20)
+
+    def widths():
+        return dash_duo.driver.execute_script(
+            "const gd = document.querySelector('[data-panel=\"build-rate\"] .js-plotly-plot');"
+            "return [Math.round(gd._fullLayout.width), Math.round(parseFloat(getComputedStyle(gd).width))];")
+
+    wait_until(lambda: abs(widths()[0] - widths()[1]) <= 1, message="the chart fills its panel")
+    before = widths()[0]
+    size = dash_duo.driver.get_window_size()
+    dash_duo.driver.set_window_size(size["width"] - 300, size["height"])
+    try:
+        # (narrower window: the panel is narrower, or wider where the grid stacks the panels)
+        wait_until(lambda: abs(widths()[1] - before) > 100 and abs(widths()[0] - widths()[1]) <= 1,
+                   message="the chart follows its panel's new width")
+    finally:
+        dash_duo.driver.set_window_size(size["width"], size["height"])

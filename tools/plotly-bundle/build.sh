@@ -19,5 +19,5 @@ npm install --no-audit --no-fund --silent "plotly.js@$version" esbuild@0.28.2
 npx esbuild entry.js --bundle --minify --format=iife --global-name=Plotly --target=es2016 \
   --define:global=window --define:define.amd=false --loader:.css=empty --legal-comments=none \
   --banner:js="/* plotly.js v$version (MIT licence: assets/vendor/LICENSE-plotly) - core, bar, heatmap, indicator; tools/plotly-bundle/build.sh */" \
-  --outfile="$out"
+  --footer:js="$(cat "$here/footer.js")" --outfile="$out"
 ls -l "$out"
