@@ -13,6 +13,9 @@
   if (window.Plotly) { return; }
 
   function bundleUrl() {
+    // the versioned URL the page's head announces (app/factory.py), cached by the browser for good
+    var link = document.getElementById("plotly-bundle");
+    if (link) { return link.href; }
     var node = document.getElementById("_dash-config");
     var config = node ? JSON.parse(node.textContent) : {};
     return (config.requests_pathname_prefix || "/") + "assets/vendor/plotly/plotly-lulupay.min.js";

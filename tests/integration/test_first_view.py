@@ -131,3 +131,20 @@ def test_store_unreachable_the_first_view_shows_the_outage(tmp_path):
     finally:
         server.stop()
         store.stop()
+
+
+def test_versioned_assets_are_cached_for_good_and_the_plotly_bundle_is_announced(live_server):
+    import re
+
+    page = requests.get(live_server.url + "/operations", timeout=30).text
+    bundle = re.search(r'<link rel="preload" as="script" id="plotly-bundle" href="([^"]+)">', page)
+    assert bundle and re.fullmatch(r"/assets/vendor/plotly/plotly-lulupay\.min\.js\?v=[0-9a-f]{12}", bundle.group(1))
+    linked = re.findall(r'(/assets/[^"?]+\?m=[0-9.]+)', page)
+    assert linked, "Dash links its assets with ?m=<mtime>"
+    for url in (bundle.group(1), linked[0]):
+        response = requests.get(live_server.url + url, timeout=30)
+        assert response.status_code == 200
+        assert response.headers["Cache-Control"] == "public, max-age=31536000, immutable", url
+    unversioned = requests.get(live_server.url + "/assets/vendor/plotly/plotly-lulupay.min.js", timeout=30)
+    assert "immutable" not in unversioned.headers.get("Cache-Control", "")
+    assert unversioned.content == requests.get(live_server.url + bundle.group(1), timeout=30).content
