@@ -148,3 +148,20 @@ def test_versioned_assets_are_cached_for_good_and_the_plotly_bundle_is_announced
     unversioned = requests.get(live_server.url + "/assets/vendor/plotly/plotly-lulupay.min.js", timeout=30)
     assert "immutable" not in unversioned.headers.get("Cache-Control", "")
     assert unversioned.content == requests.get(live_server.url + bundle.group(1), timeout=30).content
+
+
+def test_the_layout_is_written_byte_for_byte_as_dashs_encoder_writes_it(loaded, settings, services):
+    import numpy as np
+    from dash import dcc, html
+    from dash._utils import to_json
+
+    from app.factory import create_app, layout_json
+
+    app = create_app(settings, services)
+    referer = {"Referer": "http://localhost/operations?range=7d&partner=acme-bank"}
+    with app.server.test_request_context("/_dash-layout", headers=referer):
+        layout = app.get_layout()
+    assert layout_json(layout) == to_json(layout)
+    odd = html.Div(["</script>", "\u2028 a/b > c", dcc.Graph(figure={"data": [{"y": np.array([1.5, np.nan])}]})],
+                   title={"when": 1.0})
+    assert layout_json(odd) == to_json(odd)
