@@ -8,6 +8,7 @@ from urllib.parse import urlencode, urlsplit
 import dash_bootstrap_components as dbc
 import flask
 from dash import Input, Output, State, ctx, html, no_update
+from dash.exceptions import UnsupportedRelativePath
 
 from layouts.ids import SHELL
 from layouts import shell as shell_layout
@@ -92,7 +93,7 @@ def first_view(app, services, pages: dict[str, tuple[str, Callable[[dict, str], 
         location = requested_location(app)
         try:
             page = pages.get(app.strip_relative_path(location[0])) if location else None
-        except Exception:  # a Referer outside the app's path prefix
+        except UnsupportedRelativePath:  # a Referer outside the app's path prefix
             page = None
         if page is None:
             return shell_layout.shell(theme=theme, partner_options=partner_options(services, []),
