@@ -46,7 +46,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks._machine import machine  # noqa: E402
-from benchmarks._server import wait_ready  # noqa: E402
+from benchmarks._server import exit_cleanly_on_sigterm, wait_ready  # noqa: E402
 from app.settings import Settings  # noqa: E402
 from layouts.ids import SHELL  # noqa: E402
 from services.embedded import EmbeddedValkey  # noqa: E402
@@ -387,6 +387,7 @@ def measure_page(base: str, caller: Caller, deps: list[dict], names: dict, clien
 
 
 def main() -> None:
+    exit_cleanly_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--days", type=int, default=90, help="days of demo history to seed")
     parser.add_argument("--builds-per-day", type=int, default=5000)

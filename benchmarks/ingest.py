@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks._machine import machine  # noqa: E402
-from benchmarks._server import wait_ready  # noqa: E402
+from benchmarks._server import exit_cleanly_on_sigterm, wait_ready  # noqa: E402
 from app.settings import Settings  # noqa: E402
 from services.demo import generate_history  # noqa: E402
 from services.embedded import EmbeddedValkey  # noqa: E402
@@ -114,6 +114,7 @@ def over_http(url: str, batches, clients: int) -> float:
 
 
 def main() -> None:
+    exit_cleanly_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batches", type=int, default=60)
     parser.add_argument("--clients", type=int, default=2, help="concurrent HTTP clients")

@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks._machine import machine  # noqa: E402
-from benchmarks._server import wait_ready  # noqa: E402
+from benchmarks._server import exit_cleanly_on_sigterm, wait_ready  # noqa: E402
 from services.demo import generate_history  # noqa: E402
 from services.embedded import EmbeddedValkey  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
@@ -130,6 +130,7 @@ def middleware_overhead(total: int) -> dict:
 
 
 def main() -> None:
+    exit_cleanly_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--partners", type=int, default=100)
     parser.add_argument("--scrapes", type=int, default=60)

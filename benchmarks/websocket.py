@@ -47,7 +47,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks._machine import machine  # noqa: E402
-from benchmarks._server import wait_ready  # noqa: E402
+from benchmarks._server import exit_cleanly_on_sigterm, wait_ready  # noqa: E402
 from benchmarks.dashboard import Caller, flush_cache, request_body  # noqa: E402
 from services.demo import generate_history  # noqa: E402
 from services.embedded import EmbeddedValkey  # noqa: E402
@@ -209,6 +209,7 @@ def run_case(base: str, server: subprocess.Popen, client: redis.Redis, n: int, r
 
 
 def main() -> None:
+    exit_cleanly_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, nargs="+", default=[100, 1000])
     parser.add_argument("--rate", type=float, default=10.0)
