@@ -109,7 +109,11 @@ class _Dash(dash.Dash):
     layout_json."""
 
     def serve_layout(self):
-        return self.backend.make_response(layout_json(self.get_layout()), mimetype="application/json")
+        response = self.backend.make_response(layout_json(self.get_layout()), mimetype="application/json")
+        # drawn for the page in the Referer and the theme in the cookie: never one visitor's for another
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["Vary"] = "Referer, Cookie"
+        return response
 
 
 PLOTLY_BUNDLE = "vendor/plotly/plotly-lulupay.min.js"

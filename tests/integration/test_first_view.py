@@ -40,6 +40,8 @@ def first_view(server, page: str | None, **headers):
     extra = {"Referer": server.url + page} if page is not None else {}
     response = requests.get(server.url + "/_dash-layout", headers={**extra, **headers}, timeout=60)
     assert response.status_code == 200, response.text[:500]
+    # drawn for this page and theme: no cache may hand it to another visitor
+    assert response.headers["Cache-Control"] == "no-store" and response.headers["Vary"] == "Referer, Cookie"
     return response.json()
 
 
