@@ -135,12 +135,15 @@ def _serve_assets_for_keeps(app: dash.Dash) -> None:
     url = f"{app.get_asset_url(PLOTLY_BUNDLE)}?v={version}"
     app.index_string = _INDEX.replace(
         "{%css%}", '{%css%}\n        <link rel="preload" as="script" id="plotly-bundle" href="' + url + '">')
-    prefix = app.get_asset_url("")
+
+    bundle_path = app.get_asset_url(PLOTLY_BUNDLE)
 
     @app.server.after_request
     def cache_versioned_assets(response):
-        if (response.status_code == 200 and flask.request.path.startswith(prefix)
-                and ("m" in flask.request.args or "v" in flask.request.args)):
+        # only the version this process serves: an old instance answering a new URL mid-deploy
+        # must not have its file kept for a year under it
+        if (response.status_code == 200 and flask.request.path == bundle_path
+                and flask.request.args.get("v") == version):
             response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
         return response
 

@@ -1,6 +1,7 @@
 """Shell callbacks: URL ⇄ filters, refresh interval, partner options, theme, badges, outage banner."""
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timezone
 from typing import Callable
 from urllib.parse import urlencode, urlsplit
@@ -18,6 +19,7 @@ from services.store import StoreUnavailable
 __all__ = ["register", "first_view", "page_layout", "request_theme", "requested_location", "range_is_settled",
            "THEME_COOKIE", "ROUTING_INPUTS"]
 
+log = logging.getLogger(__name__)
 
 THEME_COOKIE = "lulupay_theme"  # mirrors the remembered theme, so the server draws the first view in it
 THEMES = ("light", "dark")
@@ -39,7 +41,11 @@ def requested_location(app) -> tuple[str, str] | None:
     parts = urlsplit(referrer)
     if parts.netloc != flask.request.host:
         return None
-    return parts.path or "/", f"?{parts.query}" if parts.query else ""
+    if parts.path in ("", "/") and not parts.query:
+        # a bare origin may be a cut-down Referer (Referrer-Policy `origin`, or an address over 4 KB);
+        # a Location preset to the wrong address never corrects itself, so the shell fills itself
+        return None
+    return parts.path, f"?{parts.query}" if parts.query else ""
 
 
 def partner_options(services, selected: list[str]) -> list[dict]:
@@ -101,11 +107,18 @@ def first_view(app, services, pages: dict[str, tuple[str, Callable[[dict, str], 
                                       status=status_view(services))
         title, draw = page
         filters = parse_filters(location[1])
+        try:
+            content = draw(filters, theme)
+        except Exception:  # noqa: BLE001 — never a dead page: the empty shell's callbacks take over
+            log.exception("first view of %s%s failed; serving the empty shell", *location)
+            return shell_layout.shell(theme=theme, partner_options=partner_options(services, []),
+                                      refresh_state=refresh_state(DEFAULT_FILTERS, services.clock()),
+                                      status=status_view(services))
         return shell_layout.shell(
             location=location, filters=filters, theme=theme,
             partner_options=partner_options(services, filters["partners"]), nav=nav_links(*location),
             refresh_state=refresh_state(filters, services.clock()), status=status_view(services),
-            content=draw(filters, theme), title=title)
+            content=content, title=title)
 
     return layout
 
