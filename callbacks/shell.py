@@ -101,24 +101,20 @@ def first_view(app, services, pages: dict[str, tuple[str, Callable[[dict, str], 
             page = pages.get(app.strip_relative_path(location[0])) if location else None
         except UnsupportedRelativePath:  # a Referer outside the app's path prefix
             page = None
-        if page is None:
-            return shell_layout.shell(theme=theme, partner_options=partner_options(services, []),
-                                      refresh_state=refresh_state(DEFAULT_FILTERS, services.clock()),
-                                      status=status_view(services))
-        title, draw = page
-        filters = parse_filters(location[1])
-        try:
-            content = draw(filters, theme)
-        except Exception:  # noqa: BLE001 — never a dead page: the empty shell's callbacks take over
-            log.exception("first view of %s%s failed; serving the empty shell", *location)
-            return shell_layout.shell(theme=theme, partner_options=partner_options(services, []),
-                                      refresh_state=refresh_state(DEFAULT_FILTERS, services.clock()),
-                                      status=status_view(services))
-        return shell_layout.shell(
-            location=location, filters=filters, theme=theme,
-            partner_options=partner_options(services, filters["partners"]), nav=nav_links(*location),
-            refresh_state=refresh_state(filters, services.clock()), status=status_view(services),
-            content=content, title=title)
+        if page is not None:
+            title, draw = page
+            filters = parse_filters(location[1])
+            try:
+                return shell_layout.shell(
+                    location=location, filters=filters, theme=theme,
+                    partner_options=partner_options(services, filters["partners"]), nav=nav_links(*location),
+                    refresh_state=refresh_state(filters, services.clock()), status=status_view(services),
+                    content=draw(filters, theme), title=title)
+            except Exception:  # noqa: BLE001 — never a dead page: the empty shell's callbacks take over
+                log.exception("first view of %s%s failed; serving the empty shell", *location)
+        return shell_layout.shell(theme=theme, partner_options=partner_options(services, []),
+                                  refresh_state=refresh_state(DEFAULT_FILTERS, services.clock()),
+                                  status=status_view(services))
 
     return layout
 

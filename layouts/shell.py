@@ -114,10 +114,9 @@ def shell(*, location: tuple[str, str] | None = None, filters: dict | None = Non
     refresh_state = refresh_state or (30_000, False, {"display": "none"})
     status = status or (None, None, "secondary", "secondary", None)
     interval, disabled, _dates = refresh_state
-    url = (dcc.Location(id=SHELL.URL, refresh="callback-nav", pathname=location[0], search=location[1])
-           if location else dcc.Location(id=SHELL.URL, refresh="callback-nav"))
+    pathname, search = location or (None, None)  # None: the Location takes the browser's address
     return html.Div([
-        url,
+        dcc.Location(id=SHELL.URL, refresh="callback-nav", pathname=pathname, search=search),
         dcc.Store(id=SHELL.FILTERS, data=filters),
         dcc.Store(id=SHELL.THEME, storage_type="local", data=theme),
         dcc.Interval(id=SHELL.TICK, interval=interval, disabled=disabled),
