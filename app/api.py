@@ -10,9 +10,9 @@ from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from services import metrics
-from services.events import parse_ts
-from services.ingest import BatchInvalid
-from services.queries import SERIES_METRICS
+from services.ingest.events import parse_ts
+from services.ingest.service import BatchInvalid
+from services.queries.reader import SERIES_METRICS
 from services.store import StoreUnavailable
 
 __all__ = ["api", "ApiError", "json_response"]

@@ -22,7 +22,7 @@ def _store_url(settings: Settings):
     if settings.redis_url:
         yield settings.redis_url
         return
-    from services.embedded import EmbeddedValkey, StoreDirInUse, running_url
+    from services.store.embedded import EmbeddedValkey, StoreDirInUse, running_url
 
     url = running_url(settings.data_dir)
     if url:
@@ -81,8 +81,8 @@ def _progress_printer(total_hint: int):
 @click.option("--builds-per-day", default=5000, show_default=True, type=click.IntRange(1, 1_000_000))
 def seed(days: int, partners: int, builds_per_day: int) -> None:
     """Write realistic demo history through the ingest path."""
-    from services.runtime import build_services
-    from services.seeding import seed_store
+    from services.container import build_services
+    from services.demo.seeding import seed_store
 
     settings = _settings_or_exit()
     with _store_url(settings) as url:
@@ -98,19 +98,19 @@ def seed(days: int, partners: int, builds_per_day: int) -> None:
 @click.option("--token", envvar="LULUPAY_INGEST_TOKEN", default=None, help="bearer token for --url")
 def simulate(rate: float, url: str | None, token: str | None) -> None:
     """Produce live build events until stopped (Ctrl-C)."""
-    from services.demo import Simulator
+    from services.demo.generator import Simulator
 
     settings = _settings_or_exit()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with contextlib.ExitStack() as stack:
         if url:
-            from services.client import LuluPayClient
+            from services.ingest.client import LuluPayClient
             client = LuluPayClient(url, token=token)
             stack.callback(client.close)
             sink = client.send
         else:
-            from services.runtime import build_services
+            from services.container import build_services
             store_url = stack.enter_context(_store_url(settings))
             sink = build_services(settings, redis_url=store_url).ingest.ingest_batch
         simulator = Simulator(sink, rate=rate).start()
@@ -133,7 +133,7 @@ def serve(host: str | None, port: int | None, demo: bool, demo_days: int, demo_b
     from werkzeug.serving import run_simple
 
     from app.factory import background, create_app
-    from services.runtime import build_services
+    from services.container import build_services
 
     settings = _settings_or_exit()
     host = host or settings.host
@@ -171,7 +171,7 @@ def collector(metrics_port: int | None, metrics_host: str, interval: float | Non
 
     from services import metrics
     from services.collector import Collector
-    from services.runtime import build_services
+    from services.container import build_services
 
     settings = _settings_or_exit()
     stop = threading.Event()
@@ -204,10 +204,11 @@ def collector(metrics_port: int | None, metrics_host: str, interval: float | Non
 def publish_alert(name: str, severity: str, state: str, summary: str, partner: str | None) -> None:
     """Publish an alert state change on the live channel (what the alert engine will call); every
     open page shows it as a toast."""
-    from services.realtime import PARTNER_RE, publish
-    from services.runtime import build_services
+    from services.realtime import publish
+    from services.vocabulary import is_partner_id
+    from services.container import build_services
 
-    if partner is not None and not PARTNER_RE.match(partner):
+    if partner is not None and not is_partner_id(partner):
         raise click.BadParameter(f"{partner!r} is not a valid partner id", param_hint="--partner")
     settings = _settings_or_exit()
     with _store_url(settings) as url:
@@ -221,8 +222,8 @@ def publish_alert(name: str, severity: str, state: str, summary: str, partner: s
 
 def _run_demo(services, stop: threading.Event, sim_rate: float, days: int, builds_per_day: int) -> None:
     """Seed an empty store, then keep the simulator running until `stop`."""
-    from services.demo import Simulator
-    from services.seeding import seed_store, store_is_seeded
+    from services.demo.generator import Simulator
+    from services.demo.seeding import seed_store, store_is_seeded
     from services.store import StoreUnavailable
 
     try:

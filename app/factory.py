@@ -14,9 +14,9 @@ from app import observability, ws
 from app.api import api, json_response
 from app.openapi import openapi_document
 from app.settings import Settings
-from services.runtime import Services, build_services
+from services.container import Services, build_services
 from services.realtime import Hub
-from services.sysrollups import HttpStats
+from services.queries.system import HttpStats
 
 __all__ = ["create_app", "background"]
 

@@ -9,7 +9,7 @@ from flask import Flask, Response, g, request
 
 from services import metrics
 from services.collector import Collector
-from services.sysrollups import HttpStats
+from services.queries.system import HttpStats
 
 __all__ = ["install", "Background", "route_label"]
 

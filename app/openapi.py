@@ -5,8 +5,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field, TypeAdapter
 
-from services.events import Event
-from services.queries import SERIES_METRICS
+from services.ingest.events import Event
+from services.queries.reader import SERIES_METRICS
 
 __all__ = ["openapi_document"]
 

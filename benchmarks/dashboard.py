@@ -49,9 +49,9 @@ from benchmarks._machine import machine  # noqa: E402
 from benchmarks._server import exit_cleanly_on_sigterm, wait_ready  # noqa: E402
 from app.settings import Settings  # noqa: E402
 from layouts.ids import SHELL  # noqa: E402
-from services.embedded import EmbeddedValkey  # noqa: E402
-from services.runtime import build_services  # noqa: E402
-from services.seeding import seed_store  # noqa: E402
+from services.store.embedded import EmbeddedValkey  # noqa: E402
+from services.container import build_services  # noqa: E402
+from services.demo.seeding import seed_store  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
 
 RANGES = ("1h", "24h", "7d", "90d")
@@ -265,8 +265,8 @@ SERVICE_PANELS = ("overview", "over_time", "stages", "assets", "kpis", "trends")
 
 def service_panels(services, start: float, end: float, partners) -> dict:
     """Seconds per panel's service calls (what the callbacks compute) with a fresh QueryService."""
-    from services.dashboard import DashboardData, executive, monthly_trend
-    from services.queries import QueryService
+    from services.queries.dashboard import DashboardData, executive, monthly_trend
+    from services.queries.reader import QueryService
 
     out = {}
     for panel in SERVICE_PANELS:

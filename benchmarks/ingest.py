@@ -25,12 +25,12 @@ sys.path.insert(0, str(ROOT))
 from benchmarks._machine import machine  # noqa: E402
 from benchmarks._server import exit_cleanly_on_sigterm, wait_ready  # noqa: E402
 from app.settings import Settings  # noqa: E402
-from services.demo import generate_history  # noqa: E402
-from services.embedded import EmbeddedValkey  # noqa: E402
-from services.events import validate_batch  # noqa: E402
-from services.rollups import plan_writes  # noqa: E402
-from services.runtime import build_services  # noqa: E402
-from services.seeding import seed_store  # noqa: E402
+from services.demo.generator import generate_history  # noqa: E402
+from services.store.embedded import EmbeddedValkey  # noqa: E402
+from services.ingest.events import validate_batch  # noqa: E402
+from services.ingest.plan import plan_writes  # noqa: E402
+from services.container import build_services  # noqa: E402
+from services.demo.seeding import seed_store  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
 
 

@@ -40,8 +40,8 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks._machine import machine  # noqa: E402
 from benchmarks._server import exit_cleanly_on_sigterm, wait_ready  # noqa: E402
-from services.demo import generate_history  # noqa: E402
-from services.embedded import EmbeddedValkey  # noqa: E402
+from services.demo.generator import generate_history  # noqa: E402
+from services.store.embedded import EmbeddedValkey  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
 
 
@@ -97,8 +97,8 @@ def middleware_overhead(total: int) -> dict:
 
     from app import observability
     from app.settings import Settings
-    from services.runtime import build_services
-    from services.sysrollups import HttpStats
+    from services.container import build_services
+    from services.queries.system import HttpStats
 
     with tempfile.TemporaryDirectory() as tmp:
         store = EmbeddedValkey(Path(tmp), port=free_port(), persist=False).start()

@@ -49,8 +49,8 @@ sys.path.insert(0, str(ROOT))
 from benchmarks._machine import machine  # noqa: E402
 from benchmarks._server import exit_cleanly_on_sigterm, wait_ready  # noqa: E402
 from benchmarks.dashboard import Caller, flush_cache, request_body  # noqa: E402
-from services.demo import generate_history  # noqa: E402
-from services.embedded import EmbeddedValkey  # noqa: E402
+from services.demo.generator import generate_history  # noqa: E402
+from services.store.embedded import EmbeddedValkey  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
 
 

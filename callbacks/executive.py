@@ -6,14 +6,15 @@ import math
 import dash_bootstrap_components as dbc
 from dash import Input, Output, State, dcc, html
 
-from callbacks.filters import QueryCache, resolve_partners, resolve_scope
+from callbacks.filters import resolve_partners, resolve_scope
+from services.store.cache import QueryCache
 from callbacks.operations import GRAPH_CONFIG
 from layouts import executive as executive_layout
 from layouts import figures
 from layouts.figures import SUCCESS_AMBER, SUCCESS_RED, change, format_duration
 from layouts.ids import EXEC, SHELL
 from layouts.panels import empty_state, error_state, kpi_tile
-from services.dashboard import executive, monthly_trend
+from services.queries.dashboard import executive, monthly_trend
 from services.store import StoreUnavailable
 
 __all__ = ["register", "ExecutivePanels", "executive_tiles", "health_items"]

@@ -5,14 +5,15 @@ import dash_bootstrap_components as dbc
 import orjson
 from dash import Input, Output, State, dcc, html
 
-from callbacks.filters import QueryCache, resolve_scope
+from callbacks.filters import resolve_scope
+from services.store.cache import QueryCache
 from layouts import figures
 from layouts import operations as operations_layout
 from layouts.ids import OPS, SHELL
 from layouts.panels import empty_state, error_state, kpi_tile
-from services import sysrollups
-from services.dashboard import DashboardData
-from services.promql import Prometheus, PrometheusUnavailable
+from services.queries import system as sysrollups
+from services.queries.dashboard import DashboardData
+from services.queries.promql import Prometheus, PrometheusUnavailable
 from services.store import StoreUnavailable
 
 __all__ = ["register", "OperationsPanels", "kpi_tiles", "system_gauge", "graph", "GRAPH_CONFIG"]

@@ -9,12 +9,10 @@ from dash import dcc, html
 from dash.dash import _ID_CONTENT, _ID_DUMMY, _ID_LOCATION, _ID_STORE  # Dash Pages' router ids
 
 from layouts.ids import SHELL
+from services.timerange import RANGES
 
 __all__ = ["shell", "page_container", "RANGES", "REFRESH_CHOICES", "PAGES", "parse_filters", "filters_query", "DEFAULT_FILTERS"]
 
-# preset → seconds (None = custom dates)
-RANGES = {"1h": 3600, "6h": 6 * 3600, "24h": 86400, "7d": 7 * 86400, "30d": 30 * 86400, "90d": 90 * 86400,
-          "custom": None}
 RANGE_LABELS = {"1h": "Last 1 hour", "6h": "Last 6 hours", "24h": "Last 24 hours", "7d": "Last 7 days",
                 "30d": "Last 30 days", "90d": "Last 90 days", "custom": "Custom dates"}
 REFRESH_CHOICES = {"off": None, "5s": 5_000, "30s": 30_000, "1m": 60_000}

@@ -22,8 +22,9 @@ import psutil
 import redis
 
 from services import metrics, realtime
+from services.backoff import Backoff
 from services.store import STORE_ERRORS, StoreUnavailable
-from services.sysrollups import write_system_sample
+from services.queries.system import write_system_sample
 
 __all__ = ["Collector", "sample_system"]
 
@@ -83,6 +84,7 @@ class Collector:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._failures = 0
+        self.backoff = Backoff(base_s=interval_s * 2, cap_s=min(interval_s * 16, 60.0))
         client = self.store.client
         self._renew = client.register_script(_RENEW)
         self._release = client.register_script(_RELEASE)
@@ -160,7 +162,7 @@ class Collector:
     # -- thread --------------------------------------------------------------------------------
     def _wait_s(self) -> float:
         if self._failures:
-            return min(self.interval_s * 2 ** min(self._failures, 4), 60.0)  # back-off, capped
+            return self.backoff.delay(self._failures - 1)
         return self.interval_s if self.is_leader else self.interval_s / 4
 
     def _run(self) -> None:

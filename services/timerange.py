@@ -3,9 +3,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from services.keys import RESOLUTIONS, Resolution
+from services.store.keys import RESOLUTIONS, Resolution
 
-__all__ = ["Cover", "cover_range", "finest_available", "resolution_for_step"]
+__all__ = ["Cover", "cover_range", "finest_available", "resolution_for_step", "RANGES"]
+
+# The dashboards' range presets → seconds (None = custom dates).
+RANGES = {"1h": 3600, "6h": 6 * 3600, "24h": 86400, "7d": 7 * 86400, "30d": 30 * 86400, "90d": 90 * 86400,
+          "custom": None}
 
 
 @dataclass(frozen=True)

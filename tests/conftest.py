@@ -13,8 +13,8 @@ import pytest
 import requests
 
 from app.settings import Settings
-from services.embedded import EmbeddedValkey
-from services.runtime import build_services
+from services.store.embedded import EmbeddedValkey
+from services.container import build_services
 
 ROOT = Path(__file__).resolve().parent.parent
 

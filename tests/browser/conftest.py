@@ -21,8 +21,8 @@ from selenium.webdriver.chrome.options import Options
 
 from app.factory import create_app
 from app.settings import Settings
-from services.demo import generate_history
-from services.runtime import build_services
+from services.demo.generator import generate_history
+from services.container import build_services
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 HAVE_BROWSER = bool(shutil.which("chromium") and shutil.which("chromedriver"))

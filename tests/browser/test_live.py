@@ -8,9 +8,9 @@ import pytest
 import requests
 
 from app.settings import Settings
-from services.events import STAGES
+from services.vocabulary import STAGES
 from services.realtime import publish
-from services.runtime import build_services
+from services.container import build_services
 from tests.conftest import ServerProcess, free_port, server_env
 
 pytestmark = pytest.mark.browser

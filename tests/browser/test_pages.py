@@ -11,7 +11,7 @@ import pytest
 from app.factory import background
 from layouts.ids import PANEL_IDS, SHELL
 from tests.conftest import wait_until
-from services.dashboard import DashboardData
+from services.queries.dashboard import DashboardData
 
 pytestmark = pytest.mark.browser
 
@@ -140,8 +140,8 @@ def test_executive_page_renders_kpis_trends_and_health(dash_duo, dashboard, seed
 def test_outage_banner_appears_and_clears_when_the_store_returns(dash_duo, tmp_path):
     from app.factory import create_app
     from app.settings import Settings
-    from services.embedded import EmbeddedValkey
-    from services.runtime import build_services
+    from services.store.embedded import EmbeddedValkey
+    from services.container import build_services
     from tests.conftest import free_port
 
     port = free_port()

@@ -9,7 +9,7 @@ import psutil
 import pytest
 import requests
 
-from services.demo import generate_history
+from services.demo.generator import generate_history
 from tests.conftest import ROOT, free_port, server_env, wait_until
 from tests.reference import assert_summary_matches, reference_summary
 
@@ -23,7 +23,7 @@ def test_seed_command_writes_consistent_history(valkey_url, redis_client):
     assert result.returncode == 0, result.stderr
     assert "seeded" in result.stdout
     from app.settings import Settings
-    from services.runtime import build_services
+    from services.container import build_services
     services = build_services(Settings(_env_file=None, redis_url=valkey_url))
     now = time.time()
     summary = services.queries.summary(now - 4 * 86400, now)
@@ -88,7 +88,7 @@ def test_commands_share_the_embedded_store_another_process_runs(tmp_path):
     same files would corrupt them."""
     import redis
 
-    from services.embedded import EmbeddedValkey, StoreDirInUse, running_url
+    from services.store.embedded import EmbeddedValkey, StoreDirInUse, running_url
 
     data = tmp_path / "data"
     assert running_url(data) is None
@@ -100,7 +100,7 @@ def test_commands_share_the_embedded_store_another_process_runs(tmp_path):
         assert refused.value.url == store.url
         client = redis.Redis.from_url(store.url)
         pubsub = client.pubsub()
-        from services.keys import Keys
+        from services.store.keys import Keys
         pubsub.subscribe(Keys("lp").realtime_channel())
         wait_until(lambda: pubsub.get_message(timeout=0.1), message="subscribed")
         result = subprocess.run([sys.executable, "-m", "app", "publish-alert", "--name", "DiskFilling",

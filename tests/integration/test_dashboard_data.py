@@ -6,7 +6,7 @@ from collections import defaultdict
 import numpy as np
 import pytest
 
-from services.dashboard import DURATION_BANDS, DashboardData, executive, monthly_trend
+from services.queries.dashboard import DURATION_BANDS, DashboardData, executive, monthly_trend
 from tests.reference import random_events, reference_summary
 
 pytestmark = pytest.mark.integration

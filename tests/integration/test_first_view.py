@@ -8,7 +8,7 @@ import requests
 
 from callbacks.shell import THEME_COOKIE
 from layouts.ids import EXEC, OPS, SHELL
-from services.embedded import EmbeddedValkey
+from services.store.embedded import EmbeddedValkey
 from tests.conftest import ServerProcess, free_port, server_env
 from tests.reference import random_events
 

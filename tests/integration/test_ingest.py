@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from services.ingest import BatchInvalid
+from services.ingest.service import BatchInvalid
 from tests.conftest import stored_keys
 from tests.reference import assert_summary_matches, random_events, reference_summary
 
@@ -136,7 +136,7 @@ def test_partner_records_keep_latest_and_history(services):
 
 
 def test_rollup_lists_are_compacted_and_stay_exact(services, redis_client):
-    from services.rollups import COMPACT_AT
+    from services.ingest.plan import COMPACT_AT
 
     now = time.time()
     events = random_events(random.Random(9), 60, now - 50, now - 40, PARTNERS[:1])
@@ -155,7 +155,7 @@ def test_raw_events_are_kept_per_type_and_utc_day(services, redis_client):
 
     import orjson
 
-    from services.keys import day_of
+    from services.store.keys import day_of
 
     now = time.time()
     events = random_events(random.Random(10), 30, now - 3 * 86400, now - 60, PARTNERS)

@@ -14,8 +14,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from services import metrics
 from services.collector import Collector
-from services.keys import RESOLUTIONS
-from services.sysrollups import HttpStats, http_series, system_series, system_summary, write_system_sample
+from services.store.keys import RESOLUTIONS
+from services.queries.system import HttpStats, http_series, system_series, system_summary, write_system_sample
 from tests.conftest import ROOT, free_port, server_env, wait_until
 
 pytestmark = pytest.mark.integration
@@ -117,7 +117,7 @@ def test_http_stats_keep_counts_while_the_store_is_down(services):
 def own_services(settings, redis_client):
     """Services under their own key prefix: the session's `serve` process runs a collector too, and
     must not hold this deployment's lock."""
-    from services.runtime import build_services
+    from services.container import build_services
     return build_services(settings.model_copy(update={"key_prefix": "collector-test"}))
 
 

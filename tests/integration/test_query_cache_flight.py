@@ -3,7 +3,7 @@ import threading
 
 import pytest
 
-from callbacks.filters import QueryCache
+from services.store.cache import QueryCache
 from services.store import StoreUnavailable
 from tests.conftest import wait_until
 

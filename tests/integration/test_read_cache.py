@@ -7,10 +7,10 @@ import time
 
 import pytest
 
-from services.dashboard import DashboardData
-from services.keys import ALL_SCOPE
-from services.queries import QueryService
-from services.rollups import COMPACT_AT
+from services.queries.dashboard import DashboardData
+from services.store.keys import ALL_SCOPE
+from services.queries.reader import QueryService
+from services.ingest.plan import COMPACT_AT
 from tests.reference import assert_summary_matches, random_events, reference_summary
 
 pytestmark = pytest.mark.integration

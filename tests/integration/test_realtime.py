@@ -10,7 +10,7 @@ import pytest
 import requests
 import websocket
 
-from services.events import STAGES
+from services.vocabulary import STAGES
 from tests.conftest import GunicornProcess, wait_until
 
 pytestmark = pytest.mark.integration

@@ -1,8 +1,9 @@
 """BucketCache bookkeeping and the token suffix that names a delta."""
 import orjson
 
-from services.queries import BucketCache, delta_suffix, sum_deltas
-from services.rollups import TOKEN_FIELD
+from services.queries.reader import delta_suffix, sum_deltas
+from services.store.cache import BucketCache
+from services.ingest.plan import TOKEN_FIELD
 
 
 def test_suffix_is_the_token_field_to_the_end():

@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 import requests
 
-from services.client import ClientError, LuluPayClient, SendResult
+from services.ingest.client import ClientError, LuluPayClient, SendResult
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -8,7 +8,7 @@ from collections import Counter, defaultdict
 
 import pytest
 
-from services.demo import STAGES, Simulator, generate_history, partner_catalogue
+from services.demo.generator import STAGES, Simulator, generate_history, partner_catalogue
 
 NOW = 1_764_288_000.0 + 14.5 * 3600 + 0.678  # Friday 2025-11-28 14:30 UTC
 DAY_S = 86400.0

@@ -1,7 +1,7 @@
 """Every validation rule of the ingestion contract names the index and the field at fault."""
 import pytest
 
-from services.events import parse_ts, validate_batch
+from services.ingest.events import parse_ts, validate_batch
 
 NOW = 1_795_824_000.0
 OLDEST = NOW - 90 * 86400

@@ -12,7 +12,7 @@ import plotly.graph_objects as go
 
 from layouts import figures
 from layouts.figures import STATUS_COLOURS, change, format_duration, template_for
-from services.dashboard import DURATION_BANDS, TIERS, revenue_by_tier
+from services.queries.dashboard import DURATION_BANDS, TIERS, revenue_by_tier
 
 
 

@@ -147,7 +147,7 @@ def _expected_increments(events, label_of):
 def test_record_events_moves_each_sample_as_the_events_one_by_one_would():
     import math
 
-    from services.demo import generate_history
+    from services.demo.generator import generate_history
     from services.metrics import record_events
 
     events = next(iter(generate_history(days=1, builds_per_day=400, now=1_700_000_000, seed=3, batch_size=6000)))

@@ -19,7 +19,7 @@ COMPARE = """
 import sys
 from prometheus_client import CollectorRegistry, generate_latest, multiprocess
 from prometheus_client.parser import text_string_to_metric_families
-from services.multiproc_text import MultiprocessText
+from services.metrics.multiproc_text import MultiprocessText
 import os
 
 def samples(text):

@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given, strategies as st
 
 from callbacks.filters import resolve_partners, resolve_range
-from layouts.shell import DEFAULT_FILTERS, RANGES, REFRESH_CHOICES, filters_query, parse_filters
+from layouts.shell import DEFAULT_FILTERS, REFRESH_CHOICES, filters_query, parse_filters
+from services.timerange import RANGES
 
 NOW = 1_795_824_000 + 5 * 3600 + 1234  # 2026-11-28 05:20:34 UTC
 PRESETS = [name for name, span in RANGES.items() if span]

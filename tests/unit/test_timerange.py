@@ -1,7 +1,7 @@
 """Covers of a time range: exact, non-overlapping, coarsest buckets inside."""
 from hypothesis import given, strategies as st
 
-from services.keys import RESOLUTIONS
+from services.store.keys import RESOLUTIONS
 from services.timerange import cover_range
 
 STEP = {r.name: r.step_s for r in RESOLUTIONS}

@@ -8,8 +8,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from services.demo import generate_history
-from services.ingest import IngestService, PreparedBatch
+from services.demo.generator import generate_history
+from services.ingest.service import IngestService, PreparedBatch
 from services.store import Store
 
 __all__ = ["SeedReport", "seed_store", "store_is_seeded"]

@@ -7,8 +7,8 @@ from importlib import resources
 import orjson
 import redis
 
-from services.keys import Keys
-from services.rollups import DELTA_SEPARATOR, TOKEN_FIELD, WritePlan, merge_deltas, unique_token
+from services.store.keys import Keys
+from services.ingest.plan import DELTA_SEPARATOR, TOKEN_FIELD, WritePlan, merge_deltas, unique_token
 
 __all__ = ["Store", "StoreUnavailable", "ApplyResult", "connect"]
 
@@ -39,10 +39,10 @@ class Store:
     def __init__(self, client: redis.Redis, keys: Keys):
         self.client = client
         self.keys = keys
-        scripts = resources.files("services")
-        self._ingest = client.register_script(scripts.joinpath("ingest_script.lua").read_text())
-        self._compact = client.register_script(scripts.joinpath("compact_script.lua").read_text())
-        self._read = client.register_script(scripts.joinpath("read_script.lua").read_text())
+        scripts = resources.files("services.store").joinpath("scripts")
+        self._ingest = client.register_script(scripts.joinpath("ingest.lua").read_text())
+        self._compact = client.register_script(scripts.joinpath("compact.lua").read_text())
+        self._read = client.register_script(scripts.joinpath("read.lua").read_text())
         self._scripts: dict[str, object] = {}  # other modules' scripts, registered once (see `script`)
 
     def apply(self, plan: WritePlan) -> ApplyResult:

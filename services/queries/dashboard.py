@@ -5,8 +5,8 @@ from collections import defaultdict
 from collections.abc import Iterable
 
 from services import sketch
-from services.events import STAGES
-from services.queries import QueryService, Totals
+from services.vocabulary import STAGES, TIERS
+from services.queries.reader import QueryService, Totals
 from services.timerange import cover_range
 
 __all__ = ["DashboardData", "DURATION_BANDS", "executive", "monthly_trend", "revenue_by_tier", "TIERS"]
@@ -92,9 +92,6 @@ class DashboardData:
                 "duration_avg_s": round(m.get("ds", 0) / n, 3),
             })
         return rows
-
-
-TIERS = ("free", "basic", "pro", "enterprise")
 
 
 def revenue_by_tier(history: dict[str, list[dict]], at: float, prices: dict[str, float]) -> dict[str, float]:

@@ -8,19 +8,18 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import Field, TypeAdapter, ValidationError
 from typing_extensions import NotRequired, TypedDict
 
+from services.vocabulary import (ASSET_FORMATS, ASSET_TYPES, BUILD_TYPES, DENSITIES, EVENT_TYPES, FINISH_STATUSES,
+                                 PARTNER_ID_PATTERN, PARTNER_STATUSES, STAGE_STATUSES, STAGES, TIERS)
+
 __all__ = [
     "Event", "PartnerUpserted", "BuildStarted", "BuildStage", "BuildFinished", "AssetProcessed",
-    "EVENT_TYPES", "STAGES", "BUILD_TYPES", "FieldError", "validate_batch", "event_adapter", "parse_ts",
+    "EVENT_TYPES", "FieldError", "validate_batch", "event_adapter", "parse_ts",
 ]
 
-STAGES = ("asset_processing", "dependency_resolution", "compilation", "packaging", "signing", "upload")
-BUILD_TYPES = ("debug", "release", "store")
-TIERS = ("free", "basic", "pro", "enterprise")
-FINISH_STATUSES = ("success", "failed", "cancelled")
 
-Stage = Literal["asset_processing", "dependency_resolution", "compilation", "packaging", "signing", "upload"]
-BuildType = Literal["debug", "release", "store"]
-PartnerId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
+Stage = Literal[STAGES]
+BuildType = Literal[BUILD_TYPES]
+PartnerId = Annotated[str, Field(pattern=PARTNER_ID_PATTERN)]
 Duration = Annotated[float, Field(ge=0, le=7 * 86400, allow_inf_nan=False)]
 ShortText = Annotated[str, Field(min_length=1, max_length=128)]
 Label = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
@@ -64,9 +63,9 @@ class _Common(TypedDict):
 class PartnerUpserted(_Common):
     type: Literal["partner.upserted"]
     name: Annotated[str, Field(min_length=1, max_length=200)]
-    tier: Literal["free", "basic", "pro", "enterprise"]
+    tier: Literal[TIERS]
     monthly_build_quota: Annotated[int, Field(ge=0, le=10**9, strict=True)]
-    status: Literal["active", "suspended", "churned"]
+    status: Literal[PARTNER_STATUSES]
 
 
 class BuildStarted(_Common):
@@ -80,7 +79,7 @@ class BuildStage(_Common):
     type: Literal["build.stage"]
     build_id: ShortText
     stage: Stage
-    status: Literal["success", "failed", "skipped"]
+    status: Literal[STAGE_STATUSES]
     duration_s: Duration
 
 
@@ -88,7 +87,7 @@ class BuildFinished(_Common):
     type: Literal["build.finished"]
     build_id: ShortText
     build_type: BuildType
-    status: Literal["success", "failed", "cancelled"]
+    status: Literal[FINISH_STATUSES]
     duration_s: Duration
     failed_stage: NotRequired[Stage | None]
     error_category: NotRequired[Label | None]
@@ -97,9 +96,9 @@ class BuildFinished(_Common):
 
 class AssetProcessed(_Common):
     type: Literal["asset.processed"]
-    asset_type: Literal["icon", "splash", "logo", "banner", "screenshot"]
-    format: Literal["png", "webp", "jpg", "svg"]
-    density: Literal["mdpi", "hdpi", "xhdpi", "xxhdpi", "xxxhdpi", "any"]
+    asset_type: Literal[ASSET_TYPES]
+    format: Literal[ASSET_FORMATS]
+    density: Literal[DENSITIES]
     original_bytes: Annotated[int, Field(ge=0, le=10**12, strict=True)]
     output_bytes: Annotated[int, Field(ge=0, le=10**12, strict=True)]
     quality_score: Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)]
@@ -110,7 +109,6 @@ Event = Annotated[
     Union[PartnerUpserted, BuildStarted, BuildStage, BuildFinished, AssetProcessed],
     Field(discriminator="type"),
 ]
-EVENT_TYPES = ("partner.upserted", "build.started", "build.stage", "build.finished", "asset.processed")
 
 event_adapter: TypeAdapter = TypeAdapter(Event)
 batch_adapter: TypeAdapter = TypeAdapter(list[Event])

@@ -6,9 +6,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from services.events import FieldError, validate_batch
-from services.keys import Keys
-from services.rollups import WritePlan, plan_writes
+from services.ingest.events import FieldError, validate_batch
+from services.store.keys import Keys
+from services.ingest.plan import WritePlan, plan_writes
 from services.store import Store
 
 __all__ = ["IngestService", "IngestResult", "BatchInvalid", "PreparedBatch"]

@@ -21,7 +21,7 @@ from collections.abc import Iterable
 import redis
 
 from services import sketch
-from services.keys import RESOLUTIONS, Keys
+from services.store.keys import RESOLUTIONS, Keys
 from services.store import STORE_ERRORS, Store, StoreUnavailable
 from services.timerange import cover_range
 
@@ -102,7 +102,7 @@ def system_summary(store: Store, start: float, end: float, now: float) -> dict:
 
 def _windows(start: float, end: float, now: float, step_s: int | None, max_points: int = 300):
     """(step, resolution, window starts) for a series over [start, end)."""
-    from services.queries import AUTO_STEPS, resolution_for_step_or_coarser
+    from services.queries.reader import AUTO_STEPS, resolution_for_step_or_coarser
     span = max(end - start, 60)
     if step_s is None:
         step_s = next((s for s in AUTO_STEPS if span / s <= max_points), AUTO_STEPS[-1])

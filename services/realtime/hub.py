@@ -1,8 +1,6 @@
-"""Real-time channel (DESIGN.md "Real-time channel"): messages `{"stream", "ts", "data"}`.
-
-Publishers (ingest, the collector, later the alert engine) `publish()` to one Redis pub/sub
-channel; each process runs one `Hub` whose subscriber thread fans every message out to that
-process's own `/ws` clients, so a message reaches clients on every worker and every instance.
+"""Real-time channel fan-out: each process runs one `Hub` whose subscriber thread fans every
+message of the channel out to that process's own `/ws` clients, so a message reaches clients on
+every worker and every instance.
 
 A `Client` has a bounded queue: when it is full, the client cannot keep up and is closed with close
 code 4008 and a reason (its socket is shut down if even the close frame cannot be written), without
@@ -13,83 +11,25 @@ from __future__ import annotations
 
 import logging
 import queue
-import re
 import socket
 import threading
 import time
-from collections.abc import Iterable
 
 import orjson
 import redis
 
 from services import metrics
-from services.events import STAGES
+from services.backoff import Backoff
 from services.store import STORE_ERRORS, Store
 
-__all__ = ["STREAMS", "publish", "publish_many", "message", "Hub", "Client", "SubscribeError", "parse_subscribe",
-           "build_messages", "text_frame", "LockedSocket", "CLOSE_SLOW", "CLOSE_IDLE", "CLOSE_SHUTDOWN"]
+__all__ = ["Hub", "Client", "text_frame", "LockedSocket", "CLOSE_SLOW", "CLOSE_IDLE", "CLOSE_SHUTDOWN"]
 
 log = logging.getLogger(__name__)
 
-STREAMS = ("builds", "metrics", "alerts", "partners")
-PARTNER_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-MAX_SUBSCRIBE_BYTES = 4096
-MAX_PARTNERS = 500
 CLOSE_SLOW = (4008, "too slow: the message queue of this connection overflowed; reconnect")
 CLOSE_IDLE = (4000, "idle: no subscribe message received")
 CLOSE_SHUTDOWN = (1001, "server shutting down")
-_BUILD_TYPES = ("build.started", "build.stage", "build.finished")
 WAKE = "wake"  # queue item: look at the connection's input
-
-
-# -- publishing ----------------------------------------------------------------------------------
-def message(stream: str, data: dict, ts: float | None = None) -> dict:
-    """One channel message."""
-    if stream not in STREAMS:
-        raise ValueError(f"unknown stream {stream!r}")
-    return {"stream": stream, "ts": time.time() if ts is None else ts, "data": data}
-
-
-def publish_many(store: Store, messages: list[dict]) -> int:
-    """Publish messages in one PUBLISH (the hub splits them); returns how many processes received
-    them (0 when the store is down: a live message is not worth failing the caller for)."""
-    if not messages:
-        return 0
-    try:
-        return int(store.client.publish(store.keys.realtime_channel(), orjson.dumps(messages)))
-    except (redis.RedisError, *STORE_ERRORS) as exc:
-        log.debug("realtime publish skipped: %s", exc)
-        return 0
-
-
-def publish(store: Store, stream: str, data: dict, ts: float | None = None) -> int:
-    """Publish one message on `stream` (the one function the collector and alert engine call)."""
-    return publish_many(store, [message(stream, data, ts)])
-
-
-def build_messages(events: Iterable[dict], now: float, live_window_s: float) -> list[dict]:
-    """Channel messages for accepted events: build progress on `builds`, partner upserts on
-    `partners`. Events older than the live window (history loads) are not live news."""
-    out = []
-    oldest = now - live_window_s
-    for event in events:
-        kind = event["type"]
-        if event["ts"] < oldest:
-            continue
-        if kind in _BUILD_TYPES:
-            if kind == "build.started":
-                done = 0
-            elif kind == "build.stage":
-                done = STAGES.index(event["stage"]) + (0 if event["status"] == "failed" else 1)
-            elif event["status"] == "success":
-                done = len(STAGES)
-            else:
-                failed = event.get("failed_stage")
-                done = STAGES.index(failed) if failed else None
-            out.append(message("builds", {**event, "stages_done": done, "stages_total": len(STAGES)}, now))
-        elif kind == "partner.upserted":
-            out.append(message("partners", {**event, "change": "upsert"}, now))
-    return out
 
 
 def text_frame(payload: bytes) -> bytes:
@@ -103,44 +43,6 @@ def text_frame(payload: bytes) -> bytes:
     else:
         header = bytes((0x81, 127)) + n.to_bytes(8, "big")
     return header + payload
-
-
-# -- subscribe requests --------------------------------------------------------------------------
-class SubscribeError(ValueError):
-    """A bad subscribe request (the message says what is wrong)."""
-
-
-def parse_subscribe(raw: str | bytes, visible: set[str] | None) -> tuple[frozenset[str], frozenset[str] | None]:
-    """(streams, partners) of a subscribe request; partners None = every partner the caller may
-    see. Raises SubscribeError naming the field at fault."""
-    if len(raw) > MAX_SUBSCRIBE_BYTES:
-        raise SubscribeError(f"message larger than {MAX_SUBSCRIBE_BYTES} bytes")
-    try:
-        doc = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise SubscribeError("message is not valid JSON") from None
-    if not isinstance(doc, dict) or "subscribe" not in doc:
-        raise SubscribeError('expected {"subscribe": [streams], "partners": [ids]}')
-    unknown = set(doc) - {"subscribe", "partners"}
-    if unknown:
-        raise SubscribeError(f"unknown field(s): {', '.join(sorted(unknown))}")
-    streams = doc["subscribe"]
-    if not isinstance(streams, list) or not all(isinstance(s, str) for s in streams):
-        raise SubscribeError("subscribe: must be a list of stream names")
-    bad = sorted(set(streams) - set(STREAMS))
-    if bad:
-        raise SubscribeError(f"subscribe: unknown stream(s) {', '.join(bad)}; known: {', '.join(STREAMS)}")
-    partners = doc.get("partners")
-    if partners is None or partners == []:
-        chosen = None if visible is None else frozenset(visible)
-    else:
-        if not isinstance(partners, list) or len(partners) > MAX_PARTNERS:
-            raise SubscribeError(f"partners: must be a list of at most {MAX_PARTNERS} partner ids")
-        for pid in partners:
-            if not isinstance(pid, str) or not PARTNER_RE.match(pid):
-                raise SubscribeError(f"partners: {pid!r} is not a valid partner id")
-        chosen = frozenset(partners) if visible is None else frozenset(partners) & frozenset(visible)
-    return frozenset(streams), chosen
 
 
 # -- clients and the hub -------------------------------------------------------------------------
@@ -286,6 +188,7 @@ class Hub:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.subscribed = threading.Event()
+        self.backoff = Backoff(base_s=1.0, cap_s=10.0)  # resubscribe after a lost store connection
 
     # clients
     def connect(self, sock: socket.socket | None = None) -> Client:
@@ -376,7 +279,7 @@ class Hub:
                 failures += 1
                 if failures == 1:
                     log.warning("realtime: store subscription lost (%s); retrying", exc)
-                self._stop.wait(min(0.5 * 2 ** failures, 10.0))
+                self._stop.wait(self.backoff.delay(failures - 1))
             finally:
                 if pubsub is not None:
                     try:

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import itertools
 import logging
-import random
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import requests
+
+from services.backoff import Backoff
 
 __all__ = ["LuluPayClient", "SendResult", "ClientError", "MAX_BATCH_EVENTS"]
 
@@ -60,7 +61,7 @@ class LuluPayClient:
         self.headers = {"Content-Type": "application/json"}
         if token:
             self.headers["Authorization"] = f"Bearer {token}"
-        self._jitter = random.Random()
+        self.backoff = Backoff(base_s=backoff_s, cap_s=MAX_BACKOFF_S, jitter=True)
 
     def send(self, events: Iterable[dict]) -> SendResult:
         """Send events in batches; events without an "id" get one in place, so a re-send is idempotent."""
@@ -99,8 +100,7 @@ class LuluPayClient:
 
     def _backoff(self, attempt: int) -> float:
         """Exponential backoff with jitter: between half and all of backoff_s * 2**attempt (capped)."""
-        delay_s = min(MAX_BACKOFF_S, self.backoff_s * 2 ** attempt)
-        return delay_s / 2 + self._jitter.uniform(0, delay_s / 2)
+        return self.backoff.delay(attempt)
 
     def close(self) -> None:
         """Release the HTTP connections (only those of a session this client created)."""

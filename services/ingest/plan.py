@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 import orjson
 
 from services import sketch
-from services.events import EVENT_TYPES
-from services.keys import ALL_SCOPE, RESOLUTIONS, Keys, day_of
+from services.ingest.events import EVENT_TYPES
+from services.store.keys import ALL_SCOPE, RESOLUTIONS, Keys, day_of
 
 __all__ = ["WritePlan", "plan_writes", "merge_deltas", "unique_token", "COMPACT_AT", "TOKEN_FIELD"]
 

@@ -16,12 +16,14 @@ from datetime import datetime, timezone
 import orjson
 
 from services import sketch
-from services.keys import ALL_SCOPE, RESOLUTIONS, Keys, Resolution
-from services.rollups import TOKEN_FIELD, merge_deltas, unique_token
+from services.store.keys import ALL_SCOPE, RESOLUTIONS, Keys, Resolution
+from services.ingest.plan import TOKEN_FIELD, merge_deltas, unique_token
 from services.store import Store, StoreUnavailable
+from services.store.cache import BucketCache
+from services.vocabulary import TIER_RANK
 from services.timerange import Cover, cover_range, resolution_for_step
 
-__all__ = ["QueryService", "SERIES_METRICS", "Totals", "AUTO_STEPS", "BucketCache"]
+__all__ = ["QueryService", "SERIES_METRICS", "Totals", "AUTO_STEPS", "sum_deltas", "delta_suffix"]
 
 log = logging.getLogger(__name__)
 
@@ -123,59 +125,6 @@ def delta_suffix(delta: bytes) -> bytes:
     per delta, so this names the delta: a list still ending with it still has the same sum."""
     i = delta.rfind(_TOKEN_MARK)
     return delta[i:] if i >= 0 else b""
-
-
-class BucketCache:
-    """Per process: rollup key → (suffix of the list's last delta, sum of the list's deltas).
-
-    An entry is used only after the store confirms, in the same round trip as the read, that the
-    list still ends with that delta (services/read_script.lua): appends always add a delta with a
-    fresh token and compactions keep the sum, so a late event invalidates the entry of its bucket
-    and nothing else. Least recently used entries go first once `max_fields` fields are held."""
-
-    def __init__(self, max_fields: int = 1_000_000):
-        self.max_fields = max_fields
-        self._entries: OrderedDict[str, tuple[bytes, object]] = OrderedDict()
-        self._sizes: dict[str, int] = {}
-        self._fields = 0
-        self._lock = threading.Lock()
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def get_many(self, keys: list[str]) -> list[tuple[bytes, dict] | None]:
-        with self._lock:
-            entries = self._entries
-            out = []
-            for key in keys:
-                entry = entries.get(key)
-                if entry is not None:
-                    entries.move_to_end(key)
-                out.append(entry)
-            return out
-
-    def put(self, key: str, suffix: bytes, value, size: int | None = None) -> None:
-        """Keep `value` (a sum of fields, or a block of them: `size` fields) for `key` while its list
-        ends with the delta ending in `suffix` (b'' = nothing to check by: not kept)."""
-        size = len(value) if size is None else size
-        if not suffix or size > self.max_fields:
-            return
-        with self._lock:
-            old = self._entries.pop(key, None)
-            if old is not None:
-                self._fields -= self._sizes.pop(key)
-            self._entries[key] = (suffix, value)
-            self._sizes[key] = size
-            self._fields += size
-            while self._fields > self.max_fields:
-                dropped, _ = self._entries.popitem(last=False)
-                self._fields -= self._sizes.pop(dropped)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-            self._sizes.clear()
-            self._fields = 0
 
 
 class QueryService:
@@ -537,7 +486,7 @@ class QueryService:
 
 def _history_changes(rows: list[bytes]) -> list[dict]:
     """Records in ts order, each marked created / upgrade / downgrade / <status> / update."""
-    order = {"free": 0, "basic": 1, "pro": 2, "enterprise": 3}
+    order = TIER_RANK
     out, previous = [], None
     for blob in rows:
         record = orjson.loads(blob)

@@ -5,11 +5,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from services.ingest import IngestService
-from services.keys import Keys
+from services.ingest.service import IngestService
+from services.store.keys import Keys
 from services.metrics import PartnerLabels, record_events
 from services.realtime import build_messages, publish_many
-from services.queries import QueryService
+from services.queries.reader import QueryService
 from services.store import Store, connect
 
 __all__ = ["Services", "build_services"]

@@ -12,19 +12,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from services.vocabulary import ASSET_FORMATS, ASSET_TYPES, BUILD_TYPES, DENSITIES, STAGES, TIERS
+
 __all__ = ["generate_history", "partner_catalogue", "Simulator", "DEFAULT_SEED", "QUOTA_BY_TIER", "STAGES"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_SEED = 42
 DAY_S = 86400.0
-TIERS = ("free", "basic", "pro", "enterprise")
 QUOTA_BY_TIER = {"free": 100, "basic": 1000, "pro": 5000, "enterprise": 50000}
-BUILD_TYPES = ("debug", "release", "store")
-STAGES = ("asset_processing", "dependency_resolution", "compilation", "packaging", "signing", "upload")
-ASSET_TYPES = ("icon", "splash", "logo", "banner", "screenshot")
-FORMATS = ("png", "webp", "jpg", "svg")
-DENSITIES = ("mdpi", "hdpi", "xhdpi", "xxhdpi", "xxxhdpi", "any")
+FORMATS = ASSET_FORMATS
 
 _QUOTAS = np.array([QUOTA_BY_TIER[t] for t in TIERS])
 _TIER_SHARE = (0.4, 0.3, 0.2, 0.1)                      # many free/basic partners, few enterprise

@@ -1,0 +1,1 @@
+"""Demo data: the history generator and live simulator (`generator`) and resumable seeding (`seeding`)."""
