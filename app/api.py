@@ -4,24 +4,28 @@ from __future__ import annotations
 import hmac
 import re
 import time
+from typing import Literal
 
 import orjson
 from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from services import metrics
-from services.ingest.events import parse_ts
+from app.auth import current_principal
+from services.ingest.events import nul_errors, parse_ts
 from services.ingest.service import BatchInvalid
-from services.queries.reader import SERIES_METRICS
+from services.queries.reader import SERIES_METRICS, TooMuchWork
+from services.scope import MAX_RANGE_S, Scope, ScopeError, scope_for
 from services.store import StoreUnavailable
+from services.vocabulary import is_partner_id
 
-__all__ = ["api", "ApiError", "json_response"]
+__all__ = ["api", "ApiError", "json_response", "request_scope"]
 
 api = Blueprint("api", __name__)
 
-PARTNER_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 RETRY_AFTER_S = 5
 _STEP_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+MAX_STEP_S = MAX_RANGE_S
 
 
 class ApiError(Exception):
@@ -50,6 +54,16 @@ def _api_error(exc: ApiError):
     body.update(exc.extra)
     headers = {"Retry-After": str(RETRY_AFTER_S)} if exc.status == 503 else None
     return json_response(body, exc.status, headers)
+
+
+@api.app_errorhandler(ScopeError)
+def _scope_error(exc: ScopeError):
+    return json_response({"error": exc.message, "field": exc.field}, exc.status)
+
+
+@api.app_errorhandler(TooMuchWork)
+def _too_much_work(exc: TooMuchWork):
+    return json_response({"error": str(exc), "field": exc.field}, 400)
 
 
 @api.errorhandler(StoreUnavailable)
@@ -86,6 +100,8 @@ def post_events():
     """Ingest one event or {"events": [...]}; the batch is validated whole."""
     settings = _services().settings
     _check_token()
+    if request.mimetype != "application/json":
+        raise ApiError(415, "the body must be JSON (Content-Type: application/json)", "Content-Type")
     if request.content_length is not None and request.content_length > settings.max_body_bytes:
         raise RequestEntityTooLarge()
     body = request.get_data(cache=False)
@@ -105,6 +121,10 @@ def post_events():
         raise ApiError(422, "body must be an event object or {\"events\": [...]}", "body")
     if len(events) > settings.max_batch_events:
         raise ApiError(413, f"batch of {len(events)} events; at most {settings.max_batch_events} per request", "events")
+    if b"\\u0000" in body and (nul := nul_errors(events)):  # JSON can carry a NUL only escaped
+        metrics.INGEST_EVENTS.labels("rejected").inc(len(events))
+        raise ApiError(422, f"{len({d['index'] for d in nul})} of {len(events)} events are invalid; nothing of this "
+                            "batch was stored", details=nul)
     started = time.perf_counter()
     try:
         result = _services().ingest.ingest_batch(events)
@@ -132,30 +152,24 @@ def _time_arg(name: str, default: float) -> float:
         raise ApiError(400, f"{name}: {exc}", name) from None
 
 
-def _range_args() -> tuple[float, float]:
+def _requested_partners() -> list[str]:
+    """The `partner` arguments (repeated, or comma-separated), checked by the scope."""
+    values = request.args.getlist("partner")
+    if len(values) > 1000:
+        raise ApiError(400, "partner: too many arguments", "partner")
+    return [p for value in values for p in value.split(",") if p]
+
+
+def request_scope(*, with_range: bool = True, explicit: Literal["deny", "drop"] = "deny") -> Scope:
+    """The scope of this request: the signed-in principal, the `partner` arguments (a partner it
+    may not see → 403), and `from`/`to` (default: the last 24 h), bounded before any work."""
     now = _services().clock()
-    end = _time_arg("to", now)
-    start = _time_arg("from", end - 86400)
-    if start >= end:
-        raise ApiError(400, "from must be earlier than to", "from")
-    if end - start > 800 * 86400:
-        raise ApiError(400, "range longer than the 2 years of day rollups kept", "from")
-    return start, end
-
-
-def partner_args() -> list[str] | None:
-    """The `partner` query arguments intersected with what the caller may see (None: all)."""
-    requested = request.args.getlist("partner")
-    requested = [p for value in requested for p in value.split(",") if p]
-    for pid in requested:
-        if not PARTNER_RE.match(pid):
-            raise ApiError(400, f"partner: {pid!r} is not a valid partner id", "partner")
-    visible = _services().visible_partners()
-    if not requested:
-        return None if visible is None else sorted(visible)
-    if visible is None:
-        return sorted(set(requested))
-    return sorted(set(requested) & set(visible))
+    start = end = 0.0
+    if with_range:
+        end = _time_arg("to", now)
+        start = _time_arg("from", end - 86400)
+    return scope_for(current_principal(), requested=_requested_partners(), start=start, end=end,
+                     now=now if with_range else None, explicit=explicit)
 
 
 def _step_arg() -> int | None:
@@ -165,7 +179,11 @@ def _step_arg() -> int | None:
     match = re.fullmatch(r"(\d+)([smhdw]?)", value.strip())
     if not match:
         raise ApiError(400, "step: seconds or a duration such as 300, 5m, 1h, 1d", "step")
+    if len(match.group(1)) > 12:
+        raise ApiError(400, f"step: at most {MAX_STEP_S // 86400} days", "step")
     step = int(match.group(1)) * _STEP_UNITS[match.group(2) or "s"]
+    if step > MAX_STEP_S:
+        raise ApiError(400, f"step: at most {MAX_STEP_S // 86400} days", "step")
     if step < 60 or step % 60:
         raise ApiError(400, "step: must be a whole number of minutes (at least 60 s)", "step")
     return step
@@ -174,10 +192,9 @@ def _step_arg() -> int | None:
 @api.get("/api/v1/summary")
 def get_summary():
     """Totals and rates for a period (definitions: DESIGN.md)."""
-    start, end = _range_args()
-    partners = partner_args()
+    scope = request_scope()
     with metrics.QUERY_DURATION.labels("summary").time():
-        return json_response(_services().queries.summary(start, end, partners))
+        return json_response(_services().queries.summary(scope))
 
 
 @api.get("/api/v1/series/<metric>")
@@ -185,36 +202,39 @@ def get_series(metric: str):
     """One metric over time."""
     if metric not in SERIES_METRICS:
         raise ApiError(404, f"unknown metric {metric!r}; one of {', '.join(SERIES_METRICS)}", "metric")
-    start, end = _range_args()
     step = _step_arg()
-    partners = partner_args()
-    try:
-        with metrics.QUERY_DURATION.labels("series").time():
-            return json_response(_services().queries.series(metric, start, end, step, partners))
-    except ValueError:
-        raise ApiError(400, "step: too many points for this range; choose a larger step", "step") from None
+    scope = request_scope()
+    with metrics.QUERY_DURATION.labels("series").time():
+        return json_response(_services().queries.series(metric, scope, step))
 
 
 @api.get("/api/v1/partners")
 def get_partners():
     """Partners with their current record and quota use this month."""
-    partners = partner_args()
+    scope = request_scope(with_range=False)
     with metrics.QUERY_DURATION.labels("partners").time():
-        return json_response({"partners": _services().queries.partners(partners)})
+        return json_response({"partners": _services().queries.partners(scope)})
 
 
 @api.get("/api/v1/partners/<partner_id>")
 def get_partner(partner_id: str):
     """One partner with the history of its tier and status changes."""
-    if not PARTNER_RE.match(partner_id):
+    if not is_partner_id(partner_id):
         raise ApiError(400, "partner_id is not a valid partner id", "partner_id")
-    visible = _services().visible_partners()
-    if visible is not None and partner_id not in visible:
+    principal = current_principal()
+    if not principal.may_see(partner_id):  # another partner's record does not exist for this caller
         raise ApiError(404, f"no partner {partner_id!r}", "partner_id")
-    records = _services().queries.partners([partner_id])
+    scope = scope_for(principal, requested=[partner_id])
+    records = _services().queries.partners(scope)
     if not records:
         raise ApiError(404, f"no partner {partner_id!r}", "partner_id")
-    return json_response({**records[0], "history": _services().queries.partner_history(partner_id)})
+    return json_response({**records[0], "history": _services().queries.partner_history(scope, partner_id)})
+
+
+@api.route("/api/<path:rest>", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+def unknown_api(rest: str):
+    """Anything under /api/ that is no route: 404 JSON (not the pages' HTML)."""
+    raise ApiError(404, f"no such API route: /api/{rest[:200]}", "path")
 
 
 @api.get("/healthz")

@@ -10,13 +10,11 @@ import orjson
 from dash._utils import to_json as dash_to_json
 from flask import Flask
 
-from app import observability, ws
+from app import auth, guard, observability, ws
 from app.api import api, json_response
 from app.openapi import openapi_document
 from app.settings import Settings
-from services.container import Services, build_services
-from services.realtime import Hub
-from services.queries.system import HttpStats
+from services.container import Background, Services, build_services
 
 __all__ = ["create_app", "background"]
 
@@ -24,16 +22,20 @@ log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> dash.Dash:
-    """Build the whole app. Defaults, then the environment (Settings()), then what the caller passes."""
+    """Build the whole app: config → extensions (metrics, auth gate, edge checks) → blueprints →
+    Dash pages and callbacks. Defaults, then the environment (Settings()), then what the caller
+    passes."""
     settings = settings or Settings()
     services = services or build_services(settings)
 
     server = Flask(__name__)
     server.config.update(SECRET_KEY=settings.secret_key, MAX_CONTENT_LENGTH=settings.max_body_bytes + 65536)
     server.extensions["lulupay"] = services
+    observability.install(server, services)  # first: every request is timed, refused ones too
     server.register_blueprint(api)
     spec = openapi_document()
     server.add_url_rule("/openapi.json", "openapi", lambda: json_response(spec))
+    auth.install(server, services)
 
     from callbacks import executive as executive_callbacks
     from callbacks import live as live_callbacks
@@ -63,17 +65,15 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
                            layout=shell_callbacks.page_layout(draw))
     app.layout = shell_callbacks.first_view(app, services, pages)
     _serve_assets_for_keeps(app)
-    http_stats = HttpStats(services.store, interval_s=settings.collector_interval_s, clock=services.clock)
-    observability.install(server, app, services, http_stats)
-    hub = Hub(services.store, queue_size=settings.ws_queue_size, idle_s=settings.ws_idle_s)
-    ws.install(server, services, hub)
-    server.extensions["lulupay_hub"] = hub
-    server.extensions["lulupay_background"] = observability.Background(services, http_stats,
-                                                                        services.partner_labels, hub)
+    auth.exempt_dash(server)
+    guard.install(server, app, settings)
+    observability.label_callbacks(server, app)
+    ws.install(server, services)
+    server.extensions["lulupay_background"] = Background(services)
     return app
 
 
-def background(app: dash.Dash) -> "observability.Background":
+def background(app: dash.Dash) -> Background:
     """The app's per-process background parts (collector, HTTP statistics flusher): `start()` them
     in the serving process after any fork, `stop()` them at shutdown."""
     return app.server.extensions["lulupay_background"]

@@ -1,17 +1,17 @@
-"""HTTP metrics middleware on every Flask route (Dash's callback endpoint labelled by callback name),
-the `/metrics` route, and the per-process background parts (collector, HTTP statistics flusher)."""
+"""HTTP metrics middleware on every Flask route (Dash's callback endpoint labelled by callback name)
+and the `/metrics` route."""
 from __future__ import annotations
 
+import hmac
 import logging
 import time
 
 from flask import Flask, Response, g, request
 
 from services import metrics
-from services.collector import Collector
 from services.queries.system import HttpStats
 
-__all__ = ["install", "Background", "route_label"]
+__all__ = ["install", "label_callbacks", "route_label"]
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +29,12 @@ def route_label(rule: str | None, callback: str | None = None) -> str:
     return rule
 
 
-def install(server: Flask, dash_app, services, http_stats: HttpStats | None) -> None:
-    """Instrument every request of `server` and add `GET /metrics`."""
+def label_callbacks(server: Flask, dash_app) -> None:
+    """Name Dash callback requests in the HTTP metrics by their callback (once Dash is built)."""
+    server.extensions["lulupay_callback_name"] = _callback_namer(dash_app)
+
+
+def _callback_namer(dash_app):
     callback_names: dict[str, str] = {}
 
     def callback_name() -> str:
@@ -47,6 +51,19 @@ def install(server: Flask, dash_app, services, http_stats: HttpStats | None) -> 
             name = getattr(getattr(func, "__wrapped__", func), "__name__", "unknown")
             callback_names[output] = name
         return name
+
+    return callback_name
+
+
+def install(server: Flask, services, http_stats: HttpStats | None = None) -> None:
+    """Instrument every request of `server` and add `GET /metrics` (open, or behind
+    LULUPAY_METRICS_TOKEN as a bearer token)."""
+    http_stats = http_stats if http_stats is not None else services.http_stats
+    metrics_token = services.settings.metrics_token
+
+    def callback_name() -> str:
+        namer = server.extensions.get("lulupay_callback_name")
+        return namer() if namer is not None else "unknown"
 
     @server.before_request
     def _start_timer():
@@ -79,41 +96,12 @@ def install(server: Flask, dash_app, services, http_stats: HttpStats | None) -> 
                                          services.clock)
 
     def metrics_view():
+        if metrics_token:
+            scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), metrics_token.encode()):
+                return Response('{"error": "/metrics needs the bearer token of LULUPAY_METRICS_TOKEN", '
+                                '"field": "Authorization"}', status=401, mimetype="application/json",
+                                headers={"WWW-Authenticate": "Bearer"})
         return Response(metrics.exposition([snapshot]), mimetype=metrics.CONTENT_TYPE_LATEST)
 
     server.add_url_rule("/metrics", "metrics", metrics_view, methods=["GET"])
-
-
-class Background:
-    """The per-process background parts: the collector (when enabled) and the HTTP statistics
-    flusher. `start()` after the fork (gunicorn) or in `serve`; `stop()` at shutdown flushes."""
-
-    def __init__(self, services, http_stats: HttpStats, labels: metrics.PartnerLabels, hub=None):
-        settings = services.settings
-        self.hub = hub
-        self.http_stats = http_stats
-        self.collector = (Collector(services, interval_s=settings.collector_interval_s,
-                                    disk_path=_existing(settings.data_dir), labels=labels)
-                          if settings.collector_enabled else None)
-
-    def start(self) -> "Background":
-        self.http_stats.start()
-        if self.collector is not None:
-            self.collector.start()
-        return self
-
-    def stop(self) -> None:
-        if self.hub is not None:
-            self.hub.stop()
-        if self.collector is not None:
-            self.collector.stop()
-        self.http_stats.stop()
-
-
-def _existing(path):
-    """The nearest existing directory at or above `path` (the disk the data lives on)."""
-    from pathlib import Path
-    p = Path(path).resolve()
-    while not p.exists() and p != p.parent:
-        p = p.parent
-    return p

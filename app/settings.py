@@ -54,6 +54,29 @@ class Settings(BaseSettings):
     ws_ping_interval_s: float = Field(default=20.0, ge=1, le=600)
     ws_idle_s: float = Field(default=60.0, ge=1, le=3600)
     ws_allowed_origins: str = ""
+    # Access (docs/security.md): `open` = no login, every visitor an admin, a banner on every page
+    # (development only); `login` = users, sessions, tokens. Unset: open in development, login in
+    # production.
+    auth: Literal["open", "login"] | None = None
+    session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
+    # Failed logins allowed per user name and per client address (flask-limiter syntax).
+    login_rate_limit: str = Field(default="10/minute", pattern=r"^\d+ ?(/|per ) ?(second|minute|hour|day)$")
+    # /metrics needs this bearer token when set (Prometheus' `authorization` credentials).
+    metrics_token: str = ""
+    # Content-Security-Policy frame-ancestors: who may embed the pages ('none'; e.g. 'self' or a
+    # wall-screen origin).
+    frame_ancestors: str = Field(default="'none'", pattern=r"^[A-Za-z0-9 '*:/._-]{1,500}$")
+    # Optional OpenID Connect sign-in (all three set it up) and how its claims map to access.
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: str | None = None
+    oidc_scopes: str = "openid email profile"
+    oidc_role_claim: str = "lulupay_role"
+    oidc_partners_claim: str = "lulupay_partners"
+    # Role of an OIDC user whose token carries no role claim (unset: such a user is refused).
+    oidc_default_role: Literal["admin", "staff", "partner_manager"] | None = None
+    # Longest URL (path and query) a request may have, in bytes.
+    max_url_bytes: int = Field(default=8192, ge=1024, le=65536)
 
     @field_validator("ingest_tokens")
     @classmethod
@@ -66,9 +89,26 @@ class Settings(BaseSettings):
         return [t for t in self.ingest_tokens.split(",") if t]
 
     @property
+    def auth_mode(self) -> str:
+        """`open` or `login`, with the default of the environment applied."""
+        return self.auth or ("login" if self.env == "production" else "open")
+
+    @property
+    def oidc_enabled(self) -> bool:
+        return bool(self.oidc_issuer and self.oidc_client_id and self.oidc_client_secret)
+
+    @property
     def retention_s(self) -> int:
         """Raw-event retention in seconds."""
         return self.retention_days * 86400
+
+    @model_validator(mode="after")
+    def _oidc_whole(self) -> "Settings":
+        given = [bool(self.oidc_issuer), bool(self.oidc_client_id), bool(self.oidc_client_secret)]
+        if any(given) and not all(given):
+            raise ValueError("OpenID Connect needs LULUPAY_OIDC_ISSUER, LULUPAY_OIDC_CLIENT_ID and "
+                             "LULUPAY_OIDC_CLIENT_SECRET together")
+        return self
 
     @model_validator(mode="after")
     def _production_needs_secrets(self) -> "Settings":
@@ -78,6 +118,8 @@ class Settings(BaseSettings):
                 problems.append("LULUPAY_SECRET_KEY must be set to a secret of at least 16 characters")
             if not self.ingest_token_list:
                 problems.append("LULUPAY_INGEST_TOKENS must be set")
+            if self.auth == "open":
+                problems.append("LULUPAY_AUTH=open (no login) is for development only")
             if problems:
                 raise ValueError("production mode refuses to start: " + "; ".join(problems))
         return self

@@ -20,6 +20,7 @@ from flask_sock import Sock
 from simple_websocket import ConnectionClosed
 
 from app.api import json_response
+from app.auth import current_principal
 from services import metrics
 from services.realtime import Client, Hub, LockedSocket, SubscribeError, parse_subscribe
 
@@ -47,9 +48,10 @@ def _error(text: str) -> str:
     return orjson.dumps({"stream": "error", "ts": time.time(), "data": {"error": text}}).decode()
 
 
-def install(server: Flask, services, hub: Hub) -> None:
+def install(server: Flask, services) -> None:
     """Add the `/ws` route and its origin check to `server`."""
     settings = services.settings
+    hub = services.hub
     server.config["SOCK_SERVER_OPTIONS"] = {"ping_interval": settings.ws_ping_interval_s,
                                             "max_message_size": 64 * 1024}
     allowed = [o.strip() for o in settings.ws_allowed_origins.split(",") if o.strip()]
@@ -67,8 +69,9 @@ def install(server: Flask, services, hub: Hub) -> None:
 
     @sock.route(WS_PATH)
     def ws_route(ws):
-        # The pages' authentication decides what the caller may see (every partner until roles exist).
-        visible = services.visible_partners()
+        # The gate refused anonymous requests before the upgrade: this is the signed-in principal,
+        # and every subscribe request is scoped by it.
+        principal = current_principal()
         raw = getattr(ws, "sock", None)
         if raw is not None:
             try:
@@ -80,7 +83,7 @@ def install(server: Flask, services, hub: Hub) -> None:
             ws.sock = LockedSocket(raw, client)  # every write of simple-websocket goes through the client
         _wake_on_input(ws, client)
         try:
-            _serve(ws, client, visible)
+            _serve(ws, client, principal)
         except (ConnectionClosed, OSError):
             pass
         except Exception:
@@ -108,7 +111,7 @@ def _wake_on_input(ws, client: Client) -> None:
     client.wake()  # input that arrived before the swap is looked at once
 
 
-def _serve(ws, client: Client, visible) -> None:
+def _serve(ws, client: Client, principal) -> None:
     """Write what the hub queued and answer subscribe requests until the connection ends. Blocks
     on the client's queue: queued bytes, input wake-ups and the close request all arrive there."""
     while ws.connected:
@@ -132,7 +135,7 @@ def _serve(ws, client: Client, visible) -> None:
             if incoming is None:
                 break
             try:
-                streams, partners = parse_subscribe(incoming, visible)
+                streams, partners = parse_subscribe(incoming, principal)
             except SubscribeError as exc:
                 ws.send(_error(str(exc)))
                 metrics.WS_MESSAGES.labels("error").inc()

@@ -46,6 +46,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks._machine import machine  # noqa: E402
+from services.scope import system_scope  # noqa: E402
 from benchmarks._server import exit_cleanly_on_sigterm, wait_ready  # noqa: E402
 from app.settings import Settings  # noqa: E402
 from layouts.ids import SHELL  # noqa: E402
@@ -274,18 +275,18 @@ def service_panels(services, start: float, end: float, partners) -> dict:
         data = DashboardData(queries)
         started = time.perf_counter()
         if panel == "overview":
-            queries.summary(start, end, partners)
+            queries.summary(system_scope(start, end, partners))
         elif panel == "over_time":
-            data.build_rate(start, end, partners)
-            data.duration_heatmap(start, end, partners)
+            data.build_rate(system_scope(start, end, partners))
+            data.duration_heatmap(system_scope(start, end, partners))
         elif panel == "stages":
-            data.stage_durations(start, end, partners)
+            data.stage_durations(system_scope(start, end, partners))
         elif panel == "assets":
-            data.asset_table(start, end, partners)
+            data.asset_table(system_scope(start, end, partners))
         elif panel == "kpis":
-            executive(queries, start, end, partners, services.settings.tier_prices)
+            executive(queries, system_scope(start, end, partners), services.settings.tier_prices)
         else:
-            monthly_trend(queries, end, partners)
+            monthly_trend(queries, system_scope(end, end, partners))
         out[panel] = time.perf_counter() - started
     return out
 

@@ -1,20 +1,16 @@
 """Executive page callbacks."""
 from __future__ import annotations
 
-import math
-
 import dash_bootstrap_components as dbc
 from dash import Input, Output, State, dcc, html
 
-from callbacks.filters import resolve_partners, resolve_scope
-from services.store.cache import QueryCache
+from callbacks.filters import filters_scope
 from callbacks.operations import GRAPH_CONFIG
 from layouts import executive as executive_layout
 from layouts import figures
 from layouts.figures import SUCCESS_AMBER, SUCCESS_RED, change, format_duration
 from layouts.ids import EXEC, SHELL
 from layouts.panels import empty_state, error_state, kpi_tile
-from services.queries.dashboard import executive, monthly_trend
 from services.store import StoreUnavailable
 
 __all__ = ["register", "ExecutivePanels", "executive_tiles", "health_items"]
@@ -63,17 +59,15 @@ class ExecutivePanels:
     view with it, the refresh and theme callbacks redraw with it (see callbacks/operations.py)."""
 
     def __init__(self, services):
-        self.services = services
+        self.boards = services.dashboards
+        self.clock = services.clock
         self.settings = services.settings
-        self.cache = QueryCache(services.store.client, services.store.keys.cache_prefix())
 
     def kpis(self, filters, theme):
         """(KPI tiles, revenue by tier, health summary)."""
-        services, settings = self.services, self.settings
-        start, end, partners, key = resolve_scope(filters, services)
+        settings = self.settings
         try:
-            data = self.cache.get_or_compute(
-                "executive", key, lambda: executive(services.queries, start, end, partners, settings.tier_prices))
+            data = self.boards.executive(filters_scope(filters, self.clock()))
         except StoreUnavailable:
             return error_state(), error_state(), error_state()
         revenue = dcc.Graph(figure=figures.revenue_figure(data["current"]["revenue"], data["previous"]["revenue"],
@@ -82,17 +76,13 @@ class ExecutivePanels:
                                   className="d-flex justify-content-between align-items-center gap-2 mb-2",
                                   **{"data-health": label})
                           for label, text, colour in health_items(data["current"], settings.build_time_target_s,
-                                                                   services.store.ping())],
+                                                                   self.boards.store_ok())],
                          className="list-unstyled mb-0")
         return executive_tiles(data, settings.currency), revenue, health
 
     def trends(self, filters, theme):
-        services = self.services
-        now = services.clock()
-        partners = resolve_partners(filters, services.visible_partners())
         try:
-            rows = self.cache.get_or_compute("monthly", (math.floor(now / 60), partners),
-                                             lambda: monthly_trend(services.queries, now, partners))
+            rows = self.boards.monthly_trend(filters_scope(filters, self.clock()))
         except StoreUnavailable:
             return error_state()
         if not any(r["builds"] for r in rows):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dash import Input, Output, State
 
-from callbacks.filters import resolve_partners
+from callbacks.filters import filters_scope
 from layouts import live as live_layout
 from layouts.ids import LIVE, SHELL
 from services.store import StoreUnavailable
@@ -12,14 +12,14 @@ from services.store import StoreUnavailable
 __all__ = ["register", "initial_state", "LivePage"]
 
 
-def initial_state(services, partners: list[str] | None) -> dict:
-    """Running builds of `partners` (None = all visible) and partner names, in the page's state shape."""
+def initial_state(services, scope) -> dict:
+    """Running builds and partner names of a scope, in the page's state shape."""
     running = {}
-    for build in services.queries.running_builds(partners):
+    for build in services.dashboards.running_builds(scope):
         running[build["build_id"]] = {"build_id": build["build_id"], "partner_id": build["partner_id"],
                                       "build_type": build["build_type"], "app_version": build["app_version"],
                                       "started_ts": build["started_ts"], "stages": build["stages"]}
-    names = services.queries.partner_names(partners)
+    names = services.dashboards.partner_names(scope)
     return {"running": running, "recent": [], "feed": [], "names": names, "error": None}
 
 
@@ -30,9 +30,9 @@ class LivePage:
         self.services = services
 
     def state(self, filters: dict) -> dict:
-        partners = resolve_partners(filters or {}, self.services.visible_partners())
+        scope = filters_scope(filters, self.services.clock())
         try:
-            return initial_state(self.services, partners)
+            return initial_state(self.services, scope)
         except StoreUnavailable:
             return {"running": {}, "recent": [], "feed": [], "names": {},
                     "error": "The store is unreachable: builds already running are not shown."}

@@ -2,18 +2,14 @@
 from __future__ import annotations
 
 import dash_bootstrap_components as dbc
-import orjson
 from dash import Input, Output, State, dcc, html
 
-from callbacks.filters import resolve_scope
-from services.store.cache import QueryCache
+from callbacks.filters import filters_scope
 from layouts import figures
 from layouts import operations as operations_layout
 from layouts.ids import OPS, SHELL
 from layouts.panels import empty_state, error_state, kpi_tile
-from services.queries import system as sysrollups
-from services.queries.dashboard import DashboardData
-from services.queries.promql import Prometheus, PrometheusUnavailable
+from services.queries.promql import PrometheusUnavailable
 from services.store import StoreUnavailable
 
 __all__ = ["register", "OperationsPanels", "kpi_tiles", "system_gauge", "graph", "GRAPH_CONFIG"]
@@ -64,22 +60,19 @@ class OperationsPanels:
     the refresh and theme callbacks redraw with it."""
 
     def __init__(self, services):
-        self.services = services
-        self.data = DashboardData(services.queries)
-        self.cache = QueryCache(services.store.client, services.store.keys.cache_prefix())
+        self.boards = services.dashboards
+        self.clock = services.clock
         self.target_s = services.settings.build_time_target_s
-        url = services.settings.prometheus_url
-        self.prometheus = Prometheus(url) if url else None
+        self.prometheus_url = services.settings.prometheus_url
 
     def scope(self, filters):
-        return resolve_scope(filters, self.services)
+        return filters_scope(filters, self.clock())
 
     def overview(self, filters, theme):
         """(KPI tiles, success-rate gauge, build-time gauge)."""
-        start, end, partners, key = self.scope(filters)
+        scope = self.scope(filters)
         try:
-            summary = self.cache.get_or_compute("summary", key,
-                                                lambda: self.services.queries.summary(start, end, partners))
+            summary = self.boards.summary(scope)
         except StoreUnavailable:
             return error_state(), error_state(), error_state()
         if summary["builds_total"] == 0:
@@ -90,10 +83,10 @@ class OperationsPanels:
 
     def over_time(self, filters, theme):
         """(build rate chart, duration heatmap)."""
-        start, end, partners, key = self.scope(filters)
+        scope = self.scope(filters)
         try:
-            rate = self.cache.get_or_compute("build_rate", key, lambda: self.data.build_rate(start, end, partners))
-            heat = self.cache.get_or_compute("heatmap", key, lambda: self.data.duration_heatmap(start, end, partners))
+            rate = self.boards.build_rate(scope)
+            heat = self.boards.duration_heatmap(scope)
         except StoreUnavailable:
             return error_state(), error_state()
         if not any(r["success"] or r["failed"] or r["cancelled"] for r in rate["rows"]):
@@ -101,9 +94,9 @@ class OperationsPanels:
         return graph(figures.build_rate_figure(rate, theme)), graph(figures.duration_heatmap_figure(heat, theme))
 
     def stages(self, filters, theme):
-        start, end, partners, key = self.scope(filters)
+        scope = self.scope(filters)
         try:
-            rows = self.cache.get_or_compute("stages", key, lambda: self.data.stage_durations(start, end, partners))
+            rows = self.boards.stage_durations(scope)
         except StoreUnavailable:
             return error_state()
         if not any(r["runs"] for r in rows):
@@ -112,45 +105,31 @@ class OperationsPanels:
 
     def assets(self, filters):
         """(grid rows, the message above the grid: empty or error state, else None)."""
-        start, end, partners, key = self.scope(filters)
+        scope = self.scope(filters)
         try:
-            rows = self.cache.get_or_compute("assets", key, lambda: self.data.asset_table(start, end, partners))
+            rows = self.boards.asset_table(scope)
         except StoreUnavailable:
             return [], error_state()
         return rows, (None if rows else empty_state("No assets processed in this period"))
 
     def system(self, filters, theme):
         """(CPU, memory, disk) panels of the collector's host — not per partner."""
-        store = self.services.store
-        start, end, _partners, key = self.scope(filters)
         try:
-            summary = self.cache.get_or_compute("system", key[:2], lambda: sysrollups.system_summary(
-                store, start, end, self.services.clock()))
-            snapshot = store.run(lambda c: c.get(store.keys.metrics_snapshot()))
+            summary, latest = self.boards.system(self.scope(filters))
         except StoreUnavailable:
             return error_state(), error_state(), error_state()
-        latest = (orjson.loads(snapshot).get("system") or {}) if snapshot else {}
         return tuple(system_gauge(summary, latest, measure, theme) for measure in ("cpu", "memory", "disk"))
 
     def http(self, filters, theme):
         """(latency and request rate, error share) — requests are not per partner."""
-        settings = self.services.settings
-        start, end, _partners, key = self.scope(filters)
-        now = self.services.clock()
         try:
-            if self.prometheus is not None:
-                step = sysrollups.series_step(start, end, now)
-                rows = self.cache.get_or_compute("http_prom", key[:2],
-                                                 lambda: self.prometheus.http_series(start, end, step))
-            else:
-                rows = self.cache.get_or_compute("http", key[:2], lambda: sysrollups.http_series(
-                    self.services.store, start, end, now))
+            rows = self.boards.http(self.scope(filters))
         except PrometheusUnavailable as exc:
-            message = f"Prometheus ({settings.prometheus_url}) could not be queried: {exc}"
+            message = f"Prometheus ({self.prometheus_url}) could not be queried: {exc}"
             return error_state(message), error_state(message)
         except StoreUnavailable:
             return error_state(), error_state()
-        source = (f"Source: Prometheus at {settings.prometheus_url} (every instance)"
+        source = (f"Source: Prometheus at {self.prometheus_url} (every instance)"
                   if rows["source"] == "prometheus" else "Source: the app's own request rollups (every worker "
                                                          "and instance sharing this store)")
         if not any(r["requests_per_s"] for r in rows["rows"]):

@@ -14,7 +14,10 @@ from dash.exceptions import UnsupportedRelativePath
 from layouts.ids import SHELL
 from layouts import shell as shell_layout
 from layouts.shell import DEFAULT_FILTERS, PAGES, REFRESH_CHOICES, filters_query, parse_filters
+from app.auth import current_principal
+from callbacks.filters import date_bounds, visible_filters, visible_scope
 from services.store import StoreUnavailable
+from services.vocabulary import is_partner_id
 
 __all__ = ["register", "first_view", "page_layout", "request_theme", "requested_location", "range_is_settled",
            "THEME_COOKIE", "ROUTING_INPUTS"]
@@ -51,11 +54,14 @@ def requested_location(app) -> tuple[str, str] | None:
 def partner_options(services, selected: list[str]) -> list[dict]:
     """Searchable options 'Name (id)'; selected ids stay listed even when unknown or unreachable."""
     try:
-        names = services.queries.partner_names(services.visible_partners())
+        names = services.dashboards.partner_names(visible_scope())
     except StoreUnavailable:
         names = {}
     options = [{"label": f"{name} ({pid})", "value": pid} for pid, name in names.items()]
-    return options + [{"label": pid, "value": pid} for pid in selected or [] if pid not in names]
+    # a selected id the principal may see stays listed even when it has no record yet
+    principal = current_principal()
+    return options + [{"label": pid, "value": pid} for pid in selected or []
+                      if pid not in names and is_partner_id(pid) and principal.may_see(pid)]
 
 
 def nav_links(pathname: str | None, search: str | None) -> list:
@@ -74,7 +80,7 @@ def refresh_state(filters: dict, now: float) -> tuple[int, bool, dict]:
 def status_view(services) -> tuple:
     """(updated at, outage banner, store badge colour, Prometheus badge colour and title)."""
     stamp = datetime.now(timezone.utc).strftime("updated %H:%M:%S UTC")
-    store_ok = services.store.ping()
+    store_ok = services.dashboards.store_ok()
     banner = None if store_ok else dbc.Alert(
         [html_icon("bi-exclamation-octagon"), "The store is unreachable. Panels show their last state and "
          "recover by themselves when it returns; ingest answers 503 meanwhile."],
@@ -83,6 +89,16 @@ def status_view(services) -> tuple:
     return (stamp, banner, "success" if store_ok else "danger",
             "info" if prometheus else "secondary",
             f"Prometheus: {prometheus}" if prometheus else "Prometheus: not configured")
+
+
+def user_view(services) -> dict:
+    """Who the page is drawn for: name, role, whether access is open, and the CSRF token of the
+    sign-out form."""
+    from flask_wtf.csrf import generate_csrf
+
+    principal = current_principal()
+    return {"name": principal.name, "role": principal.role, "open": principal.via == "open",
+            "csrf": generate_csrf()}
 
 
 def first_view(app, services, pages: dict[str, tuple[str, Callable[[dict, str], object]]]):
@@ -95,6 +111,10 @@ def first_view(app, services, pages: dict[str, tuple[str, Callable[[dict, str], 
     the browser's address and the callbacks and Dash Pages' router fill it (one round later)."""
 
     def layout():
+        if flask.g.get("principal") is None:
+            # Dash checks the layout once at start-up, inside whatever request comes first (a
+            # health check, say): nobody to draw for, so the bare shell, reading nothing
+            return shell_layout.shell()
         theme = request_theme()
         location = requested_location(app)
         try:
@@ -103,16 +123,18 @@ def first_view(app, services, pages: dict[str, tuple[str, Callable[[dict, str], 
             page = None
         if page is not None:
             title, draw = page
-            filters = parse_filters(location[1])
+            filters = visible_filters(parse_filters(location[1]))
             try:
                 return shell_layout.shell(
-                    location=location, filters=filters, theme=theme,
+                    location=location, filters=filters, theme=theme, user=user_view(services),
+                    date_bounds=date_bounds(services.clock()),
                     partner_options=partner_options(services, filters["partners"]), nav=nav_links(*location),
                     refresh_state=refresh_state(filters, services.clock()), status=status_view(services),
                     content=draw(filters, theme), title=title)
             except Exception:  # noqa: BLE001 — never a dead page: the empty shell's callbacks take over
                 log.exception("first view of %s%s failed; serving the empty shell", *location)
-        return shell_layout.shell(theme=theme, partner_options=partner_options(services, []),
+        return shell_layout.shell(theme=theme, partner_options=partner_options(services, []), user=user_view(services),
+                                  date_bounds=date_bounds(services.clock()),
                                   refresh_state=refresh_state(DEFAULT_FILTERS, services.clock()),
                                   status=status_view(services))
 
@@ -125,7 +147,7 @@ def page_layout(draw: Callable[[dict, str], object]):
 
     def layout(_theme: str | None = None, **query):
         search = urlencode({k: v for k, v in query.items() if isinstance(v, (str, list))}, doseq=True)
-        return draw(parse_filters(search), _theme if _theme in THEMES else request_theme())
+        return draw(visible_filters(parse_filters(search)), _theme if _theme in THEMES else request_theme())
 
     return layout
 
@@ -151,7 +173,7 @@ def register(app, services) -> None:
         without the URL) and a change of a control writes the URL (so the link reopens the same
         view, and Dash Pages draws the page for it)."""
         if ctx.triggered_id in (None, SHELL.URL):
-            f = parse_filters(search)
+            f = visible_filters(parse_filters(search))
             # Options first: a multi-select drops values it has no option for.
             return (no_update, no_update if f == current else f, f["range"], f["from"], f["to"], f["partners"],
                     f["refresh"], partner_options(services, f["partners"]))
@@ -160,7 +182,7 @@ def register(app, services) -> None:
         if rng == "custom" and not (start_date and end_date):
             today = datetime.now(timezone.utc).date().isoformat()
             f["from"] = f["to"] = today
-        f = parse_filters(filters_query(f))
+        f = visible_filters(parse_filters(filters_query(f)))
         return (filters_query(f), no_update if f == current else f, no_update, f["from"] or no_update,
                 f["to"] or no_update, no_update, no_update, no_update)
 

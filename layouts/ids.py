@@ -24,6 +24,9 @@ class SHELL:
     RT_INBOX = "rt-inbox"  # batches of real-time messages, set by assets/realtime.js
     RT_SUBSCRIPTION = "rt-subscription"  # the partners the socket is subscribed to
     TOASTS = "rt-toasts"
+    USER = "user-menu"
+    LOGOUT = "logout-button"
+    OPEN_BANNER = "open-access-banner"
 
 
 class OPS:

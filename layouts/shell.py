@@ -63,7 +63,8 @@ def filters_query(filters: dict) -> str:
     return ("?" + urlencode(pairs, safe=",")) if pairs else ""
 
 
-def _filter_bar(filters: dict, partner_options: list[dict], refresh_state: tuple, status: tuple):
+def _filter_bar(filters: dict, partner_options: list[dict], refresh_state: tuple, status: tuple,
+                date_bounds: tuple[str, str] | None):
     updated, _banner, store_colour, prometheus_colour, prometheus_title = status
     dates_style = refresh_state[2]
     return dbc.Row([
@@ -71,6 +72,9 @@ def _filter_bar(filters: dict, partner_options: list[dict], refresh_state: tuple
                              value=filters["range"], clearable=False, searchable=False), xs=12, md=2),
         dbc.Col(dcc.DatePickerRange(id=SHELL.DATES, display_format="YYYY-MM-DD", clearable=False,
                                     start_date=filters["from"], end_date=filters["to"],
+                                    # what the day rollups keep, up to today (the API's bound too)
+                                    min_date_allowed=date_bounds[0] if date_bounds else None,
+                                    max_date_allowed=date_bounds[1] if date_bounds else None,
                                     minimum_nights=0, className="w-100"), xs=12, md=3, id=SHELL.DATES_COL,
                 style=dates_style),
         dbc.Col(dcc.Dropdown(id=SHELL.PARTNERS, multi=True, searchable=True, placeholder="All partners",
@@ -105,7 +109,8 @@ def page_container(location: tuple[str, str] | None, content=None, title: str | 
 
 def shell(*, location: tuple[str, str] | None = None, filters: dict | None = None, theme: str = "light",
           partner_options: list[dict] | None = None, nav: list | None = None, refresh_state: tuple | None = None,
-          status: tuple | None = None, content=None, title: str | None = None):
+          status: tuple | None = None, content=None, title: str | None = None,
+          date_bounds: tuple[str, str] | None = None, user: dict | None = None):
     """The layout around every page, with the first view's values (callbacks/shell.py computes them
     for the request; the defaults are an empty shell that fills itself through callbacks)."""
     filters = filters or DEFAULT_FILTERS
@@ -125,10 +130,37 @@ def shell(*, location: tuple[str, str] | None = None, filters: dict | None = Non
             dbc.NavbarBrand([html.I(className="bi bi-graph-up-arrow me-2"), "LuluPay Analytics"], href="/"),
             dbc.Nav(nav, id=SHELL.NAV, navbar=True, className="me-auto"),
             dbc.Switch(id=SHELL.THEME_SWITCH, label="Dark", value=theme == "dark", className="text-light mb-0"),
+            _user_menu(user),
         ], fluid=True), color="dark", dark=True, className="mb-2"),
         dbc.Container([
-            _filter_bar(filters, partner_options or [], refresh_state, status),
+            _open_access_banner(user),
+            _filter_bar(filters, partner_options or [], refresh_state, status, date_bounds),
             html.Div(status[1], id=SHELL.BANNER),
             page_container(location, content, title),
         ], fluid=True, className="pb-4"),
     ])
+
+
+def _user_menu(user: dict | None):
+    """Who is signed in, and the sign-out form (a POST with the CSRF token)."""
+    if not user or user.get("open"):
+        return None
+    role = {"admin": "admin", "staff": "staff", "partner_manager": "partner manager"}.get(user["role"], user["role"])
+    return html.Div([
+        html.Span([html.I(className="bi bi-person-circle me-1"), user["name"],
+                   html.Span(f" · {role}", className="text-white-50")], className="text-light small me-2",
+                  id=SHELL.USER),
+        html.Form([dcc.Input(type="hidden", name="csrf_token", value=user["csrf"]),
+                   html.Button("Sign out", type="submit", className="btn btn-sm btn-outline-light", id=SHELL.LOGOUT)],
+                  action="/logout", method="post", className="mb-0"),
+    ], className="d-flex align-items-center ms-3")
+
+
+def _open_access_banner(user: dict | None):
+    """Every page says so when nobody has to sign in (LULUPAY_AUTH=open, development only)."""
+    if not user or not user.get("open"):
+        return None
+    return dbc.Alert([html.I(className="bi bi-unlock me-2"),
+                      "Open access: no sign-in, every visitor is an admin. For development only — production "
+                      "runs with LULUPAY_AUTH=login."], color="warning", className="py-1 px-2 small mb-2",
+                     id=SHELL.OPEN_BANNER)

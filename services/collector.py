@@ -23,6 +23,7 @@ import redis
 
 from services import metrics, realtime
 from services.backoff import Backoff
+from services.scope import system_scope
 from services.store import STORE_ERRORS, StoreUnavailable
 from services.queries.system import write_system_sample
 
@@ -140,10 +141,11 @@ class Collector:
     def snapshot(self, sample: dict, now: float) -> dict:
         """The deployment gauges: the system sample, active builds and partner figures."""
         queries = self.services.queries
-        records = queries.partners(None)
+        everyone = system_scope()  # the deployment's own gauges: every partner, no request behind it
+        records = queries.partners(everyone)
         labelled = self.labels.labelled() if self.labels else {r["partner_id"] for r in records}
-        active = {"*": queries.active_builds(None)}
-        by_partner = {pid: queries.active_builds([pid]) for pid in sorted(labelled)}
+        active = {"*": queries.active_builds(everyone)}
+        by_partner = {pid: queries.active_builds(system_scope(partners=[pid])) for pid in sorted(labelled)}
         active_builds = dict(by_partner)
         active_builds[metrics.OTHER] = max(0, active["*"] - sum(by_partner.values()))
         tally = Tally((r["tier"], r["status"]) for r in records)

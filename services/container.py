@@ -1,42 +1,97 @@
-"""The bound set of services one app (or CLI command) uses."""
+"""The composition root: every service of one app (or CLI command) is built here, once, from the
+settings and a Redis URL — nothing else constructs a service."""
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
 
+from services.auth.users import UserStore
+from services.collector import Collector
 from services.ingest.service import IngestService
-from services.store.keys import Keys
 from services.metrics import PartnerLabels, record_events
-from services.realtime import build_messages, publish_many
+from services.queries.boards import Dashboards
+from services.queries.promql import Prometheus
 from services.queries.reader import QueryService
+from services.queries.system import HttpStats
+from services.realtime import Hub, build_messages, publish_many
 from services.store import Store, connect
+from services.store.keys import Keys
 
-__all__ = ["Services", "build_services"]
+if TYPE_CHECKING:
+    from app.settings import Settings
+
+__all__ = ["Services", "Background", "build_services"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
 class Services:
-    """Store, ingest and queries, bound to one settings object and one Redis client."""
+    """Every service, bound to one settings object and one Redis client."""
 
-    settings: object
+    settings: "Settings"
     store: Store
     ingest: IngestService
     queries: QueryService
+    dashboards: Dashboards
+    users: UserStore
+    partner_labels: PartnerLabels
     clock: Callable[[], float] = time.time
-    # Called with every accepted batch (metrics and the realtime hub subscribe here).
+    # Called with every accepted batch (metrics and the realtime channel subscribe here).
     listeners: list[Callable[[list[dict]], None]] = field(default_factory=list)
-    # Partner id → bounded metric label (services/metrics.PartnerLabels).
-    partner_labels: object = None
+    _hub: Hub | None = field(default=None, repr=False)
+    _http_stats: HttpStats | None = field(default=None, repr=False)
 
-    def visible_partners(self) -> set[str] | None:
-        """Partners the current caller may see; None = all. (Roles arrive with the auth issue:
-        until then every caller is an admin, and every query already takes this set.)"""
-        return None
+    @property
+    def hub(self) -> Hub:
+        """This process's realtime hub (its threads start with the first /ws client)."""
+        if self._hub is None:
+            self._hub = Hub(self.store, queue_size=self.settings.ws_queue_size, idle_s=self.settings.ws_idle_s)
+        return self._hub
+
+    @property
+    def http_stats(self) -> HttpStats:
+        """This process's buffer of HTTP request statistics (flushed by `Background`)."""
+        if self._http_stats is None:
+            self._http_stats = HttpStats(self.store, interval_s=self.settings.collector_interval_s, clock=self.clock)
+        return self._http_stats
+
+    def collector(self, *, interval_s: float | None = None, disk_path: Path | None = None) -> Collector:
+        """A collector candidate of this deployment (one leader at a time, elected in the store)."""
+        return Collector(self, interval_s=interval_s or self.settings.collector_interval_s,
+                         disk_path=disk_path or _existing(self.settings.data_dir), labels=self.partner_labels)
 
 
-def build_services(settings, *, redis_url: str | None = None, clock: Callable[[], float] = time.time) -> Services:
-    """Bind the services to `settings` (and the Redis at `redis_url`, default settings.redis_url)."""
+class Background:
+    """A web process's background parts: the collector candidate (when enabled) and the HTTP
+    statistics flusher. `start()` after the fork (gunicorn) or in `serve`; `stop()` at shutdown
+    closes the /ws clients and flushes what is buffered."""
+
+    def __init__(self, services: Services):
+        self.hub = services.hub
+        self.http_stats = services.http_stats
+        self.collector = services.collector() if services.settings.collector_enabled else None
+
+    def start(self) -> "Background":
+        self.http_stats.start()
+        if self.collector is not None:
+            self.collector.start()
+        return self
+
+    def stop(self) -> None:
+        self.hub.stop()
+        if self.collector is not None:
+            self.collector.stop()
+        self.http_stats.stop()
+
+
+def build_services(settings: "Settings", *, redis_url: str | None = None,
+                   clock: Callable[[], float] = time.time) -> Services:
+    """Bind every service to `settings` (and the Redis at `redis_url`, default settings.redis_url)."""
     url = redis_url or settings.redis_url
     if not url:
         raise ValueError("no Redis URL: set REDIS_URL or start the embedded store first")
@@ -47,13 +102,24 @@ def build_services(settings, *, redis_url: str | None = None, clock: Callable[[]
         for listener in listeners:
             listener(events)
 
-    labels = PartnerLabels(store.client, store.keys.metrics_partner_labels(),
-                           getattr(settings, "metrics_partner_cap", 100))
+    labels = PartnerLabels(store.client, store.keys.metrics_partner_labels(), settings.metrics_partner_cap)
     listeners.append(lambda events: record_events(events, labels))
     listeners.append(lambda events: publish_many(store, build_messages(events, clock(), settings.live_window_s)))
+    queries = QueryService(store, live_window_s=settings.live_window_s, clock=clock)
+    prometheus = Prometheus(settings.prometheus_url) if settings.prometheus_url else None
     return Services(
         settings=settings, store=store, clock=clock, listeners=listeners, partner_labels=labels,
         ingest=IngestService(store, retention_s=settings.retention_s, live_window_s=settings.live_window_s,
                              future_tolerance_s=settings.future_tolerance_s, clock=clock, on_ingested=notify),
-        queries=QueryService(store, live_window_s=settings.live_window_s, clock=clock),
+        queries=queries,
+        dashboards=Dashboards(store, queries, tier_prices=settings.tier_prices, prometheus=prometheus),
+        users=UserStore(store, clock=clock),
     )
+
+
+def _existing(path) -> Path:
+    """The nearest existing directory at or above `path` (the disk the data lives on)."""
+    p = Path(path).resolve()
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    return p

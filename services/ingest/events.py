@@ -13,14 +13,15 @@ from services.vocabulary import (ASSET_FORMATS, ASSET_TYPES, BUILD_TYPES, DENSIT
 
 __all__ = [
     "Event", "PartnerUpserted", "BuildStarted", "BuildStage", "BuildFinished", "AssetProcessed",
-    "EVENT_TYPES", "FieldError", "validate_batch", "event_adapter", "parse_ts",
+    "EVENT_TYPES", "FieldError", "validate_batch", "nul_errors", "event_adapter", "parse_ts",
 ]
 
 
 Stage = Literal[STAGES]
 BuildType = Literal[BUILD_TYPES]
 PartnerId = Annotated[str, Field(pattern=PARTNER_ID_PATTERN)]
-Duration = Annotated[float, Field(ge=0, le=7 * 86400, allow_inf_nan=False)]
+# Numbers must be JSON numbers ("312.5" as a string is refused: strict), never NaN or infinite.
+Duration = Annotated[float, Field(ge=0, le=7 * 86400, allow_inf_nan=False, strict=True)]
 ShortText = Annotated[str, Field(min_length=1, max_length=128)]
 Label = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 
@@ -101,7 +102,7 @@ class AssetProcessed(_Common):
     density: Literal[DENSITIES]
     original_bytes: Annotated[int, Field(ge=0, le=10**12, strict=True)]
     output_bytes: Annotated[int, Field(ge=0, le=10**12, strict=True)]
-    quality_score: Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)]
+    quality_score: Annotated[float, Field(ge=0, le=100, allow_inf_nan=False, strict=True)]
     duration_s: Duration
 
 
@@ -130,6 +131,18 @@ def _error_of(err: dict) -> FieldError:
     if err["type"] in ("model_type", "dict_type", "model_attributes_type") and not rest:
         return FieldError(index, "event", "must be a JSON object")
     return FieldError(index, ".".join(rest) or "event", err["msg"])
+
+
+def nul_errors(raw_events: list[Any]) -> list[FieldError]:
+    """Every string field holding a NUL character (refused: such text breaks logs, CSV and the
+    tools downstream). Only called when the body contains one (the caller checks the bytes)."""
+    errors = []
+    for index, raw in enumerate(raw_events):
+        if isinstance(raw, dict):
+            for name, value in raw.items():
+                if (isinstance(value, str) and "\x00" in value) or (isinstance(name, str) and "\x00" in name):
+                    errors.append(FieldError(index, str(name).replace("\x00", "\\0"), "must not contain a NUL character"))
+    return errors
 
 
 def validate_batch(raw_events: list[Any], *, now: float, oldest_ts: float,

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
 
 from services import sketch
 from services.vocabulary import STAGES, TIERS
 from services.queries.reader import QueryService, Totals
+from services.scope import Scope
 from services.timerange import cover_range
 
 __all__ = ["DashboardData", "DURATION_BANDS", "executive", "monthly_trend", "revenue_by_tier", "TIERS"]
@@ -25,23 +25,23 @@ def _band(index: int) -> int:
 
 
 class DashboardData:
-    """Panel data over the query service; every method takes the visible partner set."""
+    """Panel data over the query service; every method takes a scope."""
 
     def __init__(self, queries: QueryService):
         self.queries = queries
 
-    def build_rate(self, start: float, end: float, partners: Iterable[str] | None, step_s: int | None = None) -> dict:
+    def build_rate(self, scope: Scope, step_s: int | None = None) -> dict:
         """Finished builds per window by status."""
-        step, windows = self.queries.windows(start, end, step_s, partners, ("b",))
+        step, windows = self.queries.windows(scope, step_s, ("b",))
         rows = []
         for ts, totals in windows:
             rows.append({"ts": ts, **{status: int(totals.count("b", f"n:{status}:"))
                                       for status in ("success", "failed", "cancelled")}})
         return {"step_s": step, "rows": rows}
 
-    def duration_heatmap(self, start: float, end: float, partners: Iterable[str] | None, step_s: int | None = None) -> dict:
+    def duration_heatmap(self, scope: Scope, step_s: int | None = None) -> dict:
         """Completed builds per window and duration band."""
-        step, windows = self.queries.windows(start, end, step_s, partners, ("bh",))
+        step, windows = self.queries.windows(scope, step_s, ("bh",))
         bands = [label for _, label in DURATION_BANDS]
         counts = []
         band_of = _BAND_OF
@@ -55,9 +55,9 @@ class DashboardData:
             counts.append(row)
         return {"step_s": step, "ts": [ts for ts, _ in windows], "bands": bands, "counts": counts}
 
-    def stage_durations(self, start: float, end: float, partners: Iterable[str] | None) -> list[dict]:
+    def stage_durations(self, scope: Scope) -> list[dict]:
         """p50/p95 duration and counts per stage, in pipeline order."""
-        totals = self.queries.totals(cover_range(start, end, self.queries.clock()), partners, kinds=("s", "sh"))
+        totals = self.queries.totals(cover_range(scope.start, scope.end, self.queries.clock()), scope, kinds=("s", "sh"))
         hists: dict[str, dict[int, int]] = defaultdict(dict)
         for field, count in totals.sh.items():
             stage, _, index = field.rpartition(":")
@@ -70,9 +70,9 @@ class DashboardData:
                          "failed": int(totals.s.get(f"n:{stage}:failed", 0))})
         return rows
 
-    def asset_table(self, start: float, end: float, partners: Iterable[str] | None) -> list[dict]:
+    def asset_table(self, scope: Scope) -> list[dict]:
         """One row per asset type × format × density: counts, bytes, compression, quality, time."""
-        totals = self.queries.totals(cover_range(start, end, self.queries.clock()), partners, kinds=("a",))
+        totals = self.queries.totals(cover_range(scope.start, scope.end, self.queries.clock()), scope, kinds=("a",))
         groups: dict[str, dict[str, float]] = defaultdict(dict)
         for field, value in totals.a.items():
             measure, _, dims = field.partition(":")
@@ -108,13 +108,14 @@ def revenue_by_tier(history: dict[str, list[dict]], at: float, prices: dict[str,
     return out
 
 
-def executive(queries: QueryService, start: float, end: float, partners, prices: dict[str, float]) -> dict:
-    """Executive KPIs for [start, end) with the previous period of the same length."""
+def executive(queries: QueryService, scope: Scope, prices: dict[str, float]) -> dict:
+    """Executive KPIs for the scope's [start, end) with the previous period of the same length."""
+    start, end = scope.start, scope.end
     span = end - start
-    current = queries.summary(start, end, partners)
-    previous = queries.summary(start - span, start, partners)
+    current = queries.summary(scope)
+    previous = queries.summary(scope.within(start - span, start))
     days = span / 86400
-    history = queries.partner_histories(queries.partner_names(partners))
+    history = queries.partner_histories(scope)
     return {
         "days": days,
         "current": {**current, "builds_per_day": current["builds_total"] / days,
@@ -124,8 +125,10 @@ def executive(queries: QueryService, start: float, end: float, partners, prices:
     }
 
 
-def monthly_trend(queries: QueryService, end: float, partners, months: int = 12) -> list[dict]:
-    """Builds, success rate and average build time per UTC calendar month, oldest first."""
+def monthly_trend(queries: QueryService, scope: Scope, months: int = 12) -> list[dict]:
+    """Builds, success rate and average build time per UTC calendar month up to the scope's end,
+    oldest first (the scope's start is not used)."""
+    end = scope.end
     from datetime import datetime, timezone
     last = datetime.fromtimestamp(end, tz=timezone.utc)
     year, month = last.year, last.month - (months - 1)
@@ -140,7 +143,7 @@ def monthly_trend(queries: QueryService, end: float, partners, months: int = 12)
         year, month = (year + 1, 1) if month == 12 else (year, month + 1)
         stop = min(datetime(year, month, 1, tzinfo=timezone.utc).timestamp(), end)
         label = datetime.fromtimestamp(start, tz=timezone.utc).strftime("%Y-%m")
-        by_month[label] = queries.totals(cover_range(start, stop, now), partners, kinds=("b",)) if stop > start else Totals()
+        by_month[label] = queries.totals(cover_range(start, stop, now), scope, kinds=("b",)) if stop > start else Totals()
     rows = []
     for label, totals in by_month.items():
         s = totals.summary()

@@ -1,7 +1,8 @@
 """Read side: summary and series from the rollups, live state, partners (definitions: DESIGN.md).
 
-Every function takes `partners`: None means every partner (the caller may see all), otherwise the
-exact set of partner ids to include — per-user scoping is enforced by passing the visible set.
+Every public read takes a `Scope` (services/scope.py): the partners it covers (None = every
+partner, only for a principal that sees them all; empty = nothing) and the range. There is no
+default: a read without a scope raises TypeError.
 """
 from __future__ import annotations
 
@@ -20,10 +21,11 @@ from services.store.keys import ALL_SCOPE, RESOLUTIONS, Keys, Resolution
 from services.ingest.plan import TOKEN_FIELD, merge_deltas, unique_token
 from services.store import Store, StoreUnavailable
 from services.store.cache import BucketCache
+from services.scope import SYSTEM, Scope
 from services.vocabulary import TIER_RANK
 from services.timerange import Cover, cover_range, resolution_for_step
 
-__all__ = ["QueryService", "SERIES_METRICS", "Totals", "AUTO_STEPS", "sum_deltas", "delta_suffix"]
+__all__ = ["QueryService", "SERIES_METRICS", "Totals", "AUTO_STEPS", "sum_deltas", "delta_suffix", "TooMuchWork"]
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +36,25 @@ SERIES_METRICS = (
 )
 AUTO_STEPS = (60, 300, 900, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400, 7 * 86400)
 MAX_POINTS = 1500
+# Rollup lists one series may read (windows × buckets per window × kinds × partners), checked
+# before any work: a step that is no multiple of the kept resolutions, over many partners, would
+# otherwise read millions of minute buckets.
+MAX_SERIES_READS = 200_000
+
+
+class TooMuchWork(ValueError):
+    """A read whose cost is over the bound (the message says which parameter to change)."""
+
+    def __init__(self, message: str, field: str):
+        super().__init__(message)
+        self.field = field
+
+
+def _partners(scope: Scope) -> list[str] | None:
+    """The partner ids of a scope (None = every partner); refuses anything that is not a Scope."""
+    if not isinstance(scope, Scope):
+        raise TypeError(f"a read needs a Scope (services/scope.py), not {type(scope).__name__}")
+    return scope.partner_list()
 
 
 class Totals:
@@ -216,8 +237,9 @@ class QueryService:
             if flag:
                 self.cache.put(key, delta_suffix(blob), fields)
 
-    def totals(self, cover: Cover, partners: Iterable[str] | None, kinds: Iterable[str] = ("b", "bh", "a")) -> Totals:
-        """Sum the rollups of `kinds` over a cover."""
+    def totals(self, cover: Cover, scope: Scope, kinds: Iterable[str] = ("b", "bh", "a")) -> Totals:
+        """Sum the rollups of `kinds` over a cover, for the scope's partners."""
+        partners = _partners(scope)
         groups: dict[tuple[str, str, str], tuple[list[str], list[dict]]] = {}
         rollup = self.keys.rollup
         for (res, bucket, kind, scope), fields in self._fetch(cover.buckets, kinds, self._scopes(partners)):
@@ -254,19 +276,21 @@ class QueryService:
                 self._groups.popitem(last=False)
         return total
 
-    def summary(self, start: float, end: float, partners: Iterable[str] | None = None) -> dict:
-        """GET /api/v1/summary: the figures of DESIGN.md for [start, end)."""
+    def summary(self, scope: Scope) -> dict:
+        """GET /api/v1/summary: the figures of the API contract for the scope's [start, end)."""
         now = self.clock()
-        cover = cover_range(start, end, now)
-        partners = None if partners is None else sorted(set(partners))
+        partners = _partners(scope)
+        cover = cover_range(scope.start, scope.end, now)
         out = {"from": cover.start, "to": cover.end, "partners": partners}
-        out.update(self.totals(cover, partners).summary())
-        out["active_builds"] = self.active_builds(partners)
+        out.update(self.totals(cover, scope).summary())
+        out["active_builds"] = self.active_builds(scope)
         return out
 
-    def windows(self, start: float, end: float, step_s: int | None, partners: Iterable[str] | None,
-                kinds: Iterable[str]) -> tuple[int, list[tuple[int, Totals]]]:
-        """Totals per step over [start, end) (step widened to what is kept at `start`; None = auto)."""
+    def windows(self, scope: Scope, step_s: int | None, kinds: Iterable[str]) -> tuple[int, list[tuple[int, Totals]]]:
+        """Totals per step over the scope's [start, end) (step widened to what is kept at `start`;
+        None = auto). Raises TooMuchWork (naming `step`) before reading when the series is too big."""
+        partners = _partners(scope)
+        start, end = scope.start, scope.end
         now = self.clock()
         span = max(end - start, 60)
         if step_s is None:
@@ -276,13 +300,21 @@ class QueryService:
         step_s -= step_s % res.step_s
         first = int(start // step_s) * step_s if step_s <= 86400 else int(start // res.step_s) * res.step_s
         if (end - first) / step_s > MAX_POINTS:
-            raise ValueError("step")
+            raise TooMuchWork(f"step: more than {MAX_POINTS} points for this range; choose a larger step", "step")
         windows: dict[int, Totals] = {}
         t = first
         while t < end:
             windows[t] = Totals()
             t += step_s
-        for bucket, kind, scope, fields in self._fine_sums(res, first, t, step_s, tuple(kinds), self._scopes(partners)):
+        # The last window is read only up to the range's end (a step longer than the range must
+        # not read the buckets of the whole step).
+        hi = min(t, -(-int(end) // res.step_s) * res.step_s)
+        scopes = self._scopes(partners)
+        reads = (hi - first) // res.step_s * len(tuple(kinds)) * len(scopes)
+        if reads > MAX_SERIES_READS:
+            raise TooMuchWork("step: this range, step and partner set would read too many rollups; choose a step "
+                              "that is a whole number of hours or days, or fewer partners", "step")
+        for bucket, kind, scope, fields in self._fine_sums(res, first, hi, step_s, tuple(kinds), scopes):
             if fields:
                 windows[first + (bucket - first) // step_s * step_s].add_sum(kind, scope, fields)
         return step_s, list(windows.items())
@@ -384,23 +416,24 @@ class QueryService:
                                                      for i in range(0, len(children), per))
         return [(p + i * step_s, k, sc, fields) for i, fields in enumerate(sums)]
 
-    def series(self, metric: str, start: float, end: float, step_s: int | None,
-               partners: Iterable[str] | None = None) -> dict:
+    def series(self, metric: str, scope: Scope, step_s: int | None = None) -> dict:
         """GET /api/v1/series/<metric>: one point per step, [ts, value] (value None when undefined)."""
         if metric not in SERIES_METRICS:
             raise KeyError(metric)
-        step_s, windows = self.windows(start, end, step_s, partners, _kinds_for(metric))
-        res = resolution_for_step_or_coarser(step_s, start, self.clock())
+        step_s, windows = self.windows(scope, step_s, _kinds_for(metric))
+        res = resolution_for_step_or_coarser(step_s, scope.start, self.clock())
         points = [[ts, _metric_value(metric, totals)] for ts, totals in windows]
-        first = windows[0][0] if windows else int(start)
+        first = windows[0][0] if windows else int(scope.start)
         return {"metric": metric, "step_s": step_s, "resolution": res.name, "from": first,
                 "to": first + step_s * len(windows), "points": points}
 
     # -- live state ----------------------------------------------------------------------------
-    def active_builds(self, partners: Iterable[str] | None = None) -> int:
+    def active_builds(self, scope: Scope) -> int:
         """Builds started and not finished, with an event within the live window, now."""
         since = self.clock() - self.live_window_s
-        scopes = self._scopes(partners)
+        scopes = self._scopes(_partners(scope))
+        if not scopes:
+            return 0
 
         def count(client):
             pipe = client.pipeline(transaction=False)
@@ -411,10 +444,12 @@ class QueryService:
 
         return int(self.store.run(count))
 
-    def running_builds(self, partners: Iterable[str] | None = None, limit: int = 500) -> list[dict]:
+    def running_builds(self, scope: Scope, limit: int = 500) -> list[dict]:
         """Running builds with their stages, most recently active first."""
         since = self.clock() - self.live_window_s
-        scopes = self._scopes(partners)
+        scopes = self._scopes(_partners(scope))
+        if not scopes:
+            return []
 
         def fetch(client):
             ids = []
@@ -440,12 +475,16 @@ class QueryService:
         return builds[:limit]
 
     # -- partners ------------------------------------------------------------------------------
-    def partners(self, partners: Iterable[str] | None = None) -> list[dict]:
-        """Partner records (current tier, quota, status) with builds this UTC month."""
+    def partners(self, scope: Scope) -> list[dict]:
+        """Partner records (current tier, quota, status) of the scope's partners, with builds this
+        UTC month."""
         now = self.clock()
-        records = self._partner_records(partners)
+        records = self._partner_records(_partners(scope))
+        if not records:
+            return []
         month_start = _month_start(now)
-        month = self.totals(cover_range(month_start, now, now), None, kinds=("b",))
+        # the all-partner rollup carries a count per partner (pc:<id>:<status>): one read for all
+        month = self.totals(cover_range(month_start, now, now), Scope(SYSTEM, None), kinds=("b",))
         for record in records:
             pid = record["partner_id"]
             used = sum(v for f, v in month.b.items() if f.startswith(f"pc:{pid}:"))
@@ -456,24 +495,32 @@ class QueryService:
         records.sort(key=lambda r: r["partner_id"])
         return records
 
-    def partner_names(self, partners: Iterable[str] | None = None) -> dict[str, str]:
-        """partner_id → display name (one read; for pickers)."""
-        return dict(sorted((r["partner_id"], r["name"]) for r in self._partner_records(partners)))
+    def partner_names(self, scope: Scope) -> dict[str, str]:
+        """partner_id → display name of the scope's partners (one read; for pickers)."""
+        return dict(sorted((r["partner_id"], r["name"]) for r in self._partner_records(_partners(scope))))
 
-    def _partner_records(self, partners: Iterable[str] | None) -> list[dict]:
+    def _partner_records(self, partners: list[str] | None) -> list[dict]:
         """Current partner records, limited to `partners` (None = all)."""
+        if partners is not None and not partners:
+            return []
         raw = self.store.run(lambda c: c.hvals(self.keys.partners()))
         visible = None if partners is None else set(partners)
         records = (orjson.loads(blob) for blob in raw)
         return [r for r in records if visible is None or r["partner_id"] in visible]
 
-    def partner_history(self, partner_id: str) -> list[dict]:
-        """A partner's record changes in ts order, each marked upgrade / downgrade / status change."""
-        return self.partner_histories([partner_id])[partner_id]
+    def partner_history(self, scope: Scope, partner_id: str) -> list[dict]:
+        """A partner's record changes in ts order, each marked upgrade / downgrade / status change
+        (empty when the scope does not hold the partner)."""
+        partners = _partners(scope)
+        if partners is not None and partner_id not in partners:
+            return []
+        return self._histories([partner_id])[partner_id]
 
-    def partner_histories(self, partner_ids: Iterable[str]) -> dict[str, list[dict]]:
-        """partner_history of several partners in one round trip."""
-        ids = list(partner_ids)
+    def partner_histories(self, scope: Scope) -> dict[str, list[dict]]:
+        """partner_history of every partner of the scope (known records), in one round trip."""
+        return self._histories(list(self.partner_names(scope)))
+
+    def _histories(self, ids: list[str]) -> dict[str, list[dict]]:
 
         def fetch(client):
             pipe = client.pipeline(transaction=False)

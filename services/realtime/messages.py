@@ -9,6 +9,7 @@ from collections.abc import Iterable
 import orjson
 import redis
 
+from services.scope import MAX_PARTNERS_PER_REQUEST, Principal, ScopeError, scope_for
 from services.store import STORE_ERRORS, Store
 from services.vocabulary import BUILD_EVENT_TYPES, STAGES, STREAMS, is_partner_id
 
@@ -18,7 +19,7 @@ __all__ = ["STREAMS", "publish", "publish_many", "message", "build_messages", "S
 log = logging.getLogger(__name__)
 
 MAX_SUBSCRIBE_BYTES = 4096
-MAX_PARTNERS = 500
+MAX_PARTNERS = MAX_PARTNERS_PER_REQUEST
 
 
 # -- publishing ----------------------------------------------------------------------------------
@@ -76,9 +77,11 @@ class SubscribeError(ValueError):
     """A bad subscribe request (the message says what is wrong)."""
 
 
-def parse_subscribe(raw: str | bytes, visible: set[str] | None) -> tuple[frozenset[str], frozenset[str] | None]:
-    """(streams, partners) of a subscribe request; partners None = every partner the caller may
-    see. Raises SubscribeError naming the field at fault."""
+def parse_subscribe(raw: str | bytes, principal: Principal) -> tuple[frozenset[str], frozenset[str] | None]:
+    """(streams, partners) of a subscribe request by `principal`; partners None = every partner
+    (for a principal that sees them all). The partners come from the one scope rule: none asked =
+    every partner the principal may see; one it may not see → SubscribeError. Raises SubscribeError
+    naming the field at fault."""
     if len(raw) > MAX_SUBSCRIBE_BYTES:
         raise SubscribeError(f"message larger than {MAX_SUBSCRIBE_BYTES} bytes")
     try:
@@ -97,15 +100,17 @@ def parse_subscribe(raw: str | bytes, visible: set[str] | None) -> tuple[frozens
     if bad:
         raise SubscribeError(f"subscribe: unknown stream(s) {', '.join(bad)}; known: {', '.join(STREAMS)}")
     partners = doc.get("partners")
-    if partners is None or partners == []:
-        chosen = None if visible is None else frozenset(visible)
-    else:
-        if not isinstance(partners, list) or len(partners) > MAX_PARTNERS:
-            raise SubscribeError(f"partners: must be a list of at most {MAX_PARTNERS} partner ids")
-        for pid in partners:
-            if not is_partner_id(pid):
-                raise SubscribeError(f"partners: {pid!r} is not a valid partner id")
-        chosen = frozenset(partners) if visible is None else frozenset(partners) & frozenset(visible)
-    return frozenset(streams), chosen
+    if partners is None:
+        partners = []
+    if not isinstance(partners, list) or len(partners) > MAX_PARTNERS:
+        raise SubscribeError(f"partners: must be a list of at most {MAX_PARTNERS} partner ids")
+    for pid in partners:
+        if not is_partner_id(pid):
+            raise SubscribeError(f"partners: {str(pid)[:80]!r} is not a valid partner id")
+    try:
+        scope = scope_for(principal, requested=partners, explicit="deny")
+    except ScopeError as exc:
+        raise SubscribeError(exc.message) from None
+    return frozenset(streams), None if scope.partners is None else frozenset(scope.partners)
 
 

@@ -129,6 +129,23 @@ class Keys:
         """Pub/sub channel of the real-time messages (every stream)."""
         return f"{self.tag}:rt"
 
+    def users(self) -> str:
+        """Hash user name -> JSON of the user (role, partners, argon2 password hash, session epoch)."""
+        return f"{self.tag}:auth:users"
+
+    def api_tokens(self) -> str:
+        """Hash SHA-256 (hex) of a personal API token -> JSON {user, created_at}; the token itself is
+        never stored."""
+        return f"{self.tag}:auth:tokens"
+
+    def user_tokens(self, name: str) -> str:
+        """Set of the token hashes of one user (so they can all be revoked)."""
+        return f"{self.tag}:auth:user-tokens:{name}"
+
+    def rate_limits(self) -> str:
+        """Prefix of flask-limiter's counters (failed logins per user name and per client address)."""
+        return f"{self.tag}:limits"
+
     def script_anchor(self) -> str:
         """The key passed to the ingest script so a cluster routes it to the right slot."""
         return f"{self.tag}:ingest"

@@ -1,5 +1,6 @@
 """The dashboards in a real browser against a real store."""
 from __future__ import annotations
+from services.scope import system_scope
 
 import csv
 from datetime import datetime, timedelta, timezone
@@ -77,7 +78,7 @@ def test_panel_numbers_equal_the_summary_api(dash_duo, dashboard, seeded):
     day, start, end = _yesterday()
     dash_duo.start_server(dashboard)
     dash_duo.wait_for_page(f"{dash_duo.server_url}/operations?range=custom&from={day}&to={day}")
-    summary = seeded.queries.summary(start, end)
+    summary = seeded.queries.summary(system_scope(start, end))
     dash_duo.wait_for_text_to_equal('[data-kpi="builds_total"]', f"{summary['builds_total']:,}", timeout=20)
     assert _kpi(dash_duo, "success_rate") == f"{summary['success_rate'] * 100:.1f} %"
     assert _kpi(dash_duo, "active_partners") == f"{summary['active_partners']:,}"
@@ -85,14 +86,14 @@ def test_panel_numbers_equal_the_summary_api(dash_duo, dashboard, seeded):
 
 def test_partner_filter_updates_url_and_panels_and_the_link_restores_it(dash_duo, dashboard, seeded):
     day, start, end = _yesterday()
-    partner = seeded.queries.partners()[0]
+    partner = seeded.queries.partners(system_scope())[0]
     dash_duo.start_server(dashboard)
     dash_duo.wait_for_page(f"{dash_duo.server_url}/operations?range=custom&from={day}&to={day}")
-    everyone = seeded.queries.summary(start, end)
+    everyone = seeded.queries.summary(system_scope(start, end))
     dash_duo.wait_for_text_to_equal('[data-kpi="builds_total"]', f"{everyone['builds_total']:,}", timeout=20)
 
     _choose_partner(dash_duo, f"{partner['name']} ({partner['partner_id']})")
-    one = seeded.queries.summary(start, end, [partner["partner_id"]])
+    one = seeded.queries.summary(system_scope(start, end, [partner["partner_id"]]))
     dash_duo.wait_for_text_to_equal('[data-kpi="builds_total"]', f"{one['builds_total']:,}", timeout=20)
     query = parse_qs(urlparse(dash_duo.driver.current_url).query)
     assert query["partner"] == [partner["partner_id"]] and query["range"] == ["custom"]
@@ -117,7 +118,7 @@ def test_asset_table_csv_matches_the_grid(dash_duo, dashboard, seeded):
     wait_until(lambda: target.exists() and target.stat().st_size > 0, message="the CSV download")
     with target.open(encoding="utf-8-sig") as f:
         rows = list(csv.DictReader(f))
-    expected = DashboardData(seeded.queries).asset_table(start, end, None)
+    expected = DashboardData(seeded.queries).asset_table(system_scope(start, end))
     assert len(rows) == len(expected) > 0
     by_key = {(r["Type"], r["Format"], r["Density"]): r for r in rows}
     for row in expected:

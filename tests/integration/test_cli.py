@@ -4,6 +4,7 @@ import signal
 import subprocess
 import sys
 import time
+from services.scope import system_scope
 
 import psutil
 import pytest
@@ -26,17 +27,17 @@ def test_seed_command_writes_consistent_history(valkey_url, redis_client):
     from services.container import build_services
     services = build_services(Settings(_env_file=None, redis_url=valkey_url))
     now = time.time()
-    summary = services.queries.summary(now - 4 * 86400, now)
+    summary = services.queries.summary(system_scope(now - 4 * 86400, now))
     # The seed's timeline is recorded: regenerate the same events and compute the figures by hand.
     seed_now = float(redis_client.get(services.store.keys.meta("seed_now")))
     events = [e for batch in generate_history(days=3, partners=40, builds_per_day=300, now=seed_now) for e in batch]
     assert_summary_matches(summary, reference_summary(events, summary["from"], summary["to"]))
     assert 0 < summary["success_rate"] < 1  # realism is tests/unit/test_demo.py's job; this window may hold an incident
-    assert len(services.queries.partners()) == 40
+    assert len(services.queries.partners(system_scope())) == 40
     again = subprocess.run([sys.executable, "-m", "app", "seed", "--days", "3", "--builds-per-day", "300"],
                            cwd=ROOT, env=server_env(REDIS_URL=valkey_url), capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and "seeded 0 events" in again.stdout  # same timeline: all duplicates
-    assert services.queries.summary(now - 4 * 86400, now)["builds_total"] == summary["builds_total"]
+    assert services.queries.summary(system_scope(now - 4 * 86400, now))["builds_total"] == summary["builds_total"]
 
 
 def _serve_demo(data_dir, port):

@@ -2,6 +2,7 @@
 import random
 import time
 from collections import defaultdict
+from services.scope import system_scope
 
 import numpy as np
 import pytest
@@ -31,7 +32,7 @@ def _in(events, kind, start, end, partners=None):
 @pytest.mark.parametrize("partners", [None, ["zenith-pay"]])
 def test_stage_durations_match_raw_stage_events(loaded, partners):
     services, events, start, end = loaded
-    rows = DashboardData(services.queries).stage_durations(start, end, partners)
+    rows = DashboardData(services.queries).stage_durations(system_scope(start, end, partners))
     stages = _in(events, "build.stage", start, end, partners and set(partners))
     for row in rows:
         durations = [e["duration_s"] for e in stages if e["stage"] == row["stage"] and e["status"] != "skipped"]
@@ -42,7 +43,7 @@ def test_stage_durations_match_raw_stage_events(loaded, partners):
 
 def test_asset_table_sums_match_raw_asset_events(loaded):
     services, events, start, end = loaded
-    rows = DashboardData(services.queries).asset_table(start, end, None)
+    rows = DashboardData(services.queries).asset_table(system_scope(start, end))
     expected = defaultdict(lambda: {"n": 0, "orig": 0, "out": 0})
     for e in _in(events, "asset.processed", start, end):
         g = expected[(e["asset_type"], e["format"], e["density"])]
@@ -56,11 +57,11 @@ def test_asset_table_sums_match_raw_asset_events(loaded):
 def test_build_rate_and_heatmap_count_every_finished_build(loaded):
     services, events, start, end = loaded
     data = DashboardData(services.queries)
-    rate = data.build_rate(start, end, None, 3600)
+    rate = data.build_rate(system_scope(start, end), 3600)
     finished = _in(events, "build.finished", start, end)
     for status in ("success", "failed", "cancelled"):
         assert sum(r[status] for r in rate["rows"]) == len([e for e in finished if e["status"] == status])
-    heat = data.duration_heatmap(start, end, None, 3600)
+    heat = data.duration_heatmap(system_scope(start, end), 3600)
     completed = [e for e in finished if e["status"] != "cancelled"]
     assert sum(map(sum, heat["counts"])) == len(completed)
     long_ones = sum(1 for e in completed if e["duration_s"] >= 1800)
@@ -71,7 +72,7 @@ def test_build_rate_and_heatmap_count_every_finished_build(loaded):
 def test_executive_compares_with_the_previous_period(loaded):
     services, events, start, end = loaded
     span = 86400
-    data = executive(services.queries, end - span, end, None, {"pro": 100.0})
+    data = executive(services.queries, system_scope(end - span, end), {"pro": 100.0})
     assert data["current"]["builds_total"] == reference_summary(events, end - span, end)["builds_total"]
     assert data["previous"]["builds_total"] == reference_summary(events, end - 2 * span, end - span)["builds_total"]
     assert data["current"]["builds_per_day"] == pytest.approx(data["current"]["builds_total"])
@@ -79,5 +80,5 @@ def test_executive_compares_with_the_previous_period(loaded):
 
 def test_monthly_trend_adds_up_to_the_summary(loaded):
     services, events, start, end = loaded
-    rows = monthly_trend(services.queries, end, None, months=2)
+    rows = monthly_trend(services.queries, system_scope(end, end), months=2)
     assert sum(r["builds"] for r in rows) == len([e for e in events if e["type"] == "build.finished"])

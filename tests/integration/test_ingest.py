@@ -1,6 +1,7 @@
 """Ingest against a real Valkey: idempotency, late events, whole-batch validation, exact rollups."""
 import random
 import time
+from services.scope import system_scope
 
 import pytest
 
@@ -21,11 +22,11 @@ def test_duplicate_event_is_not_counted_twice(services):
     now = time.time()
     events = random_events(random.Random(1), 20, now - 3000, now - 60, PARTNERS)
     first = services.ingest.ingest_batch(events)
-    before = services.queries.summary(now - 3600, now)
+    before = services.queries.summary(system_scope(now - 3600, now))
     again = services.ingest.ingest_batch(events)
     assert (first.accepted, first.duplicates) == (len(events), 0)
     assert (again.accepted, again.duplicates) == (0, len(events))
-    assert services.queries.summary(now - 3600, now) == before
+    assert services.queries.summary(system_scope(now - 3600, now)) == before
 
 
 def test_same_id_twice_in_one_batch_counts_once(services):
@@ -41,7 +42,7 @@ def test_batch_mixing_new_and_stored_events_stores_only_the_new(services):
     services.ingest.ingest_batch(events[::2])
     result = services.ingest.ingest_batch(events)
     assert result.accepted == len(events[1::2]) and result.duplicates == len(events[::2])
-    assert_summary_matches(services.queries.summary(now - 3600, now), reference_summary(events, now - 3600, now))
+    assert_summary_matches(services.queries.summary(system_scope(now - 3600, now)), reference_summary(events, now - 3600, now))
 
 
 def test_one_bad_event_stores_nothing(services, redis_client):
@@ -62,9 +63,9 @@ def test_late_event_lands_in_its_own_period(services):
     recent = random_events(random.Random(6), 30, now - 3000, now - 60, PARTNERS)
     services.ingest.ingest_batch(recent)
     services.ingest.ingest_batch(list(reversed(late)))  # late and out of order
-    assert_summary_matches(services.queries.summary(old_start, old_start + day),
+    assert_summary_matches(services.queries.summary(system_scope(old_start, old_start + day)),
                            reference_summary(late, old_start, old_start + day))
-    assert services.queries.summary(now - 3600, now)["builds_total"] == 30
+    assert services.queries.summary(system_scope(now - 3600, now))["builds_total"] == 30
 
 
 def test_rollups_are_exact_for_aligned_ranges_and_partner_sets(services):
@@ -84,7 +85,7 @@ def test_rollups_are_exact_for_aligned_ranges_and_partner_sets(services):
     ]
     for start, end in ranges:
         for partners in (None, ["partner-1"], ["partner-2", "partner-5", "partner-7"], ["nobody"]):
-            actual = services.queries.summary(start, end, partners)
+            actual = services.queries.summary(system_scope(start, end, partners))
             assert (actual["from"], actual["to"]) == (start, end)
             assert_summary_matches(actual, reference_summary(events, start, end, partners and set(partners)))
 
@@ -94,10 +95,10 @@ def test_series_points_add_up_to_the_summary(services):
     events = random_events(random.Random(8), 400, now - 3 * 86400, now, PARTNERS)
     services.ingest.ingest_batch(events)
     start, end = (now - 2 * 86400) // 3600 * 3600, now // 3600 * 3600
-    series = services.queries.series("builds", start, end, 3600)
+    series = services.queries.series("builds", system_scope(start, end), 3600)
     assert series["step_s"] == 3600 and len(series["points"]) == (end - start) / 3600
     assert sum(v for _, v in series["points"]) == reference_summary(events, start, end)["builds_total"]
-    failed = services.queries.series("builds_failed", start, end, None, ["partner-3"])
+    failed = services.queries.series("builds_failed", system_scope(start, end, ["partner-3"]))
     assert sum(v for _, v in failed["points"]) == reference_summary(events, start, end, {"partner-3"})["builds_failed"]
 
 
@@ -110,12 +111,12 @@ def test_active_builds_follow_live_state(services):
     done = {"id": "f1", "type": "build.finished", "ts": now - 50, "partner_id": PARTNERS[1], "build_id": "live-1",
             "build_type": "debug", "status": "success", "duration_s": 50}
     services.ingest.ingest_batch(started + [stage, done])
-    assert services.queries.active_builds() == 4
-    assert services.queries.active_builds([PARTNERS[0]]) == 3
+    assert services.queries.active_builds(system_scope()) == 4
+    assert services.queries.active_builds(system_scope(partners=[PARTNERS[0]])) == 3
     # A late build.started of a finished build does not revive it.
     services.ingest.ingest_batch([dict(started[1], id="s1-replay-other-id")])
-    assert services.queries.active_builds() == 4
-    running = {b["build_id"]: b for b in services.queries.running_builds()}
+    assert services.queries.active_builds(system_scope()) == 4
+    running = {b["build_id"]: b for b in services.queries.running_builds(system_scope())}
     assert running["live-0"]["stages"] == {"asset_processing": "success"}
     assert running["live-0"]["stages_done"] == 1
 
@@ -129,9 +130,9 @@ def test_partner_records_keep_latest_and_history(services):
 
     services.ingest.ingest_batch([upsert(1, now - 3000, "free"), upsert(3, now - 1000, "basic")])
     services.ingest.ingest_batch([upsert(2, now - 2000, "pro")])  # late: history only
-    record = services.queries.partners()[0]
+    record = services.queries.partners(system_scope())[0]
     assert (record["tier"], record["monthly_build_quota"]) == ("basic", 1000)
-    changes = [h["change"] for h in services.queries.partner_history("acme")]
+    changes = [h["change"] for h in services.queries.partner_history(system_scope(), "acme")]
     assert changes == ["created", "upgrade", "downgrade"]
 
 
@@ -145,8 +146,8 @@ def test_rollup_lists_are_compacted_and_stay_exact(services, redis_client):
     rollup_keys = list(redis_client.scan_iter(match="{lp}:ru:*"))
     assert rollup_keys and max(redis_client.llen(k) for k in rollup_keys) < COMPACT_AT
     start, end = minute_floor(now - 3600), minute_floor(now) + 60
-    assert_summary_matches(services.queries.summary(start, end), reference_summary(events, start, end))
-    assert_summary_matches(services.queries.summary(start, end, PARTNERS[:1]),
+    assert_summary_matches(services.queries.summary(system_scope(start, end)), reference_summary(events, start, end))
+    assert_summary_matches(services.queries.summary(system_scope(start, end, PARTNERS[:1])),
                            reference_summary(events, start, end, set(PARTNERS[:1])))
 
 

@@ -4,6 +4,7 @@ a number wrong."""
 import random
 import threading
 import time
+from services.scope import system_scope
 
 import pytest
 
@@ -41,19 +42,19 @@ def _day_lists(services, redis_client, start, end, kind="b", scope=ALL_SCOPE):
 def test_late_event_in_a_cached_past_bucket_shows_in_the_next_query(services, partners):
     events, start, end = _history(services)
     queries = services.queries
-    first = queries.summary(start, end, partners)
+    first = queries.summary(system_scope(start, end, partners))
     assert_summary_matches(first, reference_summary(events, start, end, partners and set(partners)))
-    stages_before = DashboardData(queries).stage_durations(start, end, partners)
+    stages_before = DashboardData(queries).stage_durations(system_scope(start, end, partners))
     assert len(queries.cache) > 0
 
     late = random_events(random.Random(99), 7, start + 3 * DAY, start + 4 * DAY, ["zenith-pay"])
     services.ingest.ingest_batch(late)
     every = events + late
-    assert_summary_matches(queries.summary(start, end, partners),
+    assert_summary_matches(queries.summary(system_scope(start, end, partners)),
                            reference_summary(every, start, end, partners and set(partners)))
-    stages_after = DashboardData(queries).stage_durations(start, end, partners)
+    stages_after = DashboardData(queries).stage_durations(system_scope(start, end, partners))
     assert sum(r["runs"] for r in stages_after) == sum(r["runs"] for r in stages_before) + 6 * 7
-    daily = queries.series("builds", start, end, DAY, partners)
+    daily = queries.series("builds", system_scope(start, end, partners), DAY)
     assert [v for _, v in daily["points"]] == [
         reference_summary(every, t, t + DAY, partners and set(partners))["builds_total"] for t in range(start, end, DAY)]
 
@@ -62,26 +63,26 @@ def test_read_repair_compacts_settled_lists_and_keeps_every_number(services, red
     events, start, end = _history(services)
     assert max(_day_lists(services, redis_client, start, end)) >= 2
     expected = reference_summary(events, start, end)
-    assert_summary_matches(services.queries.summary(start, end), expected)
+    assert_summary_matches(services.queries.summary(system_scope(start, end)), expected)
     assert set(_day_lists(services, redis_client, start, end)) == {1}
     # A process with nothing cached reads the compacted lists: same figures.
     fresh = QueryService(services.store, live_window_s=services.queries.live_window_s)
-    assert_summary_matches(fresh.summary(start, end), expected)
+    assert_summary_matches(fresh.summary(system_scope(start, end)), expected)
     # The reader that compacted kept the merged delta's token: nothing re-read, nothing changed.
-    assert services.queries.summary(start, end) == fresh.summary(start, end)
+    assert services.queries.summary(system_scope(start, end)) == fresh.summary(system_scope(start, end))
 
 
 def test_compaction_after_caching_keeps_the_cached_sum_exact(services, redis_client):
     events, start, end = _history(services, batches=3)
     queries = services.queries
     queries.SETTLED_S = 10 * DAY  # no read repair: lists keep several deltas
-    assert_summary_matches(queries.summary(start, end), reference_summary(events, start, end))
+    assert_summary_matches(queries.summary(system_scope(start, end)), reference_summary(events, start, end))
     keys = [services.store.keys.rollup("d", kind, day, ALL_SCOPE)
             for day in range(start, end, DAY) for kind in ("b", "bh", "a")]
     assert services.store.compact(keys) > 0  # another process compacts (tokens change, sums do not)
     late = random_events(random.Random(5), 3, start + DAY, start + 2 * DAY, PARTNERS)
     services.ingest.ingest_batch(late)
-    assert_summary_matches(queries.summary(start, end), reference_summary(events + late, start, end))
+    assert_summary_matches(queries.summary(system_scope(start, end)), reference_summary(events + late, start, end))
 
 
 def test_ingest_compaction_of_a_cached_recent_bucket(services):
@@ -98,7 +99,7 @@ def test_ingest_compaction_of_a_cached_recent_bucket(services):
             e["id"] = f"{i}-{e['id']}"
         services.ingest.ingest_batch(batch)
         finished += sum(1 for e in batch if e["type"] == "build.finished")
-        assert queries.summary(start, end)["builds_total"] == finished
+        assert queries.summary(system_scope(start, end))["builds_total"] == finished
 
 
 def test_concurrent_ingest_never_loses_or_double_counts(services):
@@ -127,7 +128,7 @@ def test_concurrent_ingest_never_loses_or_double_counts(services):
         try:
             while not done.is_set():
                 for q in readers:
-                    seen.append(q.summary(start, end)["builds_total"])
+                    seen.append(q.summary(system_scope(start, end))["builds_total"])
         except BaseException as exc:  # surfaced below
             errors.append(exc)
 
@@ -143,15 +144,15 @@ def test_concurrent_ingest_never_loses_or_double_counts(services):
     assert seen and set(seen) <= allowed
     assert seen == sorted(seen)
     every = [e for b in batches for e in b]
-    assert_summary_matches(services.queries.summary(start, end), reference_summary(every, start, end))
-    assert_summary_matches(QueryService(services.store).summary(start, end), reference_summary(every, start, end))
+    assert_summary_matches(services.queries.summary(system_scope(start, end)), reference_summary(every, start, end))
+    assert_summary_matches(QueryService(services.store).summary(system_scope(start, end)), reference_summary(every, start, end))
 
 
 def test_flushed_store_is_not_answered_from_the_cache(services, redis_client):
     events, start, end = _history(services, builds=50, batches=2)
-    assert services.queries.summary(start, end)["builds_total"] > 0
+    assert services.queries.summary(system_scope(start, end))["builds_total"] > 0
     redis_client.flushall()
-    assert services.queries.summary(start, end)["builds_total"] == 0
+    assert services.queries.summary(system_scope(start, end))["builds_total"] == 0
 
 
 def _window_counts(events, start, end, step, partners=None):
@@ -175,7 +176,7 @@ def test_series_blocks_follow_late_events_in_past_hours_and_days(services, step,
     end = int(now // 60) * 60
 
     def check(every):
-        got = queries.series("builds", start, end, step, partners)
+        got = queries.series("builds", system_scope(start, end, partners), step)
         assert got["step_s"] == step
         assert [v for _, v in got["points"]] == _window_counts(every, got["from"], got["to"], step,
                                                                partners and set(partners))

@@ -5,18 +5,24 @@ import orjson
 import pytest
 
 from app.ws import origin_allowed
+from services.scope import Principal
 from services.realtime import (CLOSE_SLOW, Client, SubscribeError, build_messages, parse_subscribe)
 
 
+ADMIN = Principal("ada", "admin")
+MANAGER = Principal("pat", "partner_manager", frozenset({"b", "c"}))
+
+
 def test_subscribe_all_partners_when_none_given():
-    assert parse_subscribe(b'{"subscribe": ["builds", "alerts"]}', None) == (frozenset({"builds", "alerts"}), None)
-    assert parse_subscribe('{"subscribe": [], "partners": []}', None) == (frozenset(), None)
+    assert parse_subscribe(b'{"subscribe": ["builds", "alerts"]}', ADMIN) == (frozenset({"builds", "alerts"}), None)
+    assert parse_subscribe('{"subscribe": [], "partners": []}', ADMIN) == (frozenset(), None)
 
 
-def test_subscribe_partners_are_limited_to_what_the_caller_may_see():
-    streams, partners = parse_subscribe('{"subscribe": ["builds"], "partners": ["a", "b"]}', {"b", "c"})
-    assert partners == frozenset({"b"})
-    assert parse_subscribe('{"subscribe": ["builds"]}', {"b", "c"})[1] == frozenset({"b", "c"})
+def test_subscribe_partners_are_what_the_caller_may_see():
+    assert parse_subscribe('{"subscribe": ["builds"]}', MANAGER)[1] == frozenset({"b", "c"})
+    assert parse_subscribe('{"subscribe": ["builds"], "partners": ["c"]}', MANAGER)[1] == frozenset({"c"})
+    with pytest.raises(SubscribeError, match="'a' is not among the partners you may see"):
+        parse_subscribe('{"subscribe": ["builds"], "partners": ["a", "b"]}', MANAGER)
 
 
 @pytest.mark.parametrize("raw, field", [
@@ -31,7 +37,7 @@ def test_subscribe_partners_are_limited_to_what_the_caller_may_see():
 ])
 def test_bad_subscribe_requests_name_the_problem(raw, field):
     with pytest.raises(SubscribeError, match=None) as exc:
-        parse_subscribe(raw, None)
+        parse_subscribe(raw, ADMIN)
     assert field in str(exc.value)
 
 

@@ -1,5 +1,5 @@
 """The filter bar's URL state (parse_filters / filters_query) and its resolution to a time range
-and a partner set (resolve_range / resolve_partners)."""
+(resolve_range); the partner rule is tests/unit/test_scope.py."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 import pytest
 from hypothesis import given, strategies as st
 
-from callbacks.filters import resolve_partners, resolve_range
+from callbacks.filters import resolve_range
 from layouts.shell import DEFAULT_FILTERS, REFRESH_CHOICES, filters_query, parse_filters
 from services.timerange import RANGES
 
@@ -177,30 +177,6 @@ def test_custom_range_always_whole_days(a, b):
     start, end = resolve_range({**DEFAULT_FILTERS, "range": "custom", "from": a, "to": b}, NOW)
     assert end - start >= 86400
     assert start % 86400 == 0 and end % 86400 == 0
-
-
-# --- resolve_partners -------------------------------------------------------------------------
-
-def test_no_selection_all_visible():
-    assert resolve_partners({"partners": []}, None) is None
-    assert resolve_partners({}, None) is None
-
-
-def test_no_selection_limited_view():
-    assert resolve_partners({"partners": []}, {"zeta", "acme", "beta"}) == ["acme", "beta", "zeta"]
-    assert resolve_partners({"partners": None}, set()) == []
-
-
-def test_selection_without_restriction():
-    assert resolve_partners({"partners": ["zeta", "acme"]}, None) == ["acme", "zeta"]
-
-
-def test_selection_intersected_with_visible():
-    assert resolve_partners({"partners": ["zeta", "acme", "hidden"]}, {"acme", "beta", "zeta"}) == ["acme", "zeta"]
-
-
-def test_selection_outside_view_is_empty_not_all():
-    assert resolve_partners({"partners": ["hidden"]}, {"acme"}) == []
 
 
 def test_auto_refresh_stops_for_settled_custom_ranges():

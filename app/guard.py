@@ -1,0 +1,200 @@
+"""Honest HTTP at the edge: security headers on every response, bounded URLs, unknown pages as 404,
+and Dash callback requests checked like API input before Dash parses them (a malformed one is a
+400 naming what is wrong, never a 500).
+
+Each server-side callback's inputs and state are checked against `PROP_RULES`: a rule per
+(component id, property) the app's callbacks take. A callback taking a property without a rule is
+refused (fail closed) — tests/integration/test_access.py enumerates the registered callbacks, so a
+new one without rules fails there first.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import flask
+import orjson
+from flask import Flask, request
+
+from services.scope import MAX_PARTNERS_PER_REQUEST
+from services.timerange import RANGES
+
+__all__ = ["install", "content_security_policy", "PROP_RULES", "check_callback_request", "CallbackRequestError"]
+
+DASH_UPDATE = "/_dash-update-component"
+MAX_CALLBACK_BODY_BYTES = 2 * 1024 * 1024
+DASH_CATCH_ALL = "/<path:path>"
+
+
+class CallbackRequestError(ValueError):
+    def __init__(self, message: str, field: str):
+        super().__init__(message)
+        self.field = field
+
+
+def content_security_policy(frame_ancestors: str, script_hashes: list[str]) -> str:
+    """The pages' Content-Security-Policy: scripts only from this origin (plus the hashes of
+    Dash's own inline scripts), no plugins, no framing unless configured, forms and sockets to
+    this origin only. Styles allow inline: Plotly and Dash's components set style attributes."""
+    scripts = " ".join(["'self'", *script_hashes])  # Dash gives them quoted
+    return "; ".join([
+        "default-src 'self'",
+        f"script-src {scripts}",
+        "style-src 'self' 'unsafe-inline'",
+        "img-src 'self' data: blob:",
+        "font-src 'self' data:",
+        "connect-src 'self' ws: wss:",
+        "worker-src 'self' blob:",
+        "object-src 'none'",
+        "base-uri 'self'",
+        "form-action 'self'",
+        f"frame-ancestors {frame_ancestors}",
+    ])
+
+
+# -- callback inputs -------------------------------------------------------------------------
+def _none_or(check: Callable[[object], bool]) -> Callable[[object], bool]:
+    return lambda v: v is None or check(v)
+
+
+def _text(limit: int) -> Callable[[object], bool]:
+    return _none_or(lambda v: isinstance(v, str) and len(v) <= limit)
+
+
+def _count(v: object) -> bool:
+    return v is None or (type(v) is int and 0 <= v < 2**53)
+
+
+def _partner_values(v: object) -> bool:
+    if v is None or (isinstance(v, str) and len(v) <= 64):
+        return True
+    return (isinstance(v, list) and len(v) <= MAX_PARTNERS_PER_REQUEST
+            and all(isinstance(p, str) and len(p) <= 64 for p in v))
+
+
+def _filters(v: object) -> bool:
+    from callbacks.filters import check_filters
+    from services.scope import ScopeError
+    try:
+        check_filters(v)
+    except ScopeError:
+        return False
+    return True
+
+
+# (component id, property) → does this value look like what the page itself sends?
+PROP_RULES: dict[tuple[str, str], Callable[[object], bool]] = {
+    ("url", "search"): _text(8192),
+    ("url", "pathname"): _text(2048),
+    ("_pages_location", "search"): _text(8192),
+    ("_pages_location", "pathname"): _text(2048),
+    ("filter-range", "value"): _none_or(lambda v: v in RANGES),
+    ("filter-dates", "start_date"): _text(40),
+    ("filter-dates", "end_date"): _text(40),
+    ("filter-partners", "value"): _partner_values,
+    ("filter-refresh", "value"): _text(16),
+    ("filters", "data"): _filters,
+    ("refresh-tick", "n_intervals"): _count,
+    ("theme", "data"): _none_or(lambda v: v in ("light", "dark")),
+    ("ops-asset-csv", "n_clicks"): _count,
+}
+
+
+def _callback_args(entry: dict, kind: str) -> list[tuple[str, str]]:
+    out = []
+    for dep in entry.get(kind, []):
+        dep_id = dep.get("id")
+        out.append((dep_id if isinstance(dep_id, str) else orjson.dumps(dep_id).decode(), dep.get("property")))
+    return out
+
+
+def check_callback_request(body: bytes, callback_map: dict) -> None:
+    """Raise CallbackRequestError unless `body` is a well-formed request of a registered callback
+    whose every input and state value passes its rule."""
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise CallbackRequestError("body: not JSON", "body") from None
+    if not isinstance(doc, dict):
+        raise CallbackRequestError("body: must be a JSON object", "body")
+    output = doc.get("output")
+    if not isinstance(output, str) or output not in callback_map or "callback" not in callback_map[output]:
+        raise CallbackRequestError("output: not a registered callback", "output")
+    entry = callback_map[output]
+    if not isinstance(doc.get("outputs"), (dict, list)):
+        raise CallbackRequestError("outputs: missing or malformed", "outputs")
+    changed = doc.get("changedPropIds", [])
+    if not isinstance(changed, list) or not all(isinstance(c, str) and len(c) <= 300 for c in changed):
+        raise CallbackRequestError("changedPropIds: must be a list of strings", "changedPropIds")
+    for kind in ("inputs", "state"):
+        given = doc.get(kind, [])
+        expected = _callback_args(entry, kind)
+        if not isinstance(given, list) or len(given) != len(expected):
+            raise CallbackRequestError(f"{kind}: must list the callback's {len(expected)} {kind}", kind)
+        for position, (item, (dep_id, prop)) in enumerate(zip(given, expected)):
+            if not isinstance(item, dict):
+                raise CallbackRequestError(f"{kind}[{position}]: must be an object", kind)
+            item_id = item.get("id")
+            item_id = item_id if isinstance(item_id, str) else orjson.dumps(item_id).decode()
+            if item_id != dep_id or item.get("property") != prop:
+                raise CallbackRequestError(f"{kind}[{position}]: expected {dep_id}.{prop}", kind)
+            rule = PROP_RULES.get((dep_id, prop))
+            if rule is None or not rule(item.get("value")):
+                raise CallbackRequestError(f"{kind}[{position}]: a bad value for {dep_id}.{prop}", f"{dep_id}.{prop}")
+
+
+def install(server: Flask, dash_app, settings) -> None:
+    """The edge checks and headers on `server` (call after the auth gate is installed, so an
+    anonymous request is refused before its body is looked at)."""
+    page_paths: set[str] = set()
+
+    @server.before_request
+    def bounded_url():
+        if len(request.full_path.encode()) > settings.max_url_bytes:
+            return _json(414, f"URL longer than {settings.max_url_bytes} bytes", "url")
+        return None
+
+    @server.before_request
+    def known_pages_and_callbacks():
+        rule = request.url_rule.rule if request.url_rule is not None else None
+        if rule == DASH_CATCH_ALL:
+            if not page_paths:
+                import dash
+                page_paths.update(dash_app.get_relative_path(p["path"]) for p in dash.page_registry.values())
+            if request.path not in page_paths and request.path.rstrip("/") not in page_paths:
+                response = flask.make_response(dash_app.index(), 404)
+                response.headers["Cache-Control"] = "no-store"
+                return response
+            return None
+        if request.path == DASH_UPDATE and request.method == "POST":
+            if request.mimetype != "application/json":
+                return _json(400, "a callback request is JSON (Content-Type: application/json)", "Content-Type")
+            if request.content_length is not None and request.content_length > MAX_CALLBACK_BODY_BYTES:
+                return _json(413, "callback request too large", "body")
+            body = request.get_data(cache=True)
+            if len(body) > MAX_CALLBACK_BODY_BYTES:
+                return _json(413, "callback request too large", "body")
+            try:
+                check_callback_request(body, dash_app.callback_map)
+            except CallbackRequestError as exc:
+                return _json(400, str(exc), exc.field)
+        return None
+
+    policy: list[str] = []
+
+    @server.after_request
+    def security_headers(response):
+        if not policy:
+            policy.append(content_security_policy(settings.frame_ancestors, dash_app.csp_hashes()))
+        headers = response.headers
+        headers["Content-Security-Policy"] = policy[0]
+        headers["X-Content-Type-Options"] = "nosniff"
+        headers["Referrer-Policy"] = "same-origin"
+        if settings.frame_ancestors.strip() == "'none'":
+            headers["X-Frame-Options"] = "DENY"
+        return response
+
+
+def _json(status: int, message: str, field: str):
+    response = flask.jsonify({"error": message, "field": field})
+    response.status_code = status
+    return response

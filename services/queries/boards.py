@@ -1,0 +1,94 @@
+"""What the dashboard pages ask for, one method per panel group: scoped reads through the shared
+query cache (results in Redis for a few seconds per query and filter set, single flight per
+process), so the callbacks hold no store, cache or source-selection machinery."""
+from __future__ import annotations
+
+import math
+
+import orjson
+
+from services.queries import system
+from services.queries.dashboard import DashboardData, executive, monthly_trend
+from services.queries.promql import Prometheus
+from services.queries.reader import QueryService
+from services.scope import Scope
+from services.store import Store
+from services.store.cache import QueryCache
+
+__all__ = ["Dashboards"]
+
+
+class Dashboards:
+    """Panel data for a scope. Raises StoreUnavailable (and PrometheusUnavailable for the HTTP
+    panels when Prometheus is the source): the callbacks turn those into error states."""
+
+    def __init__(self, store: Store, queries: QueryService, *, tier_prices: dict[str, float],
+                 prometheus: Prometheus | None = None, cache: QueryCache | None = None):
+        self.store = store
+        self.queries = queries
+        self.data = DashboardData(queries)
+        self.cache = cache or QueryCache(store.client, store.keys.cache_prefix())
+        self.tier_prices = tier_prices
+        self.prometheus = prometheus
+
+    def _cached(self, name: str, scope: Scope, compute, key: tuple | None = None):
+        return self.cache.get_or_compute(name, scope.cache_key() if key is None else key, compute)
+
+    # -- Operations ------------------------------------------------------------------------------
+    def summary(self, scope: Scope) -> dict:
+        return self._cached("summary", scope, lambda: self.queries.summary(scope))
+
+    def build_rate(self, scope: Scope) -> dict:
+        return self._cached("build_rate", scope, lambda: self.data.build_rate(scope))
+
+    def duration_heatmap(self, scope: Scope) -> dict:
+        return self._cached("heatmap", scope, lambda: self.data.duration_heatmap(scope))
+
+    def stage_durations(self, scope: Scope) -> list[dict]:
+        return self._cached("stages", scope, lambda: self.data.stage_durations(scope))
+
+    def asset_table(self, scope: Scope) -> list[dict]:
+        return self._cached("assets", scope, lambda: self.data.asset_table(scope))
+
+    def system(self, scope: Scope) -> tuple[dict, dict]:
+        """(period summary of the collector's host samples, latest sample): host figures, the same
+        for every partner set, so cached per range only."""
+        now = self.queries.clock()
+        summary = self._cached("system", scope, lambda: system.system_summary(self.store, scope.start, scope.end, now),
+                               key=scope.cache_key()[:2])
+        snapshot = self.store.run(lambda c: c.get(self.store.keys.metrics_snapshot()))
+        latest = (orjson.loads(snapshot).get("system") or {}) if snapshot else {}
+        return summary, latest
+
+    def http(self, scope: Scope) -> dict:
+        """HTTP latency, rate and errors per window: from Prometheus when configured (every
+        instance), else the app's own request rollups. Not per partner."""
+        now = self.queries.clock()
+        key = scope.cache_key()[:2]
+        if self.prometheus is not None:
+            step = system.series_step(scope.start, scope.end, now)
+            return self._cached("http_prom", scope, lambda: self.prometheus.http_series(scope.start, scope.end, step),
+                                key=key)
+        return self._cached("http", scope, lambda: system.http_series(self.store, scope.start, scope.end, now), key=key)
+
+    # -- Executive -------------------------------------------------------------------------------
+    def executive(self, scope: Scope) -> dict:
+        return self._cached("executive", scope, lambda: executive(self.queries, scope, self.tier_prices))
+
+    def monthly_trend(self, scope: Scope) -> list[dict]:
+        """The last 12 calendar months up to now (the scope's range is not used)."""
+        now = self.queries.clock()
+        scope = scope.within(now, now)
+        return self._cached("monthly", scope, lambda: monthly_trend(self.queries, scope),
+                            key=(math.floor(now / 60), scope.partner_list()))
+
+    # -- shell and Live --------------------------------------------------------------------------
+    def partner_names(self, scope: Scope) -> dict[str, str]:
+        return self.queries.partner_names(scope)
+
+    def running_builds(self, scope: Scope) -> list[dict]:
+        return self.queries.running_builds(scope)
+
+    def store_ok(self) -> bool:
+        return self.store.ping()
+
