@@ -223,11 +223,11 @@ def get_partner(partner_id: str):
         raise ApiError(400, "partner_id is not a valid partner id", "partner_id")
     principal = current_principal()
     if not principal.may_see(partner_id):  # another partner's record does not exist for this caller
-        raise ApiError(404, f"no partner {partner_id!r}", "partner_id")
+        raise ApiError(404, "no such partner", "partner_id")
     scope = scope_for(principal, requested=[partner_id])
     records = _services().queries.partners(scope)
     if not records:
-        raise ApiError(404, f"no partner {partner_id!r}", "partner_id")
+        raise ApiError(404, "no such partner", "partner_id")
     return json_response({**records[0], "history": _services().queries.partner_history(scope, partner_id)})
 
 

@@ -36,6 +36,7 @@ PUBLIC_PREFIXES = ("/assets/", "/_dash-component-suites/")
 # Routes that check their own credentials: ingest tokens, the metrics token.
 SELF_CHECKED = frozenset({"/api/v1/events", "/metrics"})
 JSON_PREFIXES = ("/api/", "/_dash-", "/_reload-hash")
+CSRF_EXEMPT = frozenset({"/api/v1/events", "/_dash-update-component"})
 
 
 def current_principal() -> Principal:
@@ -79,6 +80,7 @@ def install(server: Flask, services) -> Limiter:
         PERMANENT_SESSION_LIFETIME=timedelta(hours=settings.session_hours),
         WTF_CSRF_TIME_LIMIT=None,  # valid for the session's life: a login form left open still works
         WTF_CSRF_SSL_STRICT=False,  # the Referer check; the token and SameSite cookies do the work
+        WTF_CSRF_CHECK_DEFAULT=False,  # checked by the gate, after the caller is known (see `gate`)
     )
     csrf = CSRFProtect(server)
     manager = LoginManager(server)
@@ -120,13 +122,25 @@ def install(server: Flask, services) -> Limiter:
                                   "ingest tokens give no read access)", "Authorization")
         return user.principal("token")
 
+    def _check_csrf() -> None:
+        """Every state-changing request that rides on cookies (a form post: sign-in, sign-out) carries
+        the CSRF token. Not checked: bearer-token requests (no ambient credentials), ingest, and
+        Dash's callback endpoint (JSON only, which a cross-site form cannot send; read-only)."""
+        if request.method in ("GET", "HEAD", "OPTIONS") or request.path in CSRF_EXEMPT:
+            return
+        if request.headers.get("Authorization", "").lower().startswith("bearer "):
+            return
+        csrf.protect()
+
     @server.before_request
     def gate():
         path = request.path
         if path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES) or path in SELF_CHECKED:
+            _check_csrf()
             return None
         if open_access:
             g.principal = OPEN_ACCESS
+            _check_csrf()
             return None
         try:
             if path.startswith("/api/") and "Authorization" in request.headers:
@@ -134,6 +148,7 @@ def install(server: Flask, services) -> Limiter:
                 return None
             if current_user.is_authenticated:
                 g.principal = current_user.principal
+                _check_csrf()
                 return None
         except ScopeError as exc:
             return _json_error(exc.status, exc.message, exc.field)
@@ -195,7 +210,6 @@ def install(server: Flask, services) -> Limiter:
 
     if settings.oidc_enabled:
         _install_oidc(server, settings)
-    _exempt_machine_routes(server, csrf)
     return limiter
 
 
@@ -203,22 +217,6 @@ def _sign_in(user_id: str, principal: Principal) -> None:
     session.clear()  # a fresh session: nothing from before sign-in survives (session fixation)
     session.permanent = True
     login_user(_SessionUser(user_id, principal))
-
-
-def _exempt_machine_routes(server: Flask, csrf: CSRFProtect) -> None:
-    """Posts that are no form: ingest (bearer token, no cookies) and Dash's callback endpoint
-    (JSON only — a cross-site form cannot send it — and read-only: callbacks change nothing)."""
-    for rule in server.url_map.iter_rules():
-        if rule.rule in ("/api/v1/events",):
-            csrf.exempt(server.view_functions[rule.endpoint])
-
-
-def exempt_dash(server: Flask) -> None:
-    """Called once Dash has registered its routes (see app/factory.py)."""
-    csrf = server.extensions["csrf"]
-    for rule in server.url_map.iter_rules():
-        if rule.rule.endswith("_dash-update-component"):
-            csrf.exempt(server.view_functions[rule.endpoint])
 
 
 def _limiter_storage(services) -> str:

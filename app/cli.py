@@ -1,4 +1,4 @@
-"""Command line: `lulupay-analytics serve | seed | simulate` (also `python -m app`)."""
+"""Command line: `lulupay-analytics serve | seed | simulate | collector | publish-alert | users` (also `python -m app`)."""
 from __future__ import annotations
 
 import contextlib
@@ -170,7 +170,6 @@ def collector(metrics_port: int | None, metrics_host: str, interval: float | Non
     from prometheus_client.registry import CollectorRegistry
 
     from services import metrics
-    from services.collector import Collector
     from services.container import build_services
 
     settings = _settings_or_exit()
@@ -187,9 +186,7 @@ def collector(metrics_port: int | None, metrics_host: str, interval: float | Non
             server, _ = start_http_server(metrics_port, addr=metrics_host, registry=registry)
             stack.callback(server.shutdown)
             click.echo(f"collector metrics on http://{metrics_host}:{server.server_port}/metrics")
-        worker = Collector(services, interval_s=interval or settings.collector_interval_s,
-                           disk_path=settings.data_dir if settings.data_dir.exists() else None,
-                           labels=services.partner_labels).start()
+        worker = services.collector(interval_s=interval).start()
         stack.callback(worker.stop)
         click.echo(f"collector {worker.owner} running every {worker.interval_s:g} s; Ctrl-C to stop")
         _wait(stop)
@@ -218,6 +215,90 @@ def publish_alert(name: str, severity: str, state: str, summary: str, partner: s
             data["partner_id"] = partner
         receivers = publish(services.store, "alerts", data)
         click.echo(f"published to {receivers} process(es)")
+
+
+@main.group()
+def users() -> None:
+    """Manage the users who may sign in (stored in the store, passwords hashed with argon2)."""
+
+
+def _read_password(prompt: str) -> str:
+    """The password from standard input (first line) or, on a terminal, a hidden prompt."""
+    if sys.stdin is not None and not sys.stdin.isatty():
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            raise click.ClickException("no password on standard input")
+        return password
+    return click.prompt(prompt, hide_input=True, confirmation_prompt=True)
+
+
+@contextlib.contextmanager
+def _user_store():
+    from services.auth.users import UserError
+    from services.container import build_services
+
+    settings = _settings_or_exit()
+    with _store_url(settings) as url:
+        try:
+            yield build_services(settings, redis_url=url).users
+        except UserError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@users.command("add")
+@click.argument("name")
+@click.option("--role", required=True, type=click.Choice(["admin", "staff", "partner_manager"]))
+@click.option("--partner", "partners", multiple=True, help="a partner id the partner manager sees (repeat)")
+def users_add(name: str, role: str, partners: tuple[str, ...]) -> None:
+    """Add a user; the password is read from standard input, or prompted on a terminal."""
+    password = _read_password("Password")
+    with _user_store() as store:
+        user = store.add(name, role, partners, password)
+        click.echo(f"added {user.name} ({user.role}{': ' + ', '.join(user.partners) if user.partners else ''})")
+
+
+@users.command("list")
+def users_list() -> None:
+    """List the users (name, role, partners)."""
+    with _user_store() as store:
+        for user in store.list():
+            click.echo(f"{user.name}\t{user.role}\t{','.join(user.partners) or '-'}")
+
+
+@users.command("remove")
+@click.argument("name")
+def users_remove(name: str) -> None:
+    """Remove a user and revoke its tokens."""
+    with _user_store() as store:
+        if not store.remove(name):
+            raise click.ClickException(f"no user {name!r}")
+        click.echo(f"removed {name}")
+
+
+@users.command("set-password")
+@click.argument("name")
+def users_set_password(name: str) -> None:
+    """Set a new password (standard input or prompt); the user's sessions end."""
+    password = _read_password("New password")
+    with _user_store() as store:
+        store.set_password(name, password)
+        click.echo(f"password of {name} changed; their sessions have ended")
+
+
+@users.command("token")
+@click.argument("name")
+def users_token(name: str) -> None:
+    """Print a new personal API token for NAME (shown once; only its hash is stored)."""
+    with _user_store() as store:
+        click.echo(store.new_token(name))
+
+
+@users.command("revoke-tokens")
+@click.argument("name")
+def users_revoke_tokens(name: str) -> None:
+    """Revoke every personal API token of NAME."""
+    with _user_store() as store:
+        click.echo(f"revoked {store.revoke_tokens(name)} token(s) of {name}")
 
 
 def _run_demo(services, stop: threading.Event, sim_rate: float, days: int, builds_per_day: int) -> None:

@@ -65,7 +65,6 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
                            layout=shell_callbacks.page_layout(draw))
     app.layout = shell_callbacks.first_view(app, services, pages)
     _serve_assets_for_keeps(app)
-    auth.exempt_dash(server)
     guard.install(server, app, settings)
     observability.label_callbacks(server, app)
     ws.install(server, services)

@@ -42,7 +42,7 @@ def content_security_policy(frame_ancestors: str, script_hashes: list[str]) -> s
         "style-src 'self' 'unsafe-inline'",
         "img-src 'self' data: blob:",
         "font-src 'self' data:",
-        "connect-src 'self' ws: wss:",
+        "connect-src 'self'",  # same-origin fetches and the /ws socket
         "worker-src 'self' blob:",
         "object-src 'none'",
         "base-uri 'self'",
@@ -178,6 +178,13 @@ def install(server: Flask, dash_app, settings) -> None:
             except CallbackRequestError as exc:
                 return _json(400, str(exc), exc.field)
         return None
+
+    from dash.exceptions import DependencyException
+
+    @server.errorhandler(DependencyException)
+    def unknown_component_file(_exc):
+        # Dash raises (a 500) for a component file it does not serve: a 404 is the truth
+        return _json(404, "no such component file", "path")
 
     policy: list[str] = []
 

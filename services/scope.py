@@ -149,7 +149,7 @@ def scope_for(principal: Principal | None, *, requested: Iterable[object] = (), 
         return Scope(principal, partners, start, end)
     hidden = [pid for pid in ids if visible is not None and pid not in visible]
     if hidden and explicit == "deny":
-        raise ScopeError(403, f"partner: {hidden[0]!r} is not among the partners you may see", "partner")
+        raise ScopeError(403, "partner: a partner asked for is not among the partners you may see", "partner")
     return Scope(principal, tuple(sorted({pid for pid in ids if pid not in hidden})), start, end)
 
 

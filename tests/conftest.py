@@ -169,3 +169,57 @@ def live_server(valkey_url, tmp_path_factory):
                                       LULUPAY_DATA_DIR=str(tmp_path_factory.mktemp("srv"))), free_port())
     yield server
     server.stop()
+
+
+class InProcessServer:
+    """The app (create_app) served by werkzeug's threaded server on a free port in this process,
+    so a test can reach its services (users, store) directly. `stop()` shuts it down."""
+
+    def __init__(self, settings: Settings):
+        import threading
+
+        from werkzeug.serving import make_server
+
+        from app.factory import create_app
+
+        self.app = create_app(settings)
+        self.services = self.app.server.extensions["lulupay"]
+        self.server = make_server("127.0.0.1", 0, self.app.server, threaded=True)
+        self.port = self.server.server_port
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(5)
+        self.services.hub.stop()
+
+
+@pytest.fixture
+def login_settings(valkey_url, tmp_path) -> Settings:
+    """Settings of a deployment where everybody signs in (LULUPAY_AUTH=login)."""
+    return Settings(_env_file=None, redis_url=valkey_url, data_dir=tmp_path / "data", ingest_tokens="ingest-secret",
+                    auth="login", collector_enabled=False)
+
+
+@pytest.fixture
+def login_server(login_settings, redis_client):
+    """An in-process server in login mode on the (flushed) test Valkey."""
+    server = InProcessServer(login_settings)
+    yield server
+    server.stop()
+
+
+def sign_in(base_url: str, username: str, password: str, session: requests.Session | None = None) -> requests.Session:
+    """A requests session signed in through the real login form (CSRF token included)."""
+    import re
+
+    session = session or requests.Session()
+    form = session.get(base_url + "/login", timeout=10)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', form.text).group(1)
+    answer = session.post(base_url + "/login", data={"username": username, "password": password, "csrf_token": token,
+                                                     "next": "/"}, allow_redirects=False, timeout=10)
+    assert answer.status_code == 302, (answer.status_code, answer.text[:300])
+    return session

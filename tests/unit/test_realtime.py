@@ -21,7 +21,7 @@ def test_subscribe_all_partners_when_none_given():
 def test_subscribe_partners_are_what_the_caller_may_see():
     assert parse_subscribe('{"subscribe": ["builds"]}', MANAGER)[1] == frozenset({"b", "c"})
     assert parse_subscribe('{"subscribe": ["builds"], "partners": ["c"]}', MANAGER)[1] == frozenset({"c"})
-    with pytest.raises(SubscribeError, match="'a' is not among the partners you may see"):
+    with pytest.raises(SubscribeError, match="not among the partners you may see"):
         parse_subscribe('{"subscribe": ["builds"], "partners": ["a", "b"]}', MANAGER)
 
 

@@ -1,0 +1,540 @@
+"""Fuzzing the HTTP surface of an in-process server (open access, real Valkey):
+
+1. schemathesis over every operation of /openapi.json (positive and negative cases): no 5xx;
+2. every registered server-side Dash callback, enumerated from `app.callback_map`, sent many
+   seeded-random requests — garbage (wrong / missing keys, wrong types, wrong ids and properties,
+   huge strings, 10k-item lists, nested dicts, "*" as a partner, junk filter sets, non-JSON bodies,
+   wrong content types) and well-formed ones with valid values: never a 5xx, and the valid ones
+   answer 200/204;
+3. cost bombs (huge or odd steps, ranges out of bounds, thousands of partners, a 100 KB URL, a
+   callback over 5,000 partners): each a 4xx within 1 s that does not grow the process' RSS by
+   more than ~50 MB.
+
+A 5xx fails with the request that caused it and the server's traceback (captured from the Flask
+and werkzeug loggers of this process)."""
+from __future__ import annotations
+
+import gc
+import json
+import logging
+import random
+import string
+import threading
+import time
+import traceback
+from urllib.parse import quote
+
+import psutil
+import pytest
+import redis
+import requests
+import schemathesis
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
+from schemathesis.checks import not_a_server_error
+
+from app.guard import DASH_UPDATE
+from app.openapi import openapi_document
+from app.settings import Settings
+from services.timerange import RANGES
+from tests.conftest import InProcessServer
+from tests.reference import random_events
+
+pytestmark = pytest.mark.integration
+
+PARTNERS = ["acme-bank", "zenith-pay", "orbit-wallet"]
+SEED = 20261201
+REQUESTS_PER_CALLBACK = 90
+BOMB_SECONDS = 1.0
+BOMB_RSS_BYTES = 50 * 1024 * 1024
+
+
+# -- server errors, with their tracebacks ------------------------------------------------------------
+class ErrorLog(logging.Handler):
+    """Keeps every ERROR record (with its traceback) the server logs while a test runs."""
+
+    def __init__(self):
+        super().__init__(logging.ERROR)
+        self.records: list[str] = []
+        self.lock = threading.Lock()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
+        if record.exc_info:
+            text += "\n" + "".join(traceback.format_exception(*record.exc_info))
+        with self.lock:
+            self.records.append(text)
+
+    def drain(self) -> str:
+        with self.lock:
+            out, self.records = "\n".join(self.records), []
+        return out
+
+
+@pytest.fixture(scope="module")
+def fuzz_server(valkey_url, tmp_path_factory):
+    """One open-access server (the `settings` fixture's Settings) for the module, on a flushed
+    Valkey with some builds of three partners; flushed again afterwards."""
+    client = redis.Redis.from_url(valkey_url)
+    client.flushall()
+    settings = Settings(_env_file=None, redis_url=valkey_url, data_dir=tmp_path_factory.mktemp("fuzz") / "data",
+                        ingest_tokens="")
+    server = InProcessServer(settings)
+    errors = ErrorLog()
+    loggers = [server.app.server.logger, logging.getLogger("werkzeug"), logging.getLogger()]
+    for logger in loggers:
+        logger.addHandler(errors)
+    server.errors = errors
+    now = time.time()
+    server.services.ingest.ingest_batch(random_events(random.Random(SEED), 60, now - 3 * 86400, now - 60, PARTNERS))
+    assert requests.get(server.url + "/_dash-dependencies", timeout=20).ok  # Dash registers its page router
+    try:
+        yield server
+    finally:
+        for logger in loggers:
+            logger.removeHandler(errors)
+        server.stop()
+        client.flushall()
+        client.close()
+
+
+def _describe(method: str, url: str, body: bytes | None = None, content_type: str | None = None) -> str:
+    text = f"{method} {url[:300]}{'…' if len(url) > 300 else ''}"
+    if content_type is not None:
+        text += f"\nContent-Type: {content_type}"
+    if body is not None:
+        shown = body[:1500].decode("utf-8", "replace")
+        text += f"\n{shown}{'…' if len(body) > 1500 else ''} ({len(body)} bytes)"
+    return text
+
+
+# -- 1. the OpenAPI document ----------------------------------------------------------------------------
+# The document the server serves (create_app serves openapi_document() as /openapi.json; the test
+# below checks they are the same), loaded at collection time so schemathesis makes one test per
+# operation; each case is sent to the module's server.
+schema = schemathesis.openapi.from_dict(openapi_document())
+
+
+@schema.parametrize()
+@hypothesis_settings(max_examples=25, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+def test_openapi_operations_never_answer_a_server_error(case, fuzz_server):
+    fuzz_server.errors.drain()
+    response = case.call(base_url=fuzz_server.url, timeout=10)
+    if response.status_code >= 500:
+        pytest.fail(f"{response.status_code} for:\n{case.as_curl_command()}\n\nserver log:\n"
+                    f"{fuzz_server.errors.drain() or '(nothing logged)'}\n\nresponse: {response.text[:500]}")
+    case.validate_response(response, checks=[not_a_server_error])
+
+
+def test_the_fuzzed_document_is_the_served_one(fuzz_server):
+    served = requests.get(fuzz_server.url + "/openapi.json", timeout=10).json()
+    assert served == json.loads(json.dumps(openapi_document()))
+    assert {"/api/v1/events", "/api/v1/summary", "/api/v1/series/{metric}", "/api/v1/partners"} <= set(served["paths"])
+
+
+# -- 2. every server-side Dash callback -----------------------------------------------------------------
+def _outputs(output: str):
+    """The `outputs` Dash sends for a callback map key ("a.b" or "..a.b...c.d..")."""
+    def one(part: str) -> dict:
+        component, prop = part.rsplit(".", 1)
+        return {"id": component, "property": prop.split("@")[0]}
+
+    if output.startswith(".."):
+        return [one(part) for part in output[2:-2].split("...")]
+    return one(output)
+
+
+def _server_callbacks(server) -> dict[str, dict]:
+    return {key: entry for key, entry in server.app.callback_map.items() if "callback" in entry}
+
+
+def _filters(rng="24h", partners=(), start=None, end=None, refresh="30s") -> dict:
+    return {"range": rng, "from": start, "to": end, "partners": list(partners), "refresh": refresh}
+
+
+# Values each (component id, property) takes: what the page sends (VALID), and what a client may
+# send that passes — or should be refused by — the edge's rules (ODD: reaches the callbacks).
+VALID: dict[tuple[str, str], list] = {
+    ("url", "search"): ["", None, "?range=7d", "?partner=acme-bank,zenith-pay&range=30d&refresh=1m",
+                        "?range=custom&from=2026-01-01&to=2026-01-31", "?refresh=off"],
+    ("url", "pathname"): ["/", "/operations", "/live", None],
+    ("_pages_location", "search"): ["", None, "?range=7d&partner=acme-bank", "?range=custom&from=2026-01-01&to=2026-01-02"],
+    ("_pages_location", "pathname"): ["/", "/operations", "/live"],
+    ("filter-range", "value"): list(RANGES),
+    ("filter-dates", "start_date"): [None, "2026-01-01"],
+    ("filter-dates", "end_date"): [None, "2026-01-31"],
+    ("filter-partners", "value"): [None, [], ["acme-bank"], PARTNERS, "acme-bank"],
+    ("filter-refresh", "value"): ["30s", "off", "5s", "1m"],
+    ("filters", "data"): [None, _filters(), _filters("7d", ["acme-bank"]), _filters("90d", PARTNERS, refresh="off"),
+                          _filters("custom", [], "2026-01-01", "2026-01-31"), _filters("1h", refresh="5s")],
+    ("refresh-tick", "n_intervals"): [None, 0, 1, 12345],
+    ("theme", "data"): [None, "light", "dark"],
+    ("ops-asset-csv", "n_clicks"): [None, 0, 1, 7],
+}
+
+_IDS_100 = [f"p-{i:03d}" for i in range(100)]
+ODD: dict[tuple[str, str], list] = {
+    ("url", "search"): ["?partner=*", "?partner=%2A", "?range=custom", "?range=custom&from=2026-02-30&to=2026-03-01",
+                        "?range=custom&from=9999-12-31&to=0001-01-01", "?%ZZ%zz", "?&&&&=&=", "?" + "&" * 4000,
+                        "?partner=" + ",".join(_IDS_100 * 3), "?range=7d&range=1h&refresh=5s&refresh=x",
+                        "?partner=" + "a" * 8000, "?from=\x00&to=\ufffd", "?partner=A B,ünïcode,<script>",
+                        "?range=custom&from=2026-01-01T99:99&to=2026-01-01Tzz", "no question mark"],
+    ("url", "pathname"): ["", "//", "/../..", "/operations/", "/nope", "/" + "a" * 2000, "/é", "/%2e%2e",
+                          "/live?x=1", "/\x00", "http://evil.example/"],
+    ("filter-range", "value"): [None, "custom"],
+    ("filter-dates", "start_date"): ["", "2026-02-30", "garbage", "0001-01-01", "9999-12-31", "2026-01-01T25:61",
+                                     "-1", "١٢٣٤-٠١-٠١", "2026-W01-1", "20260101", "2026-01-01" + "x" * 30],
+    ("filter-dates", "end_date"): ["", "2025-01-01", "nope", "0001-01-01", "9999-12-31", "2026-13-01", "2026-01-01Z"],
+    ("filter-partners", "value"): ["*", "", ["*"], [""], ["A B"], ["acme-bank", "acme-bank"], _IDS_100,
+                                   ["x" * 64] * 100, "x" * 64, ["../../etc"], ["acme-bank*"]],
+    ("filter-refresh", "value"): [None, "", "x" * 16, "0", "-5s", "off "],
+    ("filters", "data"): [
+        {}, {"range": None}, {"range": ""}, {"range": "custom"}, {"refresh": None}, {"refresh": "x"},
+        {"refresh": [1, 2]}, {"refresh": {"a": 1}}, {"refresh": 10**18}, {"refresh": True},
+        {"partners": None}, {"partners": ["*"]}, {"partners": [1, None, {"a": 1}]}, {"partners": [["nested"]]},
+        {"partners": _IDS_100}, {"partners": 0}, {"partners": {}}, {"partners": ""},
+        _filters("custom", [], "2026-01-31", "2026-01-01"), _filters("custom", [], "0001-01-01", "9999-12-31"),
+        _filters("custom", [], "2026-01-01xyz", "2026-01-02"), _filters("custom", ["*"], "2026-01-01", "2026-01-02"),
+        _filters("custom", [], "2026-01-01", "2026-01-01", refresh="5s"), _filters("24h", ["A B"]),
+        _filters("7d", ["x" * 64] * 100), _filters("24h", PARTNERS, "not a date", 5),
+        {"range": ["x"]}, {"range": {"a": 1}}, {"range": 7}, {"range": "custom", "from": 1, "to": 2},
+        {"range": "custom", "from": [], "to": {}},
+    ],
+    ("refresh-tick", "n_intervals"): [2**53 - 1],
+    ("theme", "data"): [],
+    ("ops-asset-csv", "n_clicks"): [2**53 - 1],
+}
+
+
+def _junk(rng: random.Random, depth: int = 0):
+    """Any JSON value, often a nasty one."""
+    choice = rng.randrange(22)
+    if choice == 0:
+        return rng.choice([0, -1, 1, 2**31, 2**53, 2**63 - 1, -(2**63), 2**64, 10**30, -(10**30)])
+    if choice == 1:
+        return rng.choice([0.5, -1.5, 1e308, -1e308, 5e-324])
+    if choice == 2:
+        return rng.choice([True, False, None])
+    if choice == 3:
+        return rng.choice(["*", "**", "?", "%", "", " ", "\x00", "\ud7ff\ue000", "acme-bank", "../../", "$ne", "null"])
+    if choice == 4:
+        return "x" * rng.choice([65, 300, 8193, 100_000, 1_000_000])
+    if choice == 5:
+        return "".join(rng.choice(string.printable) for _ in range(rng.randrange(1, 60)))
+    if choice == 6:
+        return [rng.choice([1, "*", None, "acme-bank"])] * 10_000
+    if choice == 7:
+        return list(range(10_000))
+    if choice == 8:
+        nested: object = "bottom"
+        for _ in range(rng.choice([10, 100, 500])):
+            nested = {"a": nested}
+        return nested
+    if choice == 9:
+        return [[[["deep"]]]]
+    if choice == 10:
+        return {"range": _junk(rng, depth + 1) if depth < 2 else "7d", "partners": "*"}
+    if choice == 11:
+        return {"range": "24h", "partners": ["*"] * rng.choice([1, 100, 101, 5000])}
+    if choice == 12:
+        return {"junk": 1, "range": "24h"}
+    if choice == 13:
+        return {"$where": "1", "__proto__": {"x": 1}}
+    if choice == 14:
+        return {}
+    if choice == 15:
+        return []
+    if choice == 16:
+        return ["acme-bank"] * rng.choice([1, 101, 5000])
+    if choice == 17:
+        return {"id": "url", "property": "search", "value": "?x"}
+    if choice == 18:
+        return {str(i): i for i in range(rng.choice([10, 1000]))}
+    if choice == 19:
+        return {"range": "custom", "from": _junk(rng, depth + 1) if depth < 2 else 1, "to": "2026-01-01"}
+    if choice == 20:
+        return [_junk(rng, depth + 1) for _ in range(3)] if depth < 3 else [1]
+    return {"range": rng.choice(list(RANGES)), "partners": rng.choice([[], ["acme-bank"], ["A"], [1]]),
+            "refresh": _junk(rng, depth + 1) if depth < 2 else "30s"}
+
+
+def _value(rng: random.Random, key: tuple[str, str], kind: str):
+    if kind == "valid" or (kind == "odd" and not ODD.get(key)):
+        return rng.choice(VALID[key])
+    if kind == "odd":
+        return rng.choice(ODD[key])
+    return _junk(rng)
+
+
+def _body(entry: dict, output: str, rng: random.Random, kind: str) -> dict:
+    body = {"output": output, "outputs": _outputs(output), "changedPropIds": []}
+    for part in ("inputs", "state"):
+        body[part] = [{"id": dep["id"], "property": dep["property"],
+                       "value": _value(rng, (dep["id"], dep["property"]), kind if rng.random() < 0.7 else "valid")}
+                      for dep in entry.get(part, [])]
+    if body["inputs"]:
+        changed = rng.choice(body["inputs"])
+        body["changedPropIds"] = [f"{changed['id']}.{changed['property']}"]
+    return body
+
+
+def _dumps(doc) -> bytes:
+    return json.dumps(doc, ensure_ascii=False).encode()
+
+
+def _mangle(body: dict, output: str, rng: random.Random) -> tuple[bytes, str, str]:
+    """A malformed request: (body bytes, Content-Type, what is wrong)."""
+    ct = "application/json"
+    doc = json.loads(json.dumps(body))
+    choice = rng.randrange(26)
+    if choice == 0:
+        key = rng.choice(["output", "outputs", "inputs", "state", "changedPropIds"])
+        doc.pop(key, None)
+        what = f"without {key}"
+    elif choice == 1:
+        key = rng.choice(["output", "outputs", "inputs", "state", "changedPropIds"])
+        doc[key] = _junk(rng)
+        what = f"{key} replaced by junk"
+    elif choice == 2:
+        doc[rng.choice(["junk", "__proto__", "inputs_extra", "signal"])] = _junk(rng)
+        what = "an extra key"
+    elif choice == 3 and doc["inputs"]:
+        doc["inputs"][rng.randrange(len(doc["inputs"]))] = _junk(rng)
+        what = "an input item replaced by junk"
+    elif choice == 4 and doc["inputs"]:
+        item = doc["inputs"][rng.randrange(len(doc["inputs"]))]
+        item["id"] = rng.choice(["nope", "", None, 1, {"type": "x", "index": 0}, {"type": "x", "index": ["ALL"]},
+                                 "filters", "url", "*"])
+        what = "a wrong input id"
+    elif choice == 5 and doc["inputs"]:
+        item = doc["inputs"][rng.randrange(len(doc["inputs"]))]
+        item["property"] = rng.choice(["nope", "", None, 1, "value", "data", "search", "children", "id"])
+        what = "a wrong input property"
+    elif choice == 6 and doc["inputs"]:
+        doc["inputs"][rng.randrange(len(doc["inputs"]))].pop(rng.choice(["id", "property", "value"]))
+        what = "an input item missing a key"
+    elif choice == 7:
+        doc["inputs"] = doc["inputs"] + [{"id": "url", "property": "search", "value": "?"}]
+        what = "one input too many"
+    elif choice == 8:
+        doc["inputs"] = doc["inputs"][:-1]
+        what = "one input too few"
+    elif choice == 9:
+        doc["state"] = doc.get("state", []) + [{"id": "filters", "property": "data", "value": None}]
+        what = "one state too many"
+    elif choice == 10:
+        doc["output"] = rng.choice(["nope.children", "", "..a.b...c.d..", output + "x", output.upper(),
+                                    "live-state.data", "rt-toasts.children", "theme.data", "*"])
+        what = "an unknown or clientside output"
+    elif choice == 11:
+        doc["outputs"] = rng.choice([{"id": "nope", "property": "children"}, [], [{}], {}, [1, 2],
+                                     [{"id": "x", "property": "y"}] * 1000, {"id": None, "property": None}])
+        what = "wrong outputs"
+    elif choice == 12:
+        doc["changedPropIds"] = rng.choice([[1], ["x" * 301], ["nope.prop"], "url.search", [None], ["."],
+                                            ["url.search"] * 10_000, [{"a": 1}]])
+        what = "wrong changedPropIds"
+    elif choice == 13:
+        return rng.choice([b"", b"{", b"not json", b"\xff\xfe\x00", b"[]", b"null", b"1", b'"str"', b"{}",
+                           b"\xef\xbb\xbf" + _dumps(doc), "\ufeff".encode("utf-16") + json.dumps(doc).encode("utf-16"),
+                           b'{"output": NaN}', b'{"output": Infinity, "inputs": -Infinity}',
+                           b'{"output":"\\ud800"}', b"{'output': 'x'}"]), ct, "not JSON, or no object"
+    elif choice == 14:
+        depth = rng.choice([600, 2000, 100_000])
+        return b"[" * depth + b"]" * depth, ct, f"nested {depth} deep"
+    elif choice == 15:
+        return _dumps(doc), rng.choice(["text/plain", "application/x-www-form-urlencoded", "multipart/form-data",
+                                        "application/json-patch+json", "", "*/*", "application/xml",
+                                        "application/jsonx", "APPLICATION/JSON", "application/json; charset=utf-16",
+                                        "application/json; charset=latin-1", "application/json;;;"]), "a Content-Type"
+    elif choice == 16:
+        return _dumps(doc) + rng.choice([b"garbage", b"}", b"\x00", b" " * 1000, b",{}"]), ct, "trailing bytes"
+    elif choice == 17:
+        return b'{"x": "' + b"y" * (3 * 1024 * 1024) + b'"}', ct, "a 3 MB body"
+    elif choice == 18:
+        doc["inputs"] = doc["inputs"] + [{"id": "url", "property": "search", "value": "?partner=é-ü"}]
+        return (json.dumps(doc, ensure_ascii=False).encode("latin-1", "replace"), "application/json; charset=latin-1",
+                "a latin-1 body")
+    elif choice == 19:
+        doc["state"] = _junk(rng)
+        what = "state replaced by junk"
+    elif choice == 20:
+        doc = [doc]
+        what = "the body in a list"
+    elif choice == 21 and doc["inputs"]:
+        item = doc["inputs"][rng.randrange(len(doc["inputs"]))]
+        item.update({"value": _junk(rng), "extra": _junk(rng)})
+        what = "an input value and an extra key of junk"
+    elif choice == 22:
+        doc["inputs"] = list(reversed(doc["inputs"]))
+        doc["state"] = list(reversed(doc.get("state", [])))
+        what = "inputs and state reversed"
+    elif choice == 23:
+        doc["inputs"], doc["state"] = doc.get("state", []), doc["inputs"]
+        what = "inputs and state swapped"
+    elif choice == 24:
+        doc["outputs"] = json.dumps(doc["outputs"])
+        what = "outputs as a string"
+    else:
+        for part in ("inputs", "state"):
+            for item in doc.get(part, []):
+                if isinstance(item, dict):
+                    item["value"] = _junk(rng)
+        what = "every value junk"
+    return _dumps(doc), ct, what
+
+
+def _post(session: requests.Session, url: str, body: bytes, content_type: str | None):
+    headers = {"Referer": url + "/operations"}
+    if content_type is not None:
+        headers["Content-Type"] = content_type
+    return session.post(url + DASH_UPDATE, data=body, headers=headers, timeout=20)
+
+
+def test_every_server_callback_survives_garbage(fuzz_server):
+    callbacks = _server_callbacks(fuzz_server)
+    assert len(callbacks) >= 12, sorted(callbacks)
+    for entry in callbacks.values():
+        for dep in entry.get("inputs", []) + entry.get("state", []):
+            assert (dep["id"], dep["property"]) in VALID, f"add sample values of {dep} to this test"
+    session = requests.Session()
+    failures: list[str] = []
+    invalid_valid: list[str] = []
+    sent = 0
+    started = time.monotonic()
+    for n, (output, entry) in enumerate(sorted(callbacks.items())):
+        rng = random.Random(SEED + n)
+        for i in range(REQUESTS_PER_CALLBACK):
+            roll = i % 10
+            if roll < 2:
+                kind, body = "valid", _dumps(_body(entry, output, rng, "valid"))
+                ct, what = "application/json", "well-formed, valid values"
+            elif roll < 5:
+                kind, body = "odd", _dumps(_body(entry, output, rng, "odd"))
+                ct, what = "application/json", "well-formed, odd values"
+            elif roll < 7:
+                kind, body = "junk", _dumps(_body(entry, output, rng, "junk"))
+                ct, what = "application/json", "well-formed, junk values"
+            else:
+                kind = "mangled"
+                body, ct, what = _mangle(_body(entry, output, rng, "valid"), output, rng)
+            fuzz_server.errors.drain()
+            answer = _post(session, fuzz_server.url, body, ct)
+            sent += 1
+            if answer.status_code >= 500:
+                failures.append(f"[{output} #{i}: {what}] {answer.status_code}\n"
+                                f"{_describe('POST', DASH_UPDATE, body, ct)}\n--- server log:\n"
+                                f"{fuzz_server.errors.drain() or '(nothing logged)'}\n--- answer: {answer.text[:300]}")
+            elif kind == "valid" and answer.status_code not in (200, 204):
+                invalid_valid.append(f"[{output} #{i}] {answer.status_code} {answer.text[:200]}\n"
+                                     f"{_describe('POST', DASH_UPDATE, body, ct)}")
+    # chunked bodies (no Content-Length) and a request without a Content-Type
+    output, entry = sorted(callbacks.items())[0]
+    valid = _dumps(_body(entry, output, random.Random(SEED), "valid"))
+    for body, ct in ((iter([valid[:10], valid[10:]]), "application/json"), (iter([b"{" * 5000]), "application/json"),
+                     (valid, None)):
+        answer = _post(session, fuzz_server.url, body, ct)
+        sent += 1
+        if answer.status_code >= 500:
+            failures.append(f"[chunked / no Content-Type] {answer.status_code}\n--- server log:\n"
+                            f"{fuzz_server.errors.drain()}")
+    elapsed = time.monotonic() - started
+    summary = f"{len(failures)} server errors in {sent} callback requests ({elapsed:.1f} s)"
+    assert not failures, summary + "\n\n" + "\n\n".join(_dedupe(failures))
+    assert not invalid_valid, "valid requests refused:\n\n" + "\n\n".join(invalid_valid[:10])
+
+
+def _dedupe(failures: list[str]) -> list[str]:
+    """One failure per distinct last traceback line (the exception), with a count."""
+    groups: dict[str, list[str]] = {}
+    for failure in failures:
+        lines = [line for line in failure.split("--- answer:")[0].splitlines() if line.strip()]
+        groups.setdefault(lines[-1] if lines else failure, []).append(failure)
+    return [f"({len(items)}×) {items[0]}" for items in groups.values()]
+
+
+def test_every_server_callback_answers_valid_requests(fuzz_server):
+    session = requests.Session()
+    for output, entry in sorted(_server_callbacks(fuzz_server).items()):
+        body = {"output": output, "outputs": _outputs(output), "changedPropIds": []}
+        for part in ("inputs", "state"):
+            body[part] = [{"id": dep["id"], "property": dep["property"], "value": VALID[(dep["id"], dep["property"])][1]}
+                          for dep in entry.get(part, [])]
+        if body["inputs"]:
+            body["changedPropIds"] = [f"{body['inputs'][0]['id']}.{body['inputs'][0]['property']}"]
+        fuzz_server.errors.drain()
+        answer = _post(session, fuzz_server.url, _dumps(body), "application/json")
+        assert answer.status_code in (200, 204), (output, answer.status_code, answer.text[:300],
+                                                  fuzz_server.errors.drain())
+
+
+# -- 3. cost bombs ----------------------------------------------------------------------------------------
+def _bombs(now: int) -> dict[str, tuple[str, str, bytes | None]]:
+    """name → (method, path and query, callback body)."""
+    day = 86400
+    many = "&".join(f"partner=p-{i:04d}" for i in range(3000))
+    filters_5000 = {"range": "24h", "from": None, "to": None, "partners": [f"p-{i:04d}" for i in range(5000)],
+                    "refresh": "30s"}
+    kpis = "..ops-kpis.children...ops-success-gauge.children...ops-build-time-gauge.children.."
+    callback = {"output": kpis, "outputs": _outputs(kpis), "changedPropIds": ["refresh-tick.n_intervals"],
+                "inputs": [{"id": "refresh-tick", "property": "n_intervals", "value": 1},
+                           {"id": "theme", "property": "data", "value": "light"}],
+                "state": [{"id": "filters", "property": "data", "value": filters_5000}]}
+    sync = "..url.search...filters.data...filter-range.value...filter-dates.start_date...filter-dates.end_date" \
+           "...filter-partners.value...filter-refresh.value...filter-partners.options.."
+    sync_body = {"output": sync, "outputs": _outputs(sync), "changedPropIds": ["filter-partners.value"],
+                 "inputs": [{"id": "url", "property": "search", "value": ""},
+                            {"id": "filter-range", "property": "value", "value": "24h"},
+                            {"id": "filter-dates", "property": "start_date", "value": None},
+                            {"id": "filter-dates", "property": "end_date", "value": None},
+                            {"id": "filter-partners", "property": "value", "value": filters_5000["partners"]},
+                            {"id": "filter-refresh", "property": "value", "value": "30s"}],
+                 "state": [{"id": "filters", "property": "data", "value": filters_5000}]}
+    return {
+        "step 99999999999w": ("GET", "/api/v1/series/builds?step=99999999999w", None),
+        "step 10081m over 2 days": ("GET", f"/api/v1/series/builds?step=10081m&from={now - 2 * day}", None),
+        "step 10081m over 2 days, 100 partners": (
+            "GET", f"/api/v1/series/builds?step=10081m&from={now - 2 * day}&partner={','.join(_IDS_100)}", None),
+        "summary over 731 days": ("GET", f"/api/v1/summary?from={now - 731 * day}&to={now}", None),
+        "series over 731 days": ("GET", f"/api/v1/series/builds?from={now - 731 * day}&to={now}&step=1h", None),
+        "from in 2900": ("GET", "/api/v1/summary?from=2900-01-01T00:00:00Z", None),
+        "from and to in 2900": ("GET", "/api/v1/series/builds?from=2900-01-01T00:00:00Z&to=2900-01-02T00:00:00Z",
+                                None),
+        "3000 partner arguments": ("GET", "/api/v1/summary?" + many, None),
+        "3000 partners in one argument": ("GET", "/api/v1/summary?partner=" + quote(",".join(
+            f"p-{i:04d}" for i in range(3000)), safe=","), None),
+        "100 KB URL": ("GET", "/api/v1/summary?partner=" + "a" * 100_000, None),
+        "100 KB path": ("GET", "/api/v1/series/" + "b" * 100_000, None),
+        "callback filters of 5000 partners": ("POST", DASH_UPDATE, json.dumps(callback).encode()),
+        "callback partner picker of 5000 partners": ("POST", DASH_UPDATE, json.dumps(sync_body).encode()),
+    }
+
+
+BOMB_NAMES = list(_bombs(0))
+
+
+@pytest.mark.parametrize("name", BOMB_NAMES)
+def test_cost_bomb_is_a_quick_cheap_4xx(fuzz_server, name):
+    now = int(time.time())
+    method, target, body = _bombs(now)[name]
+    session = requests.Session()
+    # warm up the route with a cheap request, so first-use costs (imports, caches) are not counted
+    session.get(fuzz_server.url + "/api/v1/summary", timeout=20)
+    session.get(fuzz_server.url + "/api/v1/series/builds", timeout=20)
+    process = psutil.Process()
+    gc.collect()
+    rss_before = process.memory_info().rss
+    fuzz_server.errors.drain()
+    headers = {"Content-Type": "application/json"} if body is not None else {}
+    started = time.monotonic()
+    answer = session.request(method, fuzz_server.url + target, data=body, headers=headers, timeout=60)
+    elapsed = time.monotonic() - started
+    gc.collect()
+    grown = process.memory_info().rss - rss_before
+    request = _describe(method, target, body, headers.get("Content-Type"))
+    assert answer.status_code < 500, (f"{answer.status_code} for {request}\n--- server log:\n"
+                                      f"{fuzz_server.errors.drain()}")
+    assert 400 <= answer.status_code < 500, f"{answer.status_code} (not a 4xx) in {elapsed:.2f} s for {request}: " \
+                                            f"{answer.text[:300]}"
+    assert elapsed < BOMB_SECONDS, f"{elapsed:.2f} s for {request} ({answer.status_code})"
+    assert grown < BOMB_RSS_BYTES, f"RSS grew {grown / 2**20:.0f} MB for {request}"
