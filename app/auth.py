@@ -301,6 +301,7 @@ _LOGIN_PAGE = """<!doctype html>
 <link rel="stylesheet" href="/assets/vendor/bootstrap.min.css">
 <link rel="stylesheet" href="/assets/vendor/bootstrap-icons.min.css">
 <link rel="stylesheet" href="/assets/app.css">
+<link rel="icon" href="/_favicon.ico">
 </head><body class="login-page">
 <main class="login-card card shadow-sm">
   <div class="card-body p-4">

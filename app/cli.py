@@ -181,8 +181,7 @@ def collector(metrics_port: int | None, metrics_host: str, interval: float | Non
         if metrics_port is not None:
             registry = CollectorRegistry()
             registry.register(metrics.ProcessFamilies())
-            registry.register(metrics.SnapshotCollector(services.store.client, services.store.keys.metrics_snapshot(),
-                                                        services.clock))
+            registry.register(services.snapshot_collector())
             server, _ = start_http_server(metrics_port, addr=metrics_host, registry=registry)
             stack.callback(server.shutdown)
             click.echo(f"collector metrics on http://{metrics_host}:{server.server_port}/metrics")

@@ -30,6 +30,10 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
     server = Flask(__name__)
     server.config.update(SECRET_KEY=settings.secret_key, MAX_CONTENT_LENGTH=settings.max_body_bytes + 65536)
+    if settings.trusted_proxies:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+        hops = settings.trusted_proxies
+        server.wsgi_app = ProxyFix(server.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     server.extensions["lulupay"] = services
     observability.install(server, services)  # first: every request is timed, refused ones too
     server.register_blueprint(api)
@@ -37,9 +41,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     server.add_url_rule("/openapi.json", "openapi", lambda: json_response(spec))
     auth.install(server, services)
 
-    from callbacks import executive as executive_callbacks
-    from callbacks import live as live_callbacks
-    from callbacks import operations as operations_callbacks
+    import callbacks
     from callbacks import shell as shell_callbacks
     app = _Dash(
         __name__, server=server, use_pages=True, pages_folder="", title="LuluPay Analytics",
@@ -49,20 +51,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         assets_ignore=r"^plotly-lulupay\.min\.js$",
         routing_callback_inputs=shell_callbacks.ROUTING_INPUTS,
     )
-    shell_callbacks.register(app, services)
-    operations = operations_callbacks.register(app, services)
-    executive = executive_callbacks.register(app, services)
-    live = live_callbacks.register(app, services)
-    # page path (relative to the app) → (title, draw(filters, theme)): the first view of a page is
-    # drawn on the server, by the app's layout for a page load and by Dash Pages on navigation
-    pages = {"": ("Executive · LuluPay Analytics", executive.page),
-             "operations": ("Operations · LuluPay Analytics", operations.page),
-             "live": ("Live · LuluPay Analytics", live.page)}
-    for module, name, (title, draw) in (("executive", "Executive", pages[""]),
-                                        ("operations", "Operations", pages["operations"]),
-                                        ("live", "Live", pages["live"])):
-        dash.register_page(module, path="/" + ("" if module == "executive" else module), name=name, title=title,
-                           layout=shell_callbacks.page_layout(draw))
+    pages = callbacks.register(app, services)
     app.layout = shell_callbacks.first_view(app, services, pages)
     _serve_assets_for_keeps(app)
     guard.install(server, app, settings)

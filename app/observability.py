@@ -92,8 +92,7 @@ def install(server: Flask, services, http_stats: HttpStats | None = None) -> Non
         if request.path != "/ws":
             metrics.HTTP_IN_FLIGHT.dec()
 
-    snapshot = metrics.SnapshotCollector(services.store.client, services.store.keys.metrics_snapshot(),
-                                         services.clock)
+    snapshot = services.snapshot_collector()
 
     def metrics_view():
         if metrics_token:

@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     oidc_partners_claim: str = "lulupay_partners"
     # Role of an OIDC user whose token carries no role claim (unset: such a user is refused).
     oidc_default_role: Literal["admin", "staff", "partner_manager"] | None = None
+    # Reverse proxies in front of the app whose X-Forwarded-For/-Proto/-Host are trusted (0: none;
+    # the client address of the login limit is then the connection's).
+    trusted_proxies: int = Field(default=0, ge=0, le=5)
     # Longest URL (path and query) a request may have, in bytes.
     max_url_bytes: int = Field(default=8192, ge=1024, le=65536)
 
@@ -82,6 +85,12 @@ class Settings(BaseSettings):
     @classmethod
     def _strip_tokens(cls, value: str) -> str:
         return ",".join(t.strip() for t in value.split(",") if t.strip())
+
+    @field_validator("frame_ancestors")
+    @classmethod
+    def _quote_keywords(cls, value: str) -> str:
+        # 'none' and 'self' are keywords only in quotes (a .env file or a shell easily drops them)
+        return " ".join(f"'{part}'" if part in ("none", "self") else part for part in value.split())
 
     @property
     def ingest_token_list(self) -> list[str]:

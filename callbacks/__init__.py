@@ -1,0 +1,31 @@
+"""Dash callbacks, one module per page plus the shell. `register` binds them all to an app and
+registers the pages; it returns the page table the app's layout draws first views from."""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import dash
+
+__all__ = ["register", "PAGES"]
+
+# (module name, path relative to the app, navigation name, window title)
+PAGES = (("executive", "", "Executive", "Executive · LuluPay Analytics"),
+         ("operations", "operations", "Operations", "Operations · LuluPay Analytics"),
+         ("live", "live", "Live", "Live · LuluPay Analytics"))
+
+
+def register(app: dash.Dash, services) -> dict[str, tuple[str, Callable[[dict, str], object]]]:
+    """Bind every page's callbacks and register the pages with Dash Pages. Returns page path
+    (relative to the app) → (title, draw(filters, theme)): the first view of a page is drawn on the
+    server, by the app's layout for a page load and by Dash Pages on navigation."""
+    from callbacks import executive, live, operations, shell
+
+    shell.register(app, services)
+    views = {"executive": executive.register(app, services), "operations": operations.register(app, services),
+             "live": live.register(app, services)}
+    pages = {}
+    for module, path, name, title in PAGES:
+        draw = views[module].page
+        dash.register_page(module, path="/" + path, name=name, title=title, layout=shell.page_layout(draw))
+        pages[path] = (title, draw)
+    return pages

@@ -64,7 +64,7 @@ def filters_query(filters: dict) -> str:
 
 
 def _filter_bar(filters: dict, partner_options: list[dict], refresh_state: tuple, status: tuple,
-                date_bounds: tuple[str, str] | None):
+                date_bounds: tuple[str, str] | None, user: dict | None = None):
     updated, _banner, store_colour, prometheus_colour, prometheus_title = status
     dates_style = refresh_state[2]
     return dbc.Row([
@@ -77,7 +77,9 @@ def _filter_bar(filters: dict, partner_options: list[dict], refresh_state: tuple
                                     max_date_allowed=date_bounds[1] if date_bounds else None,
                                     minimum_nights=0, className="w-100"), xs=12, md=3, id=SHELL.DATES_COL,
                 style=dates_style),
-        dbc.Col(dcc.Dropdown(id=SHELL.PARTNERS, multi=True, searchable=True, placeholder="All partners",
+        dbc.Col(dcc.Dropdown(id=SHELL.PARTNERS, multi=True, searchable=True,
+                             placeholder="All your partners" if user and user.get("role") == "partner_manager"
+                             else "All partners",
                              options=partner_options, value=filters["partners"]), xs=12, md=True),
         dbc.Col(dcc.Dropdown(id=SHELL.REFRESH, options=[{"label": v, "value": k} for k, v in REFRESH_LABELS.items()],
                              value=filters["refresh"], clearable=False, searchable=False), xs=6, md=2,
@@ -134,7 +136,7 @@ def shell(*, location: tuple[str, str] | None = None, filters: dict | None = Non
         ], fluid=True), color="dark", dark=True, className="mb-2"),
         dbc.Container([
             _open_access_banner(user),
-            _filter_bar(filters, partner_options or [], refresh_state, status, date_bounds),
+            _filter_bar(filters, partner_options or [], refresh_state, status, date_bounds, user),
             html.Div(status[1], id=SHELL.BANNER),
             page_container(location, content, title),
         ], fluid=True, className="pb-4"),

@@ -1,8 +1,8 @@
 """The background collector: one leader per deployment samples the host, writes the samples to the
 store, refreshes the deployment gauges (the metrics snapshot) and publishes it to the live channel.
 
-Leader election: a Redis key `SET NX PX` with the holder's id, renewed by the holder every round
-(compare-and-expire). The lock lives 1.5 intervals; candidates try every quarter interval, so when
+Leader election (services/store/leader.py): a Redis key `SET NX PX` with the holder's id, renewed
+by the holder every round (compare-and-expire). The lock lives 1.5 intervals; candidates try every quarter interval, so when
 a leader dies another takes over within ~1.75 intervals. A leader that cannot renew (store outage,
 lock taken over) stops writing at once.
 """
@@ -25,21 +25,12 @@ from services import metrics, realtime
 from services.backoff import Backoff
 from services.scope import system_scope
 from services.store import STORE_ERRORS, StoreUnavailable
+from services.store.leader import LeaderLock
 from services.queries.system import write_system_sample
 
 __all__ = ["Collector", "sample_system"]
 
 log = logging.getLogger(__name__)
-
-_RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 0
-"""
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-
 
 def sample_system(disk_path: Path, previous_net: tuple[int, int] | None) -> tuple[dict, tuple[int, int]]:
     """One psutil sample of the host (CPU since the previous call), and the network counters."""
@@ -86,23 +77,15 @@ class Collector:
         self._thread: threading.Thread | None = None
         self._failures = 0
         self.backoff = Backoff(base_s=interval_s * 2, cap_s=min(interval_s * 16, 60.0))
-        client = self.store.client
-        self._renew = client.register_script(_RENEW)
-        self._release = client.register_script(_RELEASE)
+        self.lock = LeaderLock(self.store.client, self.keys.collector_lock(), self.owner, self.lock_ms)
         psutil.cpu_percent(interval=None)  # prime: the first reading covers the time since here
 
     # -- election ------------------------------------------------------------------------------
     def _elect(self) -> bool:
-        key = self.keys.collector_lock()
-        client = self.store.client
-        if self.is_leader and int(self._renew(keys=[key], args=[self.owner, self.lock_ms])):
-            return True
-        if self.is_leader:
-            log.warning("collector %s lost the lock", self.owner)
-        leader = bool(client.set(key, self.owner, nx=True, px=self.lock_ms))
-        if leader:
-            log.info("collector %s is now the leader", self.owner)
-            self._net = None
+        was_leader = self.lock.held
+        leader = self.lock.acquire_or_renew()
+        if leader and not was_leader:
+            self._net = None  # network deltas start afresh with a new leader
         return leader
 
     def _set_leader(self, leader: bool) -> None:
@@ -191,9 +174,5 @@ class Collector:
         if self._thread is not None:
             self._thread.join(timeout_s)
             self._thread = None
-        if self.is_leader:
-            try:
-                self._release(keys=[self.keys.collector_lock()], args=[self.owner])
-            except redis.RedisError:
-                pass
-            self._set_leader(False)
+        self.lock.release()
+        self._set_leader(False)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from services.auth.users import UserStore
 from services.collector import Collector
 from services.ingest.service import IngestService
-from services.metrics import PartnerLabels, record_events
+from services.metrics import PartnerLabels, SnapshotCollector, record_events
 from services.queries.boards import Dashboards
 from services.queries.promql import Prometheus
 from services.queries.reader import QueryService
@@ -59,6 +59,10 @@ class Services:
         if self._http_stats is None:
             self._http_stats = HttpStats(self.store, interval_s=self.settings.collector_interval_s, clock=self.clock)
         return self._http_stats
+
+    def snapshot_collector(self) -> SnapshotCollector:
+        """The deployment's metric families, read from the collector's snapshot at scrape time."""
+        return SnapshotCollector(self.store.client, self.store.keys.metrics_snapshot(), self.clock)
 
     def collector(self, *, interval_s: float | None = None, disk_path: Path | None = None) -> Collector:
         """A collector candidate of this deployment (one leader at a time, elected in the store)."""

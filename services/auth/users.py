@@ -93,8 +93,10 @@ class UserStore:
             raise UserError(f"--partner is only for partner_manager ({role} sees every partner)")
         if len(partners) > MAX_PARTNERS_PER_REQUEST:
             raise UserError(f"at most {MAX_PARTNERS_PER_REQUEST} partners per user")
+        # the epoch starts at the creation time: a user removed and added again under the same name
+        # never revives a session cookie of the old one
         record = {"name": name, "role": role, "partners": partners, "created_at": self.clock(),
-                  "session_epoch": 0, "password_hash": self._hash(password)}
+                  "session_epoch": int(self.clock() * 1000), "password_hash": self._hash(password)}
         created = self.store.run(lambda c: c.hsetnx(self.keys.users(), name, orjson.dumps(record)))
         if not created:
             raise UserError(f"user {name!r} already exists")

@@ -18,6 +18,7 @@ import orjson
 
 from services import sketch
 from services.ingest.events import EVENT_TYPES
+from services.store import fields
 from services.store.keys import ALL_SCOPE, RESOLUTIONS, Keys, day_of
 
 __all__ = ["WritePlan", "plan_writes", "merge_deltas", "unique_token", "COMPACT_AT", "TOKEN_FIELD"]
@@ -139,40 +140,41 @@ def plan_writes(events: list[dict], *, keys: Keys, now: float, retention_s: int,
         if kind == "build.finished":
             status, build_type = event["status"], event["build_type"]
             b = slot["b"]
-            b[f"n:{status}:{build_type}"] += 1
+            b[fields.finished(status, build_type)] += 1
             if status != "cancelled":
-                b[f"ds:{status}:{build_type}"] += event["duration_s"]
+                b[fields.finished_seconds(status, build_type)] += event["duration_s"]
                 slot["bh"][str(bucket_of(event["duration_s"]))] += 1
             if status == "failed":
-                b[f"fs:{event.get('failed_stage') or 'unknown'}"] += 1
-                b[f"ec:{event.get('error_category') or 'unknown'}"] += 1
-            slot["b*"][f"pc:{partner}:{status}"] += 1
+                b[fields.failed_stage(event.get("failed_stage") or "unknown")] += 1
+                b[fields.error_category(event.get("error_category") or "unknown")] += 1
+            slot["b*"][fields.partner_finished(partner, status)] += 1
             if ts >= live_from:
                 plan.live.append(["F", *_live_keys(keys, event["build_id"], partner), int(ts + live_window_s)])
         elif kind == "build.stage":
             stage, status = event["stage"], event["status"]
             s = slot["s"]
-            s[f"n:{stage}:{status}"] += 1
+            s[fields.stage_count(stage, status)] += 1
             if status != "skipped":
-                s[f"ds:{stage}"] += event["duration_s"]
+                s[fields.stage_seconds(stage)] += event["duration_s"]
                 duration = event["duration_s"]  # sketch.bucket_of, inlined: the hottest line of a batch
-                slot["sh"][f"{stage}:{ceil(log(duration) * inv_log_gamma) if duration >= min_value else zero}"] += 1
+                slot["sh"][fields.stage_bucket(stage, ceil(log(duration) * inv_log_gamma) if duration >= min_value
+                                               else zero)] += 1
             if ts >= live_from:
                 plan.live.append(["G", *_live_keys(keys, event["build_id"], partner), repr(ts), partner,
                                   f"stage:{stage}", status, int(ts + live_window_s)])
         elif kind == "build.started":
-            slot["b"][f"st:{event['build_type']}"] += 1
+            slot["b"][fields.started(event["build_type"])] += 1
             if ts >= live_from:
                 plan.live.append(["S", *_live_keys(keys, event["build_id"], partner), repr(ts), partner,
                                   event["build_type"], event["app_version"], int(ts + live_window_s)])
         elif kind == "asset.processed":
-            dims = f"{event['asset_type']}:{event['format']}:{event['density']}"
+            dims = fields.asset_dims(event["asset_type"], event["format"], event["density"])
             a = slot["a"]
-            a[f"n:{dims}"] += 1
-            a[f"ob:{dims}"] += event["original_bytes"]
-            a[f"wb:{dims}"] += event["output_bytes"]
-            a[f"q:{dims}"] += event["quality_score"]
-            a[f"ds:{dims}"] += event["duration_s"]
+            a[fields.asset("n", dims)] += 1
+            a[fields.asset("ob", dims)] += event["original_bytes"]
+            a[fields.asset("wb", dims)] += event["output_bytes"]
+            a[fields.asset("q", dims)] += event["quality_score"]
+            a[fields.asset("ds", dims)] += event["duration_s"]
         elif kind == "partner.upserted":
             record = {"partner_id": partner, "name": event["name"], "tier": event["tier"],
                       "monthly_build_quota": event["monthly_build_quota"], "status": event["status"],

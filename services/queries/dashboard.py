@@ -4,7 +4,8 @@ from __future__ import annotations
 from collections import defaultdict
 
 from services import sketch
-from services.vocabulary import STAGES, TIERS
+from services.store import fields
+from services.vocabulary import FINISH_STATUSES, STAGES, TIERS
 from services.queries.reader import QueryService, Totals
 from services.scope import Scope
 from services.timerange import cover_range
@@ -35,8 +36,8 @@ class DashboardData:
         step, windows = self.queries.windows(scope, step_s, ("b",))
         rows = []
         for ts, totals in windows:
-            rows.append({"ts": ts, **{status: int(totals.count("b", f"n:{status}:"))
-                                      for status in ("success", "failed", "cancelled")}})
+            rows.append({"ts": ts, **{status: int(totals.count("b", fields.finished(status)))
+                                      for status in FINISH_STATUSES}})
         return {"step_s": step, "rows": rows}
 
     def duration_heatmap(self, scope: Scope, step_s: int | None = None) -> dict:
@@ -60,26 +61,25 @@ class DashboardData:
         totals = self.queries.totals(cover_range(scope.start, scope.end, self.queries.clock()), scope, kinds=("s", "sh"))
         hists: dict[str, dict[int, int]] = defaultdict(dict)
         for field, count in totals.sh.items():
-            stage, _, index = field.rpartition(":")
-            hists[stage][int(index)] = count
+            stage, index = fields.parse_stage_bucket(field)
+            hists[stage][index] = count
         rows = []
         for stage in STAGES:
             p50, p95 = sketch.quantiles(hists.get(stage, {}), (0.5, 0.95))
             rows.append({"stage": stage, "p50_s": p50, "p95_s": p95,
-                         "runs": int(totals.count("s", f"n:{stage}:")),
-                         "failed": int(totals.s.get(f"n:{stage}:failed", 0))})
+                         "runs": int(totals.count("s", fields.stage_count(stage))),
+                         "failed": int(totals.s.get(fields.stage_count(stage, "failed"), 0))})
         return rows
 
     def asset_table(self, scope: Scope) -> list[dict]:
         """One row per asset type × format × density: counts, bytes, compression, quality, time."""
         totals = self.queries.totals(cover_range(scope.start, scope.end, self.queries.clock()), scope, kinds=("a",))
-        groups: dict[str, dict[str, float]] = defaultdict(dict)
+        groups: dict[tuple[str, str, str], dict[str, float]] = defaultdict(dict)
         for field, value in totals.a.items():
-            measure, _, dims = field.partition(":")
+            measure, dims = fields.parse_asset(field)
             groups[dims][measure] = value
         rows = []
-        for dims, m in sorted(groups.items()):
-            asset_type, fmt, density = dims.split(":")
+        for (asset_type, fmt, density), m in sorted(groups.items()):
             n, original, output = m.get("n", 0), m.get("ob", 0), m.get("wb", 0)
             if not n:
                 continue

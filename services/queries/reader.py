@@ -20,6 +20,7 @@ from services import sketch
 from services.store.keys import ALL_SCOPE, RESOLUTIONS, Keys, Resolution
 from services.ingest.plan import TOKEN_FIELD, merge_deltas, unique_token
 from services.store import Store, StoreUnavailable
+from services.store import fields as rf
 from services.store.cache import BucketCache
 from services.scope import SYSTEM, Scope
 from services.vocabulary import TIER_RANK
@@ -84,7 +85,7 @@ class Totals:
         else:
             target.update(fields)
         if kind == "b" and scope != ALL_SCOPE:
-            self.partner_builds[scope] += sum(v for f, v in fields.items() if f.startswith("n:"))
+            self.partner_builds[scope] += sum(v for f, v in fields.items() if f.startswith(rf.FINISHED))
 
     def count(self, kind: str, prefix: str) -> int | float:
         """Sum of the fields of `kind` starting with `prefix`."""
@@ -92,23 +93,23 @@ class Totals:
 
     def summary(self) -> dict:
         """The summary figures (without the live ones)."""
-        succeeded = self.count("b", "n:success:")
-        failed = self.count("b", "n:failed:")
-        cancelled = self.count("b", "n:cancelled:")
+        succeeded = self.count("b", rf.finished("success"))
+        failed = self.count("b", rf.finished("failed"))
+        cancelled = self.count("b", rf.finished("cancelled"))
         completed = succeeded + failed
-        duration_sum = self.count("b", "ds:")
+        duration_sum = self.count("b", rf.FINISHED_SECONDS)
         p50, p95, p99 = sketch.quantiles(self.bh, (0.5, 0.95, 0.99))
-        original = self.count("a", "ob:")
-        output = self.count("a", "wb:")
-        assets = self.count("a", "n:")
-        partners = {f.split(":")[1] for f, v in self.b.items() if f.startswith("pc:") and v > 0}
+        original = self.count("a", rf.asset("ob", ""))
+        output = self.count("a", rf.asset("wb", ""))
+        assets = self.count("a", rf.asset("n", ""))
+        partners = {rf.partner_of(f) for f, v in self.b.items() if f.startswith(rf.PARTNER_FINISHED) and v > 0}
         partners |= {p for p, n in self.partner_builds.items() if n > 0}
         return {
             "builds_total": int(succeeded + failed + cancelled),
             "builds_succeeded": int(succeeded),
             "builds_failed": int(failed),
             "builds_cancelled": int(cancelled),
-            "builds_started": int(self.count("b", "st:")),
+            "builds_started": int(self.count("b", rf.STARTED)),
             "success_rate": (succeeded / completed) if completed else None,
             "duration_avg_s": (duration_sum / completed) if completed else None,
             "duration_p50_s": p50,
@@ -117,7 +118,7 @@ class Totals:
             "active_partners": len(partners),
             "assets_processed": int(assets),
             "asset_compression_ratio_avg": (1 - output / original) if original else None,
-            "asset_quality_avg": (self.count("a", "q:") / assets) if assets else None,
+            "asset_quality_avg": (self.count("a", rf.asset("q", "")) / assets) if assets else None,
             "asset_bytes_saved": int(original - output),
         }
 
@@ -487,7 +488,7 @@ class QueryService:
         month = self.totals(cover_range(month_start, now, now), Scope(SYSTEM, None), kinds=("b",))
         for record in records:
             pid = record["partner_id"]
-            used = sum(v for f, v in month.b.items() if f.startswith(f"pc:{pid}:"))
+            used = month.count("b", rf.partner_finished(pid))
             record["builds_this_month"] = int(used)
             quota = record["monthly_build_quota"]
             record["quota_used_ratio"] = (used / quota) if quota else None

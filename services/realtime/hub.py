@@ -20,6 +20,7 @@ import redis
 
 from services import metrics
 from services.backoff import Backoff
+from services.realtime.messages import scoped_snapshot
 from services.store import STORE_ERRORS, Store
 
 __all__ = ["Hub", "Client", "text_frame", "LockedSocket", "CLOSE_SLOW", "CLOSE_IDLE", "CLOSE_SHUTDOWN"]
@@ -30,6 +31,9 @@ CLOSE_SLOW = (4008, "too slow: the message queue of this connection overflowed; 
 CLOSE_IDLE = (4000, "idle: no subscribe message received")
 CLOSE_SHUTDOWN = (1001, "server shutting down")
 WAKE = "wake"  # queue item: look at the connection's input
+# Streams whose messages concern many partners at once: a client limited to some partners gets
+# its own copy with only theirs (services/realtime/messages.scoped_snapshot).
+PER_PARTNER_STREAMS = frozenset({"metrics"})
 
 
 def text_frame(payload: bytes) -> bytes:
@@ -224,6 +228,7 @@ class Hub:
             return 0
         if not isinstance(messages, list):
             messages = [messages]
+        messages = [m for m in messages if isinstance(m, dict)]
         prepared = []
         for msg in messages:
             data = msg.get("data") if isinstance(msg, dict) else None
@@ -232,8 +237,20 @@ class Hub:
             prepared.append((stream, partner, (text_frame(orjson.dumps(msg)), stream, msg.get("ts") or time.time())))
         queued = 0
         counts: dict[str, int] = {}
+        scoped: dict[tuple[int, frozenset], bytes] = {}  # (message, partner set) → frame, once per dispatch
+
+        def frame_for(i: int, client: Client) -> bytes:
+            stream, _, (frame, _, _) = prepared[i]
+            if stream not in PER_PARTNER_STREAMS or client.partners is None:
+                return frame
+            key = (i, client.partners)
+            if key not in scoped:
+                scoped[key] = text_frame(orjson.dumps(scoped_snapshot(messages[i], client.partners)))
+            return scoped[key]
+
         for client in clients:
-            chosen = [(frame, stream) for stream, partner, (frame, _, _) in prepared if client.wants(stream, partner)]
+            chosen = [(frame_for(i, client), stream) for i, (stream, partner, _) in enumerate(prepared)
+                      if client.wants(stream, partner)]
             if not chosen:
                 continue
             data = chosen[0][0] if len(chosen) == 1 else b"".join(frame for frame, _ in chosen)

@@ -14,7 +14,7 @@ from services.store import STORE_ERRORS, Store
 from services.vocabulary import BUILD_EVENT_TYPES, STAGES, STREAMS, is_partner_id
 
 __all__ = ["STREAMS", "publish", "publish_many", "message", "build_messages", "SubscribeError", "parse_subscribe",
-           "MAX_SUBSCRIBE_BYTES", "MAX_PARTNERS"]
+           "MAX_SUBSCRIBE_BYTES", "MAX_PARTNERS", "scoped_snapshot"]
 
 log = logging.getLogger(__name__)
 
@@ -114,3 +114,20 @@ def parse_subscribe(raw: str | bytes, principal: Principal) -> tuple[frozenset[s
     return frozenset(streams), None if scope.partners is None else frozenset(scope.partners)
 
 
+
+
+# The collector's snapshot (`metrics` stream) carries figures keyed by partner id.
+_PER_PARTNER = ("active_builds", "quota_used_ratio", "builds_this_month")
+
+
+def scoped_snapshot(msg: dict, partners: frozenset[str]) -> dict:
+    """A `metrics` message as a client limited to `partners` may see it: the per-partner figures of
+    those partners only, totals over them, and no fleet composition (host figures stay)."""
+    data = msg.get("data") if isinstance(msg.get("data"), dict) else {}
+    out = {k: v for k, v in data.items() if k not in (*_PER_PARTNER, "partners", "active_builds_total")}
+    for key in _PER_PARTNER:
+        values = data.get(key)
+        if isinstance(values, dict):
+            out[key] = {pid: value for pid, value in values.items() if pid in partners}
+    out["active_builds_total"] = sum(v for v in out.get("active_builds", {}).values() if isinstance(v, (int, float)))
+    return {**msg, "data": out}

@@ -14,6 +14,7 @@ import websocket
 
 from app.auth import PUBLIC_PATHS, PUBLIC_PREFIXES, SELF_CHECKED
 from app.guard import PROP_RULES
+from services.realtime import publish
 from tests.conftest import sign_in, wait_until
 
 pytestmark = pytest.mark.integration
@@ -245,5 +246,17 @@ def test_live_channel_refuses_another_partner_and_sends_nothing_of_it(world):
         message = ws.recv()
         assert json.loads(message)["data"]["build_id"] == "alpha-build-live"
         _assert_nothing_of_b(message, "/ws")
+        # the collector's snapshot names many partners at once: a partner manager gets its own part
+        ws.send(json.dumps({"subscribe": ["metrics"]}))
+        assert json.loads(ws.recv())["stream"] == "subscribed"
+        publish(world.services.store, "metrics", {
+            "system": {"cpu_percent": 12.0}, "active_builds": {A: 2, B: 4321, "other": 7},
+            "active_builds_total": 4330, "partners": [["pro", "active", 1], ["enterprise", "active", 1]],
+            "quota_used_ratio": {A: 0.5, B: 0.25}, "builds_this_month": {A: 3, B: 4321}})
+        snapshot = ws.recv()
+        data = json.loads(snapshot)["data"]
+        assert data["active_builds"] == {A: 2} and data["active_builds_total"] == 2
+        assert data["quota_used_ratio"] == {A: 0.5} and "partners" not in data and data["system"]["cpu_percent"] == 12
+        _assert_nothing_of_b(snapshot, "/ws metrics")
     finally:
         ws.close()

@@ -213,3 +213,29 @@ def test_users_commands(valkey_url, redis_client, tmp_path):
     assert "revoked 1 token(s)" in cli("revoke-tokens", "pat").stdout
     assert cli("set-password", "pat", stdin="a brand new password\n").returncode == 0
     assert cli("remove", "pat").returncode == 0 and "pat" not in cli("list").stdout
+
+
+def test_a_removed_user_added_again_does_not_get_old_sessions_back(server):
+    session = sign_in(server.url, "pat", PASSWORD)
+    assert server.services.users.remove("pat")
+    assert session.get(server.url + "/api/v1/summary", timeout=10).status_code == 401
+    server.services.users.add("pat", "partner_manager", ["acme"], PASSWORD)
+    assert session.get(server.url + "/api/v1/summary", timeout=10).status_code == 401
+
+
+def test_behind_a_trusted_proxy_the_limit_counts_the_client_address(login_settings, redis_client):
+    server = InProcessServer(login_settings.model_copy(update={"trusted_proxies": 1}))
+    try:
+        server.services.users.add("ada", "admin", [], PASSWORD)
+        session = requests.Session()
+        token = _csrf(session, server.url)
+
+        def attempt(client_address: str, name: str) -> int:
+            return session.post(server.url + "/login", headers={"X-Forwarded-For": client_address},
+                                data={"username": name, "password": "wrong password!", "csrf_token": token},
+                                allow_redirects=False).status_code
+
+        assert [attempt("203.0.113.7", f"user{i}") for i in range(11)][-1] == 429  # one address, many names
+        assert attempt("203.0.113.8", "someone-else") == 401  # another client behind the same proxy
+    finally:
+        server.stop()

@@ -1,0 +1,100 @@
+"""The only place that builds and parses rollup *field* names (the twin of `keys.py`, which owns
+the key names). A rollup bucket of one kind holds {field: number}; the fields of each kind:
+
+* `b` (finished builds) — `n:<status>:<build type>` count, `ds:<status>:<build type>` duration
+  sum (completed builds only), `st:<build type>` builds started, `fs:<stage>` failures by failed
+  stage, `ec:<category>` failures by error category, and in the all-partner scope only
+  `pc:<partner>:<status>` finished builds per partner.
+* `bh` (build duration histogram) — `<bucket index>` (services/sketch) count.
+* `s` (stages) — `n:<stage>:<status>` count, `ds:<stage>` duration sum (skipped stages excluded).
+* `sh` (stage duration histograms) — `<stage>:<bucket index>` count.
+* `a` (assets) — `n:`, `ob:` (original bytes), `wb:` (written bytes), `q:` (quality sum), `ds:`
+  (duration sum), each followed by `<asset type>:<format>:<density>`.
+"""
+from __future__ import annotations
+
+__all__ = [
+    "finished", "finished_seconds", "started", "failed_stage", "error_category", "partner_finished",
+    "stage_count", "stage_seconds", "stage_bucket", "asset_dims", "asset", "parse_stage_bucket", "parse_asset",
+    "partner_of", "FINISHED", "FINISHED_SECONDS", "STARTED", "PARTNER_FINISHED", "ASSET_MEASURES",
+]
+
+# Prefixes a reader sums by (Totals.count): every field of the measure starts with one.
+FINISHED = "n:"
+FINISHED_SECONDS = "ds:"
+STARTED = "st:"
+PARTNER_FINISHED = "pc:"
+ASSET_MEASURES = ("n", "ob", "wb", "q", "ds")  # count, original bytes, written bytes, quality sum, seconds
+
+
+def finished(status: str, build_type: str = "") -> str:
+    """`b`: finished builds of a status (and build type; without one, the prefix of them all)."""
+    return f"n:{status}:{build_type}"
+
+
+def finished_seconds(status: str, build_type: str) -> str:
+    """`b`: duration sum of completed builds of a status and build type."""
+    return f"ds:{status}:{build_type}"
+
+
+def started(build_type: str) -> str:
+    """`b`: builds started of a build type."""
+    return f"st:{build_type}"
+
+
+def failed_stage(stage: str) -> str:
+    """`b`: failed builds by the stage that failed ('unknown' when the event names none)."""
+    return f"fs:{stage}"
+
+
+def error_category(category: str) -> str:
+    """`b`: failed builds by error category."""
+    return f"ec:{category}"
+
+
+def partner_finished(partner_id: str, status: str = "") -> str:
+    """`b`, all-partner scope: finished builds of one partner (and status; without one, the prefix)."""
+    return f"pc:{partner_id}:{status}"
+
+
+def partner_of(field: str) -> str:
+    """The partner id of a `partner_finished` field."""
+    return field.split(":")[1]
+
+
+def stage_count(stage: str, status: str = "") -> str:
+    """`s`: stage runs of a status (without one, the prefix of every status)."""
+    return f"n:{stage}:{status}"
+
+
+def stage_seconds(stage: str) -> str:
+    """`s`: duration sum of a stage's runs that were not skipped."""
+    return f"ds:{stage}"
+
+
+def stage_bucket(stage: str, index: int) -> str:
+    """`sh`: runs of a stage in one duration histogram bucket."""
+    return f"{stage}:{index}"
+
+
+def parse_stage_bucket(field: str) -> tuple[str, int]:
+    """(stage, bucket index) of a `stage_bucket` field."""
+    stage, _, index = field.rpartition(":")
+    return stage, int(index)
+
+
+def asset_dims(asset_type: str, fmt: str, density: str) -> str:
+    """The dimensions part of an asset field."""
+    return f"{asset_type}:{fmt}:{density}"
+
+
+def asset(measure: str, dims: str) -> str:
+    """`a`: one measure (ASSET_MEASURES) of one asset type × format × density."""
+    return f"{measure}:{dims}"
+
+
+def parse_asset(field: str) -> tuple[str, tuple[str, str, str]]:
+    """(measure, (asset type, format, density)) of an `asset` field."""
+    measure, _, dims = field.partition(":")
+    asset_type, fmt, density = dims.split(":")
+    return measure, (asset_type, fmt, density)
