@@ -7,6 +7,7 @@ from pydantic import BaseModel, Field, TypeAdapter
 
 from services.ingest.events import Event
 from services.queries.reader import SERIES_METRICS
+from services.vocabulary import PARTNER_ID_PATTERN
 
 __all__ = ["openapi_document"]
 
@@ -99,8 +100,12 @@ def openapi_document() -> dict[str, Any]:
         {"name": "partner", "in": "query", "schema": {"type": "array", "items": {"type": "string"}}, "explode": True,
          "description": "repeat for several partners; none = every partner the caller may see"},
     ]
-    errors = {"400": _json("Error", "bad query argument (the field is named)"),
+    errors = {"400": _json("Error", "bad query argument, or over a limit (the field is named)"),
+              "401": _json("Error", "not signed in: a session cookie from /login or a personal API token"),
+              "403": _json("Error", "a partner asked for is not among the caller's partners (field: partner)"),
+              "414": _json("Error", "URL longer than LULUPAY_MAX_URL_BYTES"),
               "503": _json("Error", "store unreachable; retry after Retry-After seconds")}
+    read = [{"token": []}, {"session": []}]
     return {
         "openapi": "3.1.0",
         "info": {"title": "LuluPay Analytics API", "version": "1"},
@@ -113,20 +118,34 @@ def openapi_document() -> dict[str, Any]:
                 "responses": {"202": _json("Accepted", "stored"), "400": _json("Error", "malformed JSON"),
                               "401": _json("Error", "missing or wrong bearer token"),
                               "413": _json("Error", "body over 5 MiB or more than 5,000 events"),
+                              "415": _json("Error", "the body is not application/json"),
                               "422": _json("Error", "invalid events; nothing of the batch stored"),
                               "503": errors["503"]}}},
             "/api/v1/summary": {"get": {"summary": "Totals and rates for a period", "parameters": time_params,
+                                        "security": read,
                                         "responses": {"200": _json("Summary", "figures"), **errors}}},
             "/api/v1/series/{metric}": {"get": {
-                "summary": "One metric over time", "parameters": [
+                "summary": "One metric over time", "security": read, "parameters": [
                     {"name": "metric", "in": "path", "required": True, "schema": {"type": "string", "enum": list(SERIES_METRICS)}},
                     *time_params,
                     {"name": "step", "in": "query", "schema": {"type": "string"}, "description": "seconds or 5m/1h/1d; default: automatic"}],
                 "responses": {"200": _json("Series", "points"), **errors}}},
-            "/api/v1/partners": {"get": {"summary": "Partners", "parameters": time_params[2:],
+            "/api/v1/partners": {"get": {"summary": "Partners", "parameters": time_params[2:], "security": read,
                                          "responses": {"200": _json("Partners", "partners"), **errors}}},
+            "/api/v1/partners/{partner_id}": {"get": {
+                "summary": "One partner with its tier and status history (404 for a partner the caller may not see)",
+                "security": read, "parameters": [
+                    {"name": "partner_id", "in": "path", "required": True,
+                     "schema": {"type": "string", "pattern": PARTNER_ID_PATTERN}}],
+                "responses": {"200": {"description": "the partner's record and history"},
+                              "404": _json("Error", "no such partner (or not the caller's)"), **errors}}},
             "/healthz": {"get": {"summary": "Process alive", "responses": {"200": {"description": "ok"}}}},
             "/readyz": {"get": {"summary": "Store reachable", "responses": {"200": {"description": "ready"}, "503": {"description": "store unreachable"}}}},
         },
-        "components": {"schemas": components, "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+        "components": {"schemas": components, "securitySchemes": {
+            "bearer": {"type": "http", "scheme": "bearer", "description": "an ingest token (LULUPAY_INGEST_TOKENS)"},
+            "token": {"type": "http", "scheme": "bearer",
+                      "description": "a personal API token (`lulupay-analytics users token NAME`)"},
+            "session": {"type": "apiKey", "in": "cookie", "name": "lulupay_session",
+                        "description": "the session cookie of a sign-in at /login"}}},
     }

@@ -108,3 +108,10 @@ def test_a_step_longer_than_the_range_reads_only_the_range(server):
                           timeout=30)
     assert answer.status_code == 200 and len(answer.json()["points"]) == 1
     assert time.monotonic() - started < 1.0
+
+
+def test_openapi_lists_every_api_route(server):
+    spec = requests.get(server.url + "/openapi.json", timeout=10).json()
+    routes = {rule.rule.replace("<", "{").replace(">", "}").replace("{path:", "{").replace("{string:", "{")
+              for rule in server.app.server.url_map.iter_rules() if rule.rule.startswith("/api/v1/")}
+    assert routes <= set(spec["paths"]), routes - set(spec["paths"])
