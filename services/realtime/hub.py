@@ -65,7 +65,7 @@ class Client:
     def __init__(self, queue_size: int, sock: socket.socket | None = None):
         self.queue: queue.Queue = queue.Queue(maxsize=queue_size)
         self.streams: frozenset[str] = frozenset()
-        self.partners: frozenset[str] | None = None
+        self.partners: frozenset[str] | None = frozenset()  # nothing until a subscribe sets the scope
         self.subscribed = False
         self.sock = sock
         self.write_lock = threading.Lock()  # held while bytes are written to the socket

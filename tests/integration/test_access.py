@@ -260,3 +260,27 @@ def test_live_channel_refuses_another_partner_and_sends_nothing_of_it(world):
         _assert_nothing_of_b(snapshot, "/ws metrics")
     finally:
         ws.close()
+
+
+def test_a_read_without_a_scope_cannot_be_called(services):
+    """Every public read of the query and dashboard services refuses a call without a Scope."""
+    import inspect
+
+    from services.scope import Scope
+
+    checked = 0
+    for target in (services.queries, services.dashboards):
+        for name, method in inspect.getmembers(target, inspect.ismethod):
+            if name.startswith("_"):
+                continue
+            params = inspect.signature(method).parameters
+            if "scope" not in params:
+                continue
+            assert params["scope"].annotation in (Scope, "Scope"), f"{name}: scope must be a Scope"
+            assert params["scope"].default is inspect.Parameter.empty, f"{name}: a scope has no default"
+            args = {p: ("builds" if p == "metric" else None) for p in params if params[p].default is inspect.Parameter.empty}
+            args["scope"] = (0.0, 1.0, None)  # what an unscoped caller would pass: a range and "all"
+            with pytest.raises((TypeError, AttributeError)):
+                method(**args)
+            checked += 1
+    assert checked >= 12
