@@ -9,7 +9,6 @@ principal it raises, so a read can never fall back to "everyone".
 """
 from __future__ import annotations
 
-import hmac
 import logging
 from datetime import timedelta
 from urllib.parse import urlencode, urlsplit
@@ -21,7 +20,6 @@ from flask_limiter.util import get_remote_address
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
 from flask_wtf.csrf import CSRFError, CSRFProtect, generate_csrf
 
-from services.auth.users import User
 from services.scope import OPEN_ACCESS, Principal, ScopeError
 from services.store import StoreUnavailable
 from services.vocabulary import ROLES, is_partner_id
@@ -329,7 +327,3 @@ def _login_page(target: str, *, error: str | None = None, oidc: bool = False, st
     response.headers["Cache-Control"] = "no-store"
     return response
 
-
-def constant_time_equal(given: str, expected: str) -> bool:
-    """Compare secrets in constant time."""
-    return hmac.compare_digest(given.encode(), expected.encode())

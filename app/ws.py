@@ -22,7 +22,7 @@ from simple_websocket import ConnectionClosed
 from app.api import json_response
 from app.auth import current_principal
 from services import metrics
-from services.realtime import Client, Hub, LockedSocket, SubscribeError, parse_subscribe
+from services.realtime import Client, LockedSocket, SubscribeError, parse_subscribe
 
 __all__ = ["install", "origin_allowed"]
 

@@ -18,7 +18,7 @@ import orjson
 
 from services import sketch
 from services.ingest.events import EVENT_TYPES
-from services.store import fields
+from services.store import fields as rf
 from services.store.keys import ALL_SCOPE, RESOLUTIONS, Keys, day_of
 
 __all__ = ["WritePlan", "plan_writes", "merge_deltas", "unique_token", "COMPACT_AT", "TOKEN_FIELD"]
@@ -140,41 +140,41 @@ def plan_writes(events: list[dict], *, keys: Keys, now: float, retention_s: int,
         if kind == "build.finished":
             status, build_type = event["status"], event["build_type"]
             b = slot["b"]
-            b[fields.finished(status, build_type)] += 1
+            b[rf.finished(status, build_type)] += 1
             if status != "cancelled":
-                b[fields.finished_seconds(status, build_type)] += event["duration_s"]
+                b[rf.finished_seconds(status, build_type)] += event["duration_s"]
                 slot["bh"][str(bucket_of(event["duration_s"]))] += 1
             if status == "failed":
-                b[fields.failed_stage(event.get("failed_stage") or "unknown")] += 1
-                b[fields.error_category(event.get("error_category") or "unknown")] += 1
-            slot["b*"][fields.partner_finished(partner, status)] += 1
+                b[rf.failed_stage(event.get("failed_stage") or "unknown")] += 1
+                b[rf.error_category(event.get("error_category") or "unknown")] += 1
+            slot["b*"][rf.partner_finished(partner, status)] += 1
             if ts >= live_from:
                 plan.live.append(["F", *_live_keys(keys, event["build_id"], partner), int(ts + live_window_s)])
         elif kind == "build.stage":
             stage, status = event["stage"], event["status"]
             s = slot["s"]
-            s[fields.stage_count(stage, status)] += 1
+            s[rf.stage_count(stage, status)] += 1
             if status != "skipped":
-                s[fields.stage_seconds(stage)] += event["duration_s"]
+                s[rf.stage_seconds(stage)] += event["duration_s"]
                 duration = event["duration_s"]  # sketch.bucket_of, inlined: the hottest line of a batch
-                slot["sh"][fields.stage_bucket(stage, ceil(log(duration) * inv_log_gamma) if duration >= min_value
+                slot["sh"][rf.stage_bucket(stage, ceil(log(duration) * inv_log_gamma) if duration >= min_value
                                                else zero)] += 1
             if ts >= live_from:
                 plan.live.append(["G", *_live_keys(keys, event["build_id"], partner), repr(ts), partner,
                                   f"stage:{stage}", status, int(ts + live_window_s)])
         elif kind == "build.started":
-            slot["b"][fields.started(event["build_type"])] += 1
+            slot["b"][rf.started(event["build_type"])] += 1
             if ts >= live_from:
                 plan.live.append(["S", *_live_keys(keys, event["build_id"], partner), repr(ts), partner,
                                   event["build_type"], event["app_version"], int(ts + live_window_s)])
         elif kind == "asset.processed":
-            dims = fields.asset_dims(event["asset_type"], event["format"], event["density"])
+            dims = rf.asset_dims(event["asset_type"], event["format"], event["density"])
             a = slot["a"]
-            a[fields.asset("n", dims)] += 1
-            a[fields.asset("ob", dims)] += event["original_bytes"]
-            a[fields.asset("wb", dims)] += event["output_bytes"]
-            a[fields.asset("q", dims)] += event["quality_score"]
-            a[fields.asset("ds", dims)] += event["duration_s"]
+            a[rf.asset("n", dims)] += 1
+            a[rf.asset("ob", dims)] += event["original_bytes"]
+            a[rf.asset("wb", dims)] += event["output_bytes"]
+            a[rf.asset("q", dims)] += event["quality_score"]
+            a[rf.asset("ds", dims)] += event["duration_s"]
         elif kind == "partner.upserted":
             record = {"partner_id": partner, "name": event["name"], "tier": event["tier"],
                       "monthly_build_quota": event["monthly_build_quota"], "status": event["status"],
