@@ -87,14 +87,14 @@ PROP_RULES: dict[tuple[str, str], Callable[[object], bool]] = {
     ("url", "pathname"): _text(2048),
     ("_pages_location", "search"): _text(8192),
     ("_pages_location", "pathname"): _text(2048),
-    ("filter-range", "value"): _none_or(lambda v: v in RANGES),
+    ("filter-range", "value"): _none_or(lambda v: isinstance(v, str) and v in RANGES),
     ("filter-dates", "start_date"): _text(40),
     ("filter-dates", "end_date"): _text(40),
     ("filter-partners", "value"): _partner_values,
     ("filter-refresh", "value"): _text(16),
     ("filters", "data"): _filters,
     ("refresh-tick", "n_intervals"): _count,
-    ("theme", "data"): _none_or(lambda v: v in ("light", "dark")),
+    ("theme", "data"): _none_or(lambda v: isinstance(v, str) and v in ("light", "dark")),
     ("ops-asset-csv", "n_clicks"): _count,
 }
 
@@ -105,6 +105,14 @@ def _callback_args(entry: dict, kind: str) -> list[tuple[str, str]]:
         dep_id = dep.get("id")
         out.append((dep_id if isinstance(dep_id, str) else orjson.dumps(dep_id).decode(), dep.get("property")))
     return out
+
+
+def _output_spec(output: str):
+    """(id, property) of a callback's output, or a list of them for a multi-output callback (Dash
+    writes those as `..a.children...b.data..`)."""
+    if output.startswith("..") and output.endswith(".."):
+        return [tuple(part.rsplit(".", 1)) for part in output[2:-2].split("...")]
+    return tuple(output.rsplit(".", 1))
 
 
 def check_callback_request(body: bytes, callback_map: dict) -> None:
@@ -120,8 +128,16 @@ def check_callback_request(body: bytes, callback_map: dict) -> None:
     if not isinstance(output, str) or output not in callback_map or "callback" not in callback_map[output]:
         raise CallbackRequestError("output: not a registered callback", "output")
     entry = callback_map[output]
-    if not isinstance(doc.get("outputs"), (dict, list)):
-        raise CallbackRequestError("outputs: missing or malformed", "outputs")
+    expected_outputs = _output_spec(output)
+    given_outputs = doc.get("outputs")
+    if isinstance(expected_outputs, list):
+        ok = (isinstance(given_outputs, list) and len(given_outputs) == len(expected_outputs)
+              and all(isinstance(g, dict) and (g.get("id"), g.get("property")) == e
+                      for g, e in zip(given_outputs, expected_outputs)))
+    else:
+        ok = isinstance(given_outputs, dict) and (given_outputs.get("id"), given_outputs.get("property")) == expected_outputs
+    if not ok:
+        raise CallbackRequestError("outputs: not the callback's outputs", "outputs")
     changed = doc.get("changedPropIds", [])
     if not isinstance(changed, list) or not all(isinstance(c, str) and len(c) <= 300 for c in changed):
         raise CallbackRequestError("changedPropIds: must be a list of strings", "changedPropIds")

@@ -6,6 +6,8 @@ import hmac
 import logging
 import time
 
+import orjson
+
 from flask import Flask, Response, g, request
 
 from services import metrics
@@ -38,7 +40,10 @@ def _callback_namer(dash_app):
     callback_names: dict[str, str] = {}
 
     def callback_name() -> str:
-        body = request.get_json(silent=True, cache=True)
+        try:  # orjson: a body nested too deep is a decode error, not a RecursionError
+            body = orjson.loads(request.get_data(cache=True))
+        except orjson.JSONDecodeError:
+            body = None
         output = body.get("output") if isinstance(body, dict) else None
         if not isinstance(output, str):
             return "unknown"

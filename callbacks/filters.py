@@ -6,6 +6,7 @@ from datetime import date, datetime, timezone
 
 from app.auth import current_principal
 from services.scope import MAX_PARTNERS_PER_REQUEST, Scope, ScopeError, earliest_start, scope_for
+from layouts.shell import REFRESH_CHOICES
 from services.timerange import RANGES
 from services.vocabulary import is_partner_id
 
@@ -43,12 +44,15 @@ def check_filters(filters: object) -> dict:
     if not isinstance(filters, dict) or not set(filters) <= _FILTER_KEYS:
         raise ScopeError(400, "filters: not a filter set", "filters")
     rng = filters.get("range") or "24h"
-    if rng not in RANGES:
+    if not isinstance(rng, str) or rng not in RANGES:
         raise ScopeError(400, f"filters: unknown range {str(rng)[:20]!r}", "filters")
+    refresh = filters.get("refresh")
+    if refresh is not None and not (isinstance(refresh, str) and refresh in REFRESH_CHOICES):
+        raise ScopeError(400, "filters: unknown refresh interval", "filters")
     partners = filters.get("partners") or []
     if not isinstance(partners, list) or len(partners) > MAX_PARTNERS_PER_REQUEST:
         raise ScopeError(400, f"filters: partners must be a list of at most {MAX_PARTNERS_PER_REQUEST} ids", "partner")
-    out = {"range": rng, "from": None, "to": None, "partners": partners, "refresh": filters.get("refresh")}
+    out = {"range": rng, "from": None, "to": None, "partners": partners, "refresh": refresh}
     if rng == "custom":
         for name in ("from", "to"):
             value = filters.get(name)

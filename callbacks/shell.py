@@ -15,7 +15,7 @@ from layouts.ids import SHELL
 from layouts import shell as shell_layout
 from layouts.shell import DEFAULT_FILTERS, PAGES, REFRESH_CHOICES, filters_query, parse_filters
 from app.auth import current_principal
-from callbacks.filters import date_bounds, visible_filters, visible_scope
+from callbacks.filters import check_filters, date_bounds, visible_filters, visible_scope
 from services.store import StoreUnavailable
 from services.vocabulary import is_partner_id
 
@@ -189,7 +189,7 @@ def register(app, services) -> None:
     @app.callback(Output(SHELL.TICK, "interval"), Output(SHELL.TICK, "disabled"), Output(SHELL.DATES_COL, "style"),
                   Input(SHELL.FILTERS, "data"), prevent_initial_call=True)
     def set_refresh(filters):
-        return refresh_state(filters, services.clock())
+        return refresh_state(check_filters(filters), services.clock())
 
     @app.callback(Output(SHELL.NAV, "children"), Input(SHELL.URL, "pathname"), Input(SHELL.URL, "search"),
                   prevent_initial_call=True)

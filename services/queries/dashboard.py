@@ -7,7 +7,7 @@ from services import sketch
 from services.store import fields
 from services.vocabulary import FINISH_STATUSES, STAGES, TIERS
 from services.queries.reader import QueryService, Totals
-from services.scope import Scope
+from services.scope import Scope, earliest_start
 from services.timerange import cover_range
 
 __all__ = ["DashboardData", "DURATION_BANDS", "executive", "monthly_trend", "revenue_by_tier", "TIERS"]
@@ -113,14 +113,19 @@ def executive(queries: QueryService, scope: Scope, prices: dict[str, float]) -> 
     start, end = scope.start, scope.end
     span = end - start
     current = queries.summary(scope)
-    previous = queries.summary(scope.within(start - span, start))
+    # the previous period of the same length, as far back as the rollups keep it (a long custom
+    # range's previous period may reach past them: it is compared over the days that are kept)
+    previous_start = min(max(start - span, earliest_start(queries.clock())), start)
+    previous = queries.summary(scope.within(previous_start, start))
     days = span / 86400
+    previous_days = (start - previous_start) / 86400
     history = queries.partner_histories(scope)
     return {
         "days": days,
         "current": {**current, "builds_per_day": current["builds_total"] / days,
                     "revenue": revenue_by_tier(history, end, prices)},
-        "previous": {**previous, "builds_per_day": previous["builds_total"] / days,
+        "previous_days": previous_days,
+        "previous": {**previous, "builds_per_day": previous["builds_total"] / previous_days if previous_days else 0.0,
                      "revenue": revenue_by_tier(history, start, prices)},
     }
 
