@@ -141,8 +141,8 @@ def install(server: Flask, services) -> Limiter:
             _check_csrf()
             return None
         try:
-            if path.startswith("/api/") and "Authorization" in request.headers:
-                g.principal = _principal_from_token()
+            if path.startswith("/api/") and (principal := _principal_from_token()) is not None:
+                g.principal = principal
                 return None
             if current_user.is_authenticated:
                 g.principal = current_user.principal
@@ -151,7 +151,10 @@ def install(server: Flask, services) -> Limiter:
         except ScopeError as exc:
             return _json_error(exc.status, exc.message, exc.field)
         except StoreUnavailable:
-            return _json_error(503, "the store is unreachable; retry later", None, {"Retry-After": "5"})
+            if path.startswith(JSON_PREFIXES) or path == "/ws":
+                return _json_error(503, "the store is unreachable; retry later", None, {"Retry-After": "5"})
+            return _login_page(safe_next(request.full_path), status=503, oidc=settings.oidc_enabled,
+                               error="The store is unreachable, so sessions cannot be checked; retry in a moment.")
         if path.startswith(JSON_PREFIXES) or path == "/ws":
             return _json_error(401, "sign in first (a session from /login, or Authorization: Bearer <personal API "
                                     "token>)", "Authorization")
