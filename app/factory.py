@@ -11,7 +11,7 @@ from dash._utils import to_json as dash_to_json
 from flask import Flask
 
 from app import auth, guard, observability, ws
-from app.api import api, json_response
+from app.api import BLUEPRINTS, install_app_handlers, json_response
 from app.openapi import openapi_document
 from app.settings import Settings
 from services.container import Background, Services, build_services
@@ -36,7 +36,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         server.wsgi_app = ProxyFix(server.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     server.extensions["lulupay"] = services
     observability.install(server, services)  # first: every request is timed, refused ones too
-    server.register_blueprint(api)
+    for blueprint in BLUEPRINTS:
+        server.register_blueprint(blueprint)
+    install_app_handlers(server)
     spec = openapi_document()
     server.add_url_rule("/openapi.json", "openapi", lambda: json_response(spec))
     auth.install(server, services)
