@@ -127,6 +127,8 @@ def check_callback_request(body: bytes, callback_map: dict) -> None:
     output = doc.get("output")
     if not isinstance(output, str) or output not in callback_map or "callback" not in callback_map[output]:
         raise CallbackRequestError("output: not a registered callback", "output")
+    if flask.has_request_context():
+        flask.g.callback_output = output  # the metrics middleware labels the request by it
     entry = callback_map[output]
     expected_outputs = _output_spec(output)
     given_outputs = doc.get("outputs")

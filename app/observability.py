@@ -40,11 +40,13 @@ def _callback_namer(dash_app):
     callback_names: dict[str, str] = {}
 
     def callback_name() -> str:
-        try:  # orjson: a body nested too deep is a decode error, not a RecursionError
-            body = orjson.loads(request.get_data(cache=True))
-        except orjson.JSONDecodeError:
-            body = None
-        output = body.get("output") if isinstance(body, dict) else None
+        output = g.get("callback_output")  # set by app/guard.py once the request was checked
+        if output is None:
+            try:  # orjson: a body nested too deep is a decode error, not a RecursionError
+                body = orjson.loads(request.get_data(cache=True))
+            except orjson.JSONDecodeError:
+                body = None
+            output = body.get("output") if isinstance(body, dict) else None
         if not isinstance(output, str):
             return "unknown"
         name = callback_names.get(output)
