@@ -51,8 +51,14 @@ def _wait(stop: threading.Event) -> None:
 
 
 def _settings_or_exit() -> Settings:
+    from pydantic import ValidationError
+
     try:
         return Settings()
+    except ValidationError as exc:  # one line per problem, without pydantic's decoration
+        problems = [f"{'.'.join(map(str, e['loc'])) + ': ' if e['loc'] else ''}{e['msg'].removeprefix('Value error, ')}"
+                    for e in exc.errors(include_url=False)]
+        raise click.ClickException("; ".join(problems)) from None
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
 
