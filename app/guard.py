@@ -204,14 +204,26 @@ def install(server: Flask, dash_app, settings) -> None:
         # Dash raises (a 500) for a component file it does not serve: a 404 is the truth
         return _json(404, "no such component file", "path")
 
+    # browsers ask for /favicon.ico on pages that name no icon (the sign-in page, JSON): Dash's own
+    server.add_url_rule("/favicon.ico", "favicon", lambda: flask.redirect(dash_app.get_relative_path("/_favicon.ico")))
+
     policy: list[str] = []
+
+    def current_policy() -> str:
+        """The policy with the hashes of every inline script Dash writes. Dash registers the last of
+        them (Dash Pages' title callback) in its own first-request hook, which a request refused by
+        the gate never reaches: the policy is kept only once that has run."""
+        if policy:
+            return policy[0]
+        value = content_security_policy(settings.frame_ancestors, dash_app.csp_hashes())
+        if all(getattr(dash_app, "_got_first_request", {"unknown": True}).values()):
+            policy.append(value)
+        return value
 
     @server.after_request
     def security_headers(response):
-        if not policy:
-            policy.append(content_security_policy(settings.frame_ancestors, dash_app.csp_hashes()))
         headers = response.headers
-        headers["Content-Security-Policy"] = policy[0]
+        headers["Content-Security-Policy"] = current_policy()
         headers["X-Content-Type-Options"] = "nosniff"
         headers["Referrer-Policy"] = "same-origin"
         if settings.frame_ancestors.strip() == "'none'":

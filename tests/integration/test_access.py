@@ -25,7 +25,7 @@ B_STRINGS = ("bravo-corp", "Bravo Zq7 Secret", "bravo-build-", "9.8.7-bravosecre
 
 # Routes anyone may call: health, the login form, the API description, static files; ingest and
 # /metrics check their own tokens.
-OPEN_ROUTES = {"/healthz", "/readyz", "/login", "/openapi.json", "/_favicon.ico", "/assets/<path:filename>",
+OPEN_ROUTES = {"/healthz", "/readyz", "/login", "/openapi.json", "/_favicon.ico", "/favicon.ico", "/assets/<path:filename>",
                "/_dash-component-suites/<string:package_name>/<path:fingerprinted_path>", "/api/v1/events",
                "/metrics"}
 URL_VALUES = {"partner_id": B, "metric": "builds", "path": "operations", "rest": "v1/nothing",
