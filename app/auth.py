@@ -105,7 +105,10 @@ def install(server: Flask, services) -> Limiter:
             return None
         return None
 
-    limiter = Limiter(get_remote_address, app=server, storage_uri=_limiter_storage(services),
+    # the limiter counts on the store's own connection pool (its TLS, socket and credentials):
+    # the URI only names the storage kind
+    limiter = Limiter(get_remote_address, app=server, storage_uri="redis://",
+                      storage_options={"connection_pool": services.store.client.connection_pool},
                       key_prefix=services.store.keys.rate_limits(), strategy="fixed-window",
                       swallow_errors=True, headers_enabled=False)
 
@@ -122,11 +125,10 @@ def install(server: Flask, services) -> Limiter:
 
     def _check_csrf() -> None:
         """Every state-changing request that rides on cookies (a form post: sign-in, sign-out) carries
-        the CSRF token. Not checked: bearer-token requests (no ambient credentials), ingest, and
-        Dash's callback endpoint (JSON only, which a cross-site form cannot send; read-only)."""
+        the CSRF token. Not checked: requests of a personal-token principal (no ambient
+        credentials: they return before this), ingest, and Dash's callback endpoint (JSON only,
+        which a cross-site form cannot send; read-only)."""
         if request.method in ("GET", "HEAD", "OPTIONS") or request.path in CSRF_EXEMPT:
-            return
-        if request.headers.get("Authorization", "").lower().startswith("bearer "):
             return
         csrf.protect()
 
@@ -218,17 +220,6 @@ def _sign_in(user_id: str, principal: Principal) -> None:
     session.clear()  # a fresh session: nothing from before sign-in survives (session fixation)
     session.permanent = True
     login_user(_SessionUser(user_id, principal))
-
-
-def _limiter_storage(services) -> str:
-    """flask-limiter's Redis storage URI: the app's own store."""
-    kwargs = services.store.client.connection_pool.connection_kwargs
-    host, port, db = kwargs.get("host", "127.0.0.1"), kwargs.get("port", 6379), kwargs.get("db", 0)
-    auth = ""
-    if kwargs.get("password"):
-        from urllib.parse import quote
-        auth = f"{quote(kwargs.get('username') or '')}:{quote(kwargs['password'])}@"
-    return f"redis://{auth}{host}:{port}/{db}"
 
 
 def _json_error(status: int, message: str, field: str | None, headers: dict | None = None):

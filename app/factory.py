@@ -36,6 +36,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         server.wsgi_app = ProxyFix(server.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     server.extensions["lulupay"] = services
     observability.install(server, services)  # first: every request is timed, refused ones too
+    guard.install_url_bound(server, settings)
     for blueprint in BLUEPRINTS:
         server.register_blueprint(blueprint)
     install_app_handlers(server)

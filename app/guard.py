@@ -18,7 +18,7 @@ from flask import Flask, request
 from services.scope import MAX_PARTNERS_PER_REQUEST
 from services.timerange import RANGES
 
-__all__ = ["install", "content_security_policy", "PROP_RULES", "check_callback_request", "CallbackRequestError"]
+__all__ = ["install", "install_url_bound", "content_security_policy", "PROP_RULES", "check_callback_request", "CallbackRequestError"]
 
 DASH_UPDATE = "/_dash-update-component"
 MAX_CALLBACK_BODY_BYTES = 2 * 1024 * 1024
@@ -84,9 +84,9 @@ def _filters(v: object) -> bool:
 # (component id, property) → does this value look like what the page itself sends?
 PROP_RULES: dict[tuple[str, str], Callable[[object], bool]] = {
     ("url", "search"): _text(8192),
-    ("url", "pathname"): _text(2048),
+    ("url", "pathname"): _none_or(lambda v: isinstance(v, str) and v.startswith("/") and len(v) <= 2048),
     ("_pages_location", "search"): _text(8192),
-    ("_pages_location", "pathname"): _text(2048),
+    ("_pages_location", "pathname"): _none_or(lambda v: isinstance(v, str) and v.startswith("/") and len(v) <= 2048),
     ("filter-range", "value"): _none_or(lambda v: isinstance(v, str) and v in RANGES),
     ("filter-dates", "start_date"): _text(40),
     ("filter-dates", "end_date"): _text(40),
@@ -141,8 +141,9 @@ def check_callback_request(body: bytes, callback_map: dict) -> None:
     if not ok:
         raise CallbackRequestError("outputs: not the callback's outputs", "outputs")
     changed = doc.get("changedPropIds", [])
-    if not isinstance(changed, list) or not all(isinstance(c, str) and len(c) <= 300 for c in changed):
-        raise CallbackRequestError("changedPropIds: must be a list of strings", "changedPropIds")
+    own_inputs = {f"{dep_id}.{prop}" for dep_id, prop in _callback_args(entry, "inputs")}
+    if not isinstance(changed, list) or not all(isinstance(c, str) and c in own_inputs for c in changed):
+        raise CallbackRequestError("changedPropIds: must name inputs of this callback", "changedPropIds")
     for kind in ("inputs", "state"):
         given = doc.get(kind, [])
         expected = _callback_args(entry, kind)
@@ -160,16 +161,20 @@ def check_callback_request(body: bytes, callback_map: dict) -> None:
                 raise CallbackRequestError(f"{kind}[{position}]: a bad value for {dep_id}.{prop}", f"{dep_id}.{prop}")
 
 
-def install(server: Flask, dash_app, settings) -> None:
-    """The edge checks and headers on `server` (call after the auth gate is installed, so an
-    anonymous request is refused before its body is looked at)."""
-    page_paths: set[str] = set()
+def install_url_bound(server: Flask, settings) -> None:
+    """414 for a URL over LULUPAY_MAX_URL_BYTES — first, before the gate echoes it into a redirect."""
 
     @server.before_request
     def bounded_url():
         if len(request.full_path.encode()) > settings.max_url_bytes:
             return _json(414, f"URL longer than {settings.max_url_bytes} bytes", "url")
         return None
+
+
+def install(server: Flask, dash_app, settings) -> None:
+    """The edge checks and headers on `server` (call after the auth gate is installed, so an
+    anonymous request is refused before its body is looked at)."""
+    page_paths: set[str] = set()
 
     @server.before_request
     def known_pages_and_callbacks():

@@ -6,7 +6,6 @@ import hmac
 import logging
 import time
 
-import orjson
 
 from flask import Flask, Response, g, request
 
@@ -40,13 +39,9 @@ def _callback_namer(dash_app):
     callback_names: dict[str, str] = {}
 
     def callback_name() -> str:
-        output = g.get("callback_output")  # set by app/guard.py once the request was checked
-        if output is None:
-            try:  # orjson: a body nested too deep is a decode error, not a RecursionError
-                body = orjson.loads(request.get_data(cache=True))
-            except orjson.JSONDecodeError:
-                body = None
-            output = body.get("output") if isinstance(body, dict) else None
+        # set by app/guard.py once the request passed the gate and the check: a refused request's
+        # body is never read here
+        output = g.get("callback_output")
         if not isinstance(output, str):
             return "unknown"
         name = callback_names.get(output)

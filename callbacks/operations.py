@@ -1,6 +1,8 @@
 """Operations page callbacks: filters → one service call per panel group → figures and rows."""
 from __future__ import annotations
 
+import logging
+
 import dash_bootstrap_components as dbc
 from dash import Input, Output, State, dcc, html
 
@@ -9,8 +11,10 @@ from layouts import figures
 from layouts import operations as operations_layout
 from layouts.ids import OPS, SHELL
 from layouts.panels import empty_state, error_state, kpi_tile
-from services.queries.promql import PrometheusUnavailable
+from services.queries.promql import PrometheusUnavailable, display_url
 from services.store import StoreUnavailable
+
+log = logging.getLogger(__name__)
 
 __all__ = ["register", "OperationsPanels", "kpi_tiles", "system_gauge", "graph", "GRAPH_CONFIG"]
 
@@ -63,7 +67,7 @@ class OperationsPanels:
         self.boards = services.dashboards
         self.clock = services.clock
         self.target_s = services.settings.build_time_target_s
-        self.prometheus_url = services.settings.prometheus_url
+        self.prometheus_url = display_url(services.settings.prometheus_url)
 
     def scope(self, filters):
         return filters_scope(filters, self.clock())
@@ -125,7 +129,8 @@ class OperationsPanels:
         try:
             rows = self.boards.http(self.scope(filters))
         except PrometheusUnavailable as exc:
-            message = f"Prometheus ({self.prometheus_url}) could not be queried: {exc}"
+            log.warning("Prometheus query failed: %s", exc)
+            message = f"Prometheus ({self.prometheus_url}) could not be queried; see the server log"
             return error_state(message), error_state(message)
         except StoreUnavailable:
             return error_state(), error_state()

@@ -16,6 +16,7 @@ from layouts import shell as shell_layout
 from layouts.shell import DEFAULT_FILTERS, PAGES, REFRESH_CHOICES, filters_query, parse_filters
 from app.auth import current_principal
 from callbacks.filters import check_filters, date_bounds, visible_filters, visible_scope
+from services.queries.promql import display_url
 from services.store import StoreUnavailable
 from services.vocabulary import is_partner_id
 
@@ -85,7 +86,7 @@ def status_view(services) -> tuple:
         [html_icon("bi-exclamation-octagon"), "The store is unreachable. Panels show their last state and "
          "recover by themselves when it returns; ingest answers 503 meanwhile."],
         color="danger", className="outage-banner py-2", id="outage-alert")
-    prometheus = services.settings.prometheus_url
+    prometheus = display_url(services.settings.prometheus_url)
     return (stamp, banner, "success" if store_ok else "danger",
             "info" if prometheus else "secondary",
             f"Prometheus: {prometheus}" if prometheus else "Prometheus: not configured")
@@ -178,7 +179,8 @@ def register(app, services) -> None:
             return (no_update, no_update if f == current else f, f["range"], f["from"], f["to"], f["partners"],
                     f["refresh"], partner_options(services, f["partners"]))
         f = {"range": rng, "from": start_date if rng == "custom" else None,
-             "to": end_date if rng == "custom" else None, "partners": sorted(partners or []), "refresh": refresh}
+             "to": end_date if rng == "custom" else None,
+             "partners": sorted([partners] if isinstance(partners, str) else partners or []), "refresh": refresh}
         if rng == "custom" and not (start_date and end_date):
             today = datetime.now(timezone.utc).date().isoformat()
             f["from"] = f["to"] = today

@@ -6,10 +6,21 @@ import math
 
 import requests
 
-__all__ = ["Prometheus", "PrometheusUnavailable", "http_queries"]
+__all__ = ["Prometheus", "PrometheusUnavailable", "http_queries", "display_url"]
 
 # Requests to /metrics are excluded, as in the app's own HTTP rollups.
 _SEL = 'route!="/metrics"'
+
+
+def display_url(url: str | None) -> str | None:
+    """`url` as pages may show it: no user name, password or query string."""
+    if not url:
+        return url
+    from urllib.parse import urlsplit, urlunsplit
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 class PrometheusUnavailable(Exception):

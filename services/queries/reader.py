@@ -22,7 +22,7 @@ from services.ingest.plan import TOKEN_FIELD, merge_deltas, unique_token
 from services.store import Store, StoreUnavailable
 from services.store import fields as rf
 from services.store.cache import BucketCache
-from services.scope import SYSTEM, Scope
+from services.scope import Scope, system_scope
 from services.vocabulary import TIER_RANK
 from services.timerange import Cover, cover_range, resolution_for_step
 
@@ -37,10 +37,10 @@ SERIES_METRICS = (
 )
 AUTO_STEPS = (60, 300, 900, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400, 7 * 86400)
 MAX_POINTS = 1500
-# Rollup lists one series may read (windows × buckets per window × kinds × partners), checked
-# before any work: a step that is no multiple of the kept resolutions, over many partners, would
-# otherwise read millions of minute buckets.
-MAX_SERIES_READS = 200_000
+# Rollup lists one read may cover (buckets × kinds × partners), checked before any work: a series
+# step that is no multiple of the kept resolutions, or two years of 100 partners, would otherwise
+# read millions of lists.
+MAX_ROLLUP_READS = 200_000
 
 
 class TooMuchWork(ValueError):
@@ -239,8 +239,13 @@ class QueryService:
                 self.cache.put(key, delta_suffix(blob), fields)
 
     def totals(self, cover: Cover, scope: Scope, kinds: Iterable[str] = ("b", "bh", "a")) -> Totals:
-        """Sum the rollups of `kinds` over a cover, for the scope's partners."""
+        """Sum the rollups of `kinds` over a cover, for the scope's partners. Raises TooMuchWork
+        (naming `partner`) before reading when that is more than MAX_ROLLUP_READS lists."""
         partners = _partners(scope)
+        kinds = tuple(kinds)
+        if len(cover.buckets) * len(kinds) * len(self._scopes(partners)) > MAX_ROLLUP_READS:
+            raise TooMuchWork("partner: this range over this many partners would read too many rollups; choose "
+                              "fewer partners or a shorter range", "partner")
         groups: dict[tuple[str, str, str], tuple[list[str], list[dict]]] = {}
         rollup = self.keys.rollup
         for (res, bucket, kind, scope), fields in self._fetch(cover.buckets, kinds, self._scopes(partners)):
@@ -312,7 +317,7 @@ class QueryService:
         hi = min(t, -(-int(end) // res.step_s) * res.step_s)
         scopes = self._scopes(partners)
         reads = (hi - first) // res.step_s * len(tuple(kinds)) * len(scopes)
-        if reads > MAX_SERIES_READS:
+        if reads > MAX_ROLLUP_READS:
             raise TooMuchWork("step: this range, step and partner set would read too many rollups; choose a step "
                               "that is a whole number of hours or days, or fewer partners", "step")
         for bucket, kind, scope, fields in self._fine_sums(res, first, hi, step_s, tuple(kinds), scopes):
@@ -485,7 +490,7 @@ class QueryService:
             return []
         month_start = _month_start(now)
         # the all-partner rollup carries a count per partner (pc:<id>:<status>): one read for all
-        month = self.totals(cover_range(month_start, now, now), Scope(SYSTEM, None), kinds=("b",))
+        month = self.totals(cover_range(month_start, now, now), system_scope(), kinds=("b",))
         for record in records:
             pid = record["partner_id"]
             used = month.count("b", rf.partner_finished(pid))

@@ -34,6 +34,9 @@ WAKE = "wake"  # queue item: look at the connection's input
 # Streams whose messages concern many partners at once: a client limited to some partners gets
 # its own copy with only theirs (services/realtime/messages.scoped_snapshot).
 PER_PARTNER_STREAMS = frozenset({"metrics"})
+# Streams whose messages without a partner go to every subscriber: alerts about the whole service,
+# and the metrics snapshots (cut per client above).
+GLOBAL_STREAMS = frozenset({"alerts", "metrics"})
 
 
 def text_frame(payload: bytes) -> bytes:
@@ -80,9 +83,15 @@ class Client:
         self.streams, self.partners, self.subscribed = streams, partners, True
 
     def wants(self, stream: str, partner: str | None) -> bool:
+        """Messages of its streams; a client limited to some partners gets a message only when it
+        names one of them — or it is fleet-wide by nature (GLOBAL_STREAMS) — fail closed."""
         if stream not in self.streams:
             return False
-        return partner is None or self.partners is None or partner in self.partners
+        if self.partners is None:
+            return True
+        if partner is None:
+            return stream in GLOBAL_STREAMS
+        return partner in self.partners
 
     def deliver(self, data: bytes) -> bool:
         """Hand over frames (hub thread, never blocks): written now if nothing is pending and the
@@ -233,6 +242,7 @@ class Hub:
         for msg in messages:
             data = msg.get("data") if isinstance(msg, dict) else None
             partner = data.get("partner_id") if isinstance(data, dict) else None
+            partner = partner if isinstance(partner, str) else None
             stream = msg.get("stream") if isinstance(msg, dict) else None
             prepared.append((stream, partner, (text_frame(orjson.dumps(msg)), stream, msg.get("ts") or time.time())))
         queued = 0
@@ -290,7 +300,10 @@ class Hub:
                 while not self._stop.is_set():
                     msg = pubsub.get_message(timeout=1.0)
                     if msg is not None and msg["type"] == "message":
-                        self.dispatch(msg["data"])
+                        try:
+                            self.dispatch(msg["data"])
+                        except Exception:  # one odd publication must not end this process's fan-out
+                            log.exception("realtime: a publication could not be dispatched")
             except (redis.RedisError, *STORE_ERRORS) as exc:
                 self.subscribed.clear()
                 failures += 1

@@ -9,6 +9,7 @@ from collections.abc import Iterable
 import orjson
 import redis
 
+from services.metrics.labels import OTHER
 from services.scope import MAX_PARTNERS_PER_REQUEST, Principal, ScopeError, scope_for
 from services.store import STORE_ERRORS, Store
 from services.vocabulary import BUILD_EVENT_TYPES, STAGES, STREAMS, is_partner_id
@@ -116,18 +117,20 @@ def parse_subscribe(raw: str | bytes, principal: Principal) -> tuple[frozenset[s
 
 
 
-# The collector's snapshot (`metrics` stream) carries figures keyed by partner id.
+# The collector's snapshot (`metrics` stream) carries figures keyed by partner id, and host figures.
 _PER_PARTNER = ("active_builds", "quota_used_ratio", "builds_this_month")
+_FLEET_WIDE = ("ts", "system")
 
 
 def scoped_snapshot(msg: dict, partners: frozenset[str]) -> dict:
     """A `metrics` message as a client limited to `partners` may see it: the per-partner figures of
     those partners only, totals over them, and no fleet composition (host figures stay)."""
     data = msg.get("data") if isinstance(msg.get("data"), dict) else {}
-    out = {k: v for k, v in data.items() if k not in (*_PER_PARTNER, "partners", "active_builds_total")}
+    out = {key: data[key] for key in _FLEET_WIDE if key in data}  # an allowlist: a new key is not sent
     for key in _PER_PARTNER:
         values = data.get(key)
         if isinstance(values, dict):
-            out[key] = {pid: value for pid, value in values.items() if pid in partners}
+            # the metrics label `other` (partners past the label cap) is never one client's partner
+            out[key] = {pid: value for pid, value in values.items() if pid in partners and pid != OTHER}
     out["active_builds_total"] = sum(v for v in out.get("active_builds", {}).values() if isinstance(v, (int, float)))
     return {**msg, "data": out}

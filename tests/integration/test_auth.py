@@ -256,3 +256,16 @@ def test_the_policy_allows_every_inline_script_of_the_page_even_after_a_refused_
     for script in inline:
         digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
         assert f"'sha256-{digest}'" in policy, script[:80]
+
+
+def test_a_bearer_header_does_not_skip_the_csrf_check_of_a_form(server):
+    session = requests.Session()
+    session.get(server.url + "/login", timeout=10)
+    answer = session.post(server.url + "/login", headers={"Authorization": "Bearer anything"},
+                          data={"username": "ada", "password": PASSWORD}, allow_redirects=False)
+    assert answer.status_code == 400
+
+
+def test_an_overlong_url_is_414_before_the_sign_in_redirect(server):
+    answer = requests.get(server.url + "/operations?x=" + "a" * 9000, allow_redirects=False, timeout=10)
+    assert answer.status_code == 414

@@ -115,3 +115,42 @@ def test_openapi_lists_every_api_route(server):
     routes = {rule.rule.replace("<", "{").replace(">", "}").replace("{path:", "{").replace("{string:", "{")
               for rule in server.app.server.url_map.iter_rules() if rule.rule.startswith("/api/v1/")}
     assert routes <= set(spec["paths"]), routes - set(spec["paths"])
+
+
+def test_two_years_of_a_hundred_partners_is_refused_before_reading(server):
+    ids = ",".join(f"p{i}" for i in range(100))
+    started = time.monotonic()
+    answer = requests.get(f"{server.url}/api/v1/summary?partner={ids}&from={int(time.time() - 729 * 86400)}",
+                          timeout=30)
+    assert answer.status_code == 400 and answer.json()["field"] == "partner"
+    assert time.monotonic() - started < 1.0
+    # the same range for a few partners is fine
+    assert requests.get(f"{server.url}/api/v1/summary?partner=p1,p2&from={int(time.time() - 729 * 86400)}",
+                        timeout=30).status_code == 200
+
+
+@pytest.mark.parametrize("pathname", ["operations", "", "\\\\operations"])
+def test_a_router_request_with_a_relative_path_is_400(server, pathname):
+    body = {"output": ".._pages_content.children..._pages_store.data..",
+            "outputs": [{"id": "_pages_content", "property": "children"}, {"id": "_pages_store", "property": "data"}],
+            "inputs": [{"id": "_pages_location", "property": "pathname", "value": pathname},
+                       {"id": "_pages_location", "property": "search", "value": ""}],
+            "state": [{"id": "theme", "property": "data", "value": "light"}],
+            "changedPropIds": ["_pages_location.pathname"]}
+    requests.get(server.url + "/_dash-dependencies", timeout=10)  # Dash registers its router callback
+    answer = requests.post(server.url + "/_dash-update-component", data=orjson.dumps(body),
+                           headers={"Content-Type": "application/json"}, timeout=10)
+    assert answer.status_code == 400 and answer.json()["field"] == "_pages_location.pathname"
+
+
+def test_changed_props_must_be_the_callbacks_own_inputs(server):
+    body = {"output": "nav-links.children", "outputs": {"id": "nav-links", "property": "children"},
+            "inputs": [{"id": "url", "property": "pathname", "value": "/"},
+                       {"id": "url", "property": "search", "value": ""}],
+            "state": [], "changedPropIds": ["{bad.value"]}
+    answer = requests.post(server.url + "/_dash-update-component", data=orjson.dumps(body),
+                           headers={"Content-Type": "application/json"}, timeout=10)
+    assert answer.status_code == 400 and answer.json()["field"] == "changedPropIds"
+    body["changedPropIds"] = ["url.pathname"]
+    assert requests.post(server.url + "/_dash-update-component", data=orjson.dumps(body),
+                         headers={"Content-Type": "application/json"}, timeout=10).status_code == 200

@@ -139,3 +139,24 @@ def test_text_frames_decode_with_a_real_websocket_parser():
         protocol.receive_bytes(text_frame(payload))
         frames = list(protocol.received_frames())
         assert len(frames) == 1 and frames[0].payload == payload.decode() and frames[0].frame_finished
+
+
+def test_a_partner_limited_client_gets_no_partnerless_message_but_alerts_and_metrics():
+    client = Client(8)
+    client.subscribe(frozenset({"builds", "partners", "alerts", "metrics"}), frozenset({"b"}))
+    assert client.wants("builds", "b") and not client.wants("builds", "a")
+    assert not client.wants("builds", None) and not client.wants("partners", None)
+    assert client.wants("alerts", None) and client.wants("metrics", None)
+    everyone = Client(8)
+    everyone.subscribe(frozenset({"builds"}), None)
+    assert everyone.wants("builds", None) and everyone.wants("builds", "a")
+
+
+def test_scoped_snapshot_is_an_allowlist():
+    from services.realtime import messages
+
+    msg = {"stream": "metrics", "ts": 1.0, "data": {"ts": 1.0, "system": {"cpu_percent": 3}, "new_key": {"a": 1},
+                                                     "active_builds": {"b": 2, "a": 5, "other": 9},
+                                                     "partners": [["pro", "active", 2]]}}
+    data = messages.scoped_snapshot(msg, frozenset({"b", "other"}))["data"]
+    assert data == {"ts": 1.0, "system": {"cpu_percent": 3}, "active_builds": {"b": 2}, "active_builds_total": 2}
