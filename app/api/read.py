@@ -4,7 +4,6 @@ range, bounded before any work."""
 from __future__ import annotations
 
 import re
-from typing import Literal
 
 from flask import Blueprint, request
 
@@ -42,7 +41,7 @@ def _requested_partners() -> list[str]:
     return [p for value in values for p in value.split(",") if p]
 
 
-def request_scope(*, with_range: bool = True, explicit: Literal["deny", "drop"] = "deny") -> Scope:
+def request_scope(*, with_range: bool = True) -> Scope:
     """The scope of this request: the signed-in principal, the `partner` arguments (a partner it
     may not see → 403), and `from`/`to` (default: the last 24 h), bounded before any work."""
     now = services().clock()
@@ -51,7 +50,7 @@ def request_scope(*, with_range: bool = True, explicit: Literal["deny", "drop"] 
         end = _time_arg("to", now)
         start = _time_arg("from", end - 86400)
     return scope_for(current_principal(), requested=_requested_partners(), start=start, end=end,
-                     now=now if with_range else None, explicit=explicit)
+                     now=now if with_range else None)
 
 
 def _step_arg() -> int | None:

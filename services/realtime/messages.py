@@ -15,12 +15,11 @@ from services.store import STORE_ERRORS, Store
 from services.vocabulary import BUILD_EVENT_TYPES, STAGES, STREAMS, is_partner_id
 
 __all__ = ["STREAMS", "publish", "publish_many", "message", "build_messages", "SubscribeError", "parse_subscribe",
-           "MAX_SUBSCRIBE_BYTES", "MAX_PARTNERS", "scoped_snapshot"]
+           "MAX_SUBSCRIBE_BYTES", "scoped_snapshot"]
 
 log = logging.getLogger(__name__)
 
 MAX_SUBSCRIBE_BYTES = 4096
-MAX_PARTNERS = MAX_PARTNERS_PER_REQUEST
 
 
 # -- publishing ----------------------------------------------------------------------------------
@@ -103,8 +102,8 @@ def parse_subscribe(raw: str | bytes, principal: Principal) -> tuple[frozenset[s
     partners = doc.get("partners")
     if partners is None:
         partners = []
-    if not isinstance(partners, list) or len(partners) > MAX_PARTNERS:
-        raise SubscribeError(f"partners: must be a list of at most {MAX_PARTNERS} partner ids")
+    if not isinstance(partners, list) or len(partners) > MAX_PARTNERS_PER_REQUEST:
+        raise SubscribeError(f"partners: must be a list of at most {MAX_PARTNERS_PER_REQUEST} partner ids")
     for pid in partners:
         if not is_partner_id(pid):
             raise SubscribeError(f"partners: {str(pid)[:80]!r} is not a valid partner id")
@@ -113,8 +112,6 @@ def parse_subscribe(raw: str | bytes, principal: Principal) -> tuple[frozenset[s
     except ScopeError as exc:
         raise SubscribeError(exc.message) from None
     return frozenset(streams), None if scope.partners is None else frozenset(scope.partners)
-
-
 
 
 # The collector's snapshot (`metrics` stream) carries figures keyed by partner id, and host figures.
