@@ -9,6 +9,7 @@ new one without rules fails there first.
 """
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 import flask
@@ -19,6 +20,8 @@ from services.scope import MAX_PARTNERS_PER_REQUEST
 from services.timerange import RANGES
 
 __all__ = ["install", "install_url_bound", "content_security_policy", "PROP_RULES", "check_callback_request", "CallbackRequestError"]
+
+log = logging.getLogger(__name__)
 
 DASH_UPDATE = "/_dash-update-component"
 MAX_CALLBACK_BODY_BYTES = 2 * 1024 * 1024
@@ -81,6 +84,32 @@ def _filters(v: object) -> bool:
     return True
 
 
+_GRID_COLUMNS = ("finished_at", "build_id", "partner_id", "build_type", "status", "duration_s", "failed_stage",
+                 "error_category", "error_signature", "error_message")
+
+
+def _grid_filter_model(v: object) -> bool:
+    """An AG Grid filter model of the builds table: text filters on its columns."""
+    return isinstance(v, dict) and len(v) <= len(_GRID_COLUMNS) and all(
+        column in _GRID_COLUMNS and isinstance(spec, dict) and len(spec) <= 8
+        and spec.get("filterType") == "text" and spec.get("type") == "equals"
+        and _text(500)(spec.get("filter")) for column, spec in v.items())
+
+
+def _grid_request(v: object) -> bool:
+    """An AG Grid infinite-model rows request of the builds table (at most 1,000 rows)."""
+    if not isinstance(v, dict) or not set(v) <= {"startRow", "endRow", "sortModel", "filterModel", "context"}:
+        return False
+    start, end = v.get("startRow"), v.get("endRow")
+    if not (_count(start) and _count(end) and start is not None and end is not None and 0 <= end - start <= 1000):
+        return False
+    sort = v.get("sortModel") or []
+    if not isinstance(sort, list) or len(sort) > 4 or not all(
+            isinstance(s, dict) and s.get("colId") in _GRID_COLUMNS and s.get("sort") in ("asc", "desc") for s in sort):
+        return False
+    return v.get("filterModel") is None or _grid_filter_model(v.get("filterModel"))
+
+
 # (component id, property) → does this value look like what the page itself sends?
 PROP_RULES: dict[tuple[str, str], Callable[[object], bool]] = {
     ("url", "search"): _text(8192),
@@ -96,6 +125,13 @@ PROP_RULES: dict[tuple[str, str], Callable[[object], bool]] = {
     ("refresh-tick", "n_intervals"): _count,
     ("theme", "data"): _none_or(lambda v: isinstance(v, str) and v in ("light", "dark")),
     ("ops-asset-csv", "n_clicks"): _count,
+    ("builds-forecast-poll", "n_intervals"): _count,
+    ("builds-signature-csv", "n_clicks"): _count,
+    ("builds-grid-csv", "n_clicks"): _count,
+    ("builds-grid", "getRowsRequest"): lambda v: v is None or _grid_request(v),
+    ("builds-grid", "filterModel"): lambda v: v is None or _grid_filter_model(v),
+    ("builds-signature-grid", "cellClicked"): lambda v: v is None or (
+        isinstance(v, dict) and len(v) <= 12 and _text(64)(v.get("rowId"))),
 }
 
 
@@ -199,6 +235,7 @@ def install(server: Flask, dash_app, settings) -> None:
             try:
                 check_callback_request(body, dash_app.callback_map)
             except CallbackRequestError as exc:
+                log.info("callback request refused: %s (%s)", exc, body[:300].decode("utf-8", "replace"))
                 return _json(400, str(exc), exc.field)
         return None
 

@@ -6,6 +6,8 @@ from typing import Any
 from pydantic import BaseModel, Field, TypeAdapter
 
 from services.ingest.events import Event
+from services.queries.anomalies import ANOMALY_METRICS, ANOMALY_STEPS
+from services.queries.forecasts import FORECAST_METRICS, FORECAST_STEPS
 from services.queries.reader import SERIES_METRICS
 from services.vocabulary import PARTNER_ID_PATTERN
 
@@ -139,6 +141,42 @@ def openapi_document() -> dict[str, Any]:
                      "schema": {"type": "string", "pattern": PARTNER_ID_PATTERN}}],
                 "responses": {"200": {"description": "the partner's record and history"},
                               "404": _json("Error", "no such partner (or not the caller's)"), **errors}}},
+            "/api/v1/forecast/{metric}": {"get": {
+                "summary": "A metric's forecast with 80/95 % prediction intervals and the rolling-origin backtest "
+                           "that chose its model (computed off the request path; 202 while computing)",
+                "security": read, "parameters": [
+                    {"name": "metric", "in": "path", "required": True,
+                     "schema": {"type": "string", "enum": list(FORECAST_METRICS)}},
+                    {"name": "step", "in": "query", "schema": {"type": "string", "enum": list(FORECAST_STEPS)}},
+                    {"name": "horizon", "in": "query", "schema": {"type": "string", "pattern": r"^\d{1,6}[dh]?$"},
+                     "description": "e.g. 14d or 72h (daily: up to 30 d; hourly: up to 72 h)"},
+                    time_params[2]],
+                "responses": {"200": {"description": "history, points, backtest, note"},
+                              "202": _json("Error", "being computed; retry after Retry-After seconds"),
+                              "404": _json("Error", "unknown metric"), **errors}}},
+            "/api/v1/anomalies": {"get": {
+                "summary": "Buckets outside their robust seasonal band, with their top contributors", "security": read,
+                "parameters": [*time_params,
+                               {"name": "metric", "in": "query", "schema": {"type": "string", "enum": list(ANOMALY_METRICS)}},
+                               {"name": "step", "in": "query", "schema": {"type": "string", "enum": list(ANOMALY_STEPS)}}],
+                "responses": {"200": {"description": "anomalies"}, **errors}}},
+            "/api/v1/failures": {"get": {
+                "summary": "Failed builds grouped by normalised error signature", "security": read,
+                "parameters": time_params, "responses": {"200": {"description": "signatures"}, **errors}}},
+            "/api/v1/bottlenecks": {"get": {
+                "summary": "Stages' share of build time and of the slowest 5 % of builds", "security": read,
+                "parameters": time_params, "responses": {"200": {"description": "stages and the driving stage"}, **errors}}},
+            "/api/v1/export/{dataset}.{format}": {"get": {
+                "summary": "A whole dataset of the period, streamed (columns: docs/exports.md)", "security": read,
+                "parameters": [
+                    {"name": "dataset", "in": "path", "required": True,
+                     "schema": {"type": "string", "enum": ["builds", "stages", "assets", "failures", "partners"]}},
+                    {"name": "format", "in": "path", "required": True,
+                     "schema": {"type": "string", "enum": ["csv", "json", "ndjson"]}},
+                    *time_params],
+                "responses": {"200": {"description": "the rows", "content": {
+                    "text/csv": {"schema": {"type": "string"}}, "application/json": {"schema": {"type": "array"}},
+                    "application/x-ndjson": {"schema": {"type": "string"}}}}, **errors}}},
             "/healthz": {"get": {"summary": "Process alive", "responses": {"200": {"description": "ok"}}}},
             "/readyz": {"get": {"summary": "Store reachable", "responses": {"200": {"description": "ready"}, "503": {"description": "store unreachable"}}}},
         },

@@ -38,6 +38,15 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8050
     build_time_target_s: float = 600.0
+    # Build intelligence (docs/intelligence.md): the background forecaster (every instance runs one;
+    # a queued forecast is computed by exactly one), how often it refreshes the all-partner
+    # forecasts, and how many days of finished-build facts a process keeps in memory (~0.2 MiB a
+    # day per 5,000 builds).
+    forecaster_enabled: bool = True
+    forecast_refresh_s: float = Field(default=300.0, ge=10, le=86400)
+    # How long GET /api/v1/forecast waits for a forecast being computed before answering 202.
+    forecast_wait_s: float = Field(default=8.0, ge=0, le=60)
+    build_log_days: int = Field(default=120, ge=7, le=3650)
     # Monthly price per partner by tier (revenue KPIs), e.g. LULUPAY_TIER_PRICES='{"pro": 249}'.
     tier_prices: dict[str, float] = Field(default_factory=lambda: {"free": 0.0, "basic": 49.0, "pro": 199.0,
                                                                    "enterprise": 999.0})

@@ -1,7 +1,7 @@
 """Component ids: one owner, no string literals scattered across layouts and callbacks."""
 from __future__ import annotations
 
-__all__ = ["SHELL", "OPS", "EXEC", "LIVE", "PANEL_IDS"]
+__all__ = ["SHELL", "OPS", "EXEC", "LIVE", "BUILDS", "PANEL_IDS", "BUILDS_PANEL_IDS"]
 
 
 class SHELL:
@@ -62,6 +62,28 @@ class LIVE:
     FEED_STREAMS = "live-feed-streams"
     COUNT = "live-running-count"
 
+
+class BUILDS:
+    SUMMARY = "builds-summary"
+    SUCCESS = "builds-success"
+    VOLUME = "builds-volume"
+    PERCENTILES = "builds-percentiles"
+    BOTTLENECKS = "builds-bottlenecks"
+    STAGE_TREND = "builds-stage-trend"
+    ANOMALIES = "builds-anomalies"
+    SIGNATURES = "builds-signatures"
+    SIGNATURE_GRID = "builds-signature-grid"
+    SIGNATURE_CSV = "builds-signature-csv"
+    GRID = "builds-grid"
+    GRID_NOTE = "builds-grid-note"
+    GRID_CSV = "builds-grid-csv"
+    EXPORT = "builds-export"
+    FORECAST_POLL = "builds-forecast-poll"
+
+
+# data-panel attribute values of the Build intelligence page, in order.
+BUILDS_PANEL_IDS = ("builds-summary", "success-trend", "volume-trend", "duration-percentiles", "stage-bottlenecks",
+                    "stage-trend", "anomalies", "failure-signatures", "builds-table")
 
 # data-panel attribute values of the Operations page, in order.
 PANEL_IDS = ("kpi-overview", "success-rate-gauge", "build-time-gauge", "cpu-gauge", "memory-gauge",

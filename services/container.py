@@ -13,7 +13,11 @@ from services.auth.users import UserStore
 from services.collector import Collector
 from services.ingest.service import IngestService
 from services.metrics import PartnerLabels, SnapshotCollector, record_events
+from services.queries.anomalies import AnomalyService
 from services.queries.boards import Dashboards
+from services.queries.buildlog import BuildLog
+from services.queries.forecasts import Forecaster, ForecastService
+from services.queries.intelligence import Intelligence
 from services.queries.promql import Prometheus
 from services.queries.reader import QueryService
 from services.queries.system import HttpStats
@@ -40,6 +44,9 @@ class Services:
     dashboards: Dashboards
     users: UserStore
     partner_labels: PartnerLabels
+    intelligence: Intelligence
+    anomalies: AnomalyService
+    forecasts: ForecastService
     clock: Callable[[], float] = time.time
     # Called with every accepted batch (metrics and the realtime channel subscribe here).
     listeners: list[Callable[[list[dict]], None]] = field(default_factory=list)
@@ -79,15 +86,23 @@ class Background:
         self.hub = services.hub
         self.http_stats = services.http_stats
         self.collector = services.collector() if services.settings.collector_enabled else None
+        days = services.settings.retention_days
+        self.forecaster = Forecaster(services.forecasts, refresh_s=services.settings.forecast_refresh_s,
+                                     warm=lambda stop: services.intelligence.log.warm(days, stop)) \
+            if services.settings.forecaster_enabled else None
 
     def start(self) -> "Background":
         self.http_stats.start()
         if self.collector is not None:
             self.collector.start()
+        if self.forecaster is not None:
+            self.forecaster.start()
         return self
 
     def stop(self) -> None:
         self.hub.stop()
+        if self.forecaster is not None:
+            self.forecaster.stop()
         if self.collector is not None:
             self.collector.stop()
         self.http_stats.stop()
@@ -111,13 +126,19 @@ def build_services(settings: "Settings", *, redis_url: str | None = None,
     listeners.append(lambda events: publish_many(store, build_messages(events, clock(), settings.live_window_s)))
     queries = QueryService(store, live_window_s=settings.live_window_s, clock=clock)
     prometheus = Prometheus(settings.prometheus_url) if settings.prometheus_url else None
+    intelligence = Intelligence(queries, BuildLog(store, clock=clock, retention_s=settings.retention_s,
+                                                       cached_days=settings.build_log_days))
+    anomalies = AnomalyService(queries)
+    forecasts = ForecastService(store, queries, clock=clock)
     return Services(
         settings=settings, store=store, clock=clock, listeners=listeners, partner_labels=labels,
         ingest=IngestService(store, retention_s=settings.retention_s, live_window_s=settings.live_window_s,
                              future_tolerance_s=settings.future_tolerance_s, clock=clock, on_ingested=notify),
         queries=queries,
-        dashboards=Dashboards(store, queries, tier_prices=settings.tier_prices, prometheus=prometheus),
+        dashboards=Dashboards(store, queries, tier_prices=settings.tier_prices, prometheus=prometheus,
+                              intelligence=intelligence, anomalies=anomalies, forecasts=forecasts),
         users=UserStore(store, clock=clock),
+        intelligence=intelligence, anomalies=anomalies, forecasts=forecasts,
     )
 
 

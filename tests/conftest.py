@@ -64,7 +64,8 @@ def redis_client(valkey_url):
 @pytest.fixture
 def settings(valkey_url, tmp_path) -> Settings:
     """Settings pointing at the test Valkey."""
-    return Settings(_env_file=None, redis_url=valkey_url, data_dir=tmp_path / "data", ingest_tokens="")
+    return Settings(_env_file=None, redis_url=valkey_url, data_dir=tmp_path / "data", ingest_tokens="",
+                    forecast_wait_s=0.2)
 
 
 @pytest.fixture
@@ -201,7 +202,7 @@ class InProcessServer:
 def login_settings(valkey_url, tmp_path) -> Settings:
     """Settings of a deployment where everybody signs in (LULUPAY_AUTH=login)."""
     return Settings(_env_file=None, redis_url=valkey_url, data_dir=tmp_path / "data", ingest_tokens="ingest-secret",
-                    auth="login", collector_enabled=False)
+                    auth="login", collector_enabled=False, forecast_wait_s=0.2)
 
 
 @pytest.fixture

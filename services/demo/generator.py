@@ -200,12 +200,21 @@ def _rhythm(t_local: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class _Incidents:
-    """Windows of elevated failures: an infra outage, a Maven outage, one partner's expired certificate."""
+    """Windows of elevated failures (an infra outage, a Maven outage, one partner's expired
+    certificate) and a week in which one stage regresses (a dependency cache misconfigured)."""
 
     outage: tuple[float, float] = (0.0, 0.0)
     maven: tuple[float, float] = (0.0, 0.0)
     cert: tuple[float, float] = (0.0, 0.0)
     cert_partner: int = -1
+    slow: tuple[float, float] = (0.0, 0.0)
+    slow_stage: int = 1  # dependency_resolution
+    slow_factor: float = 5.0
+
+    def slowdown(self, dur: np.ndarray, start_ts: np.ndarray) -> None:
+        """Stretch the regressed stage's durations in place for builds started in its week."""
+        in_slow = (start_ts >= self.slow[0]) & (start_ts < self.slow[1])
+        dur[in_slow, self.slow_stage] *= self.slow_factor
 
     def apply(self, p: np.ndarray, start_ts: np.ndarray, partner_idx: np.ndarray, build_type: np.ndarray) -> dict:
         """Raise failure probabilities in place; return the per-build incident flags."""
@@ -237,7 +246,9 @@ def _incidents(ps: _Partners, changes: list[_Change], start: float, days: int) -
     changed = {c.partner for c in changes}
     pro = [i for i in np.flatnonzero(ps.tier0 >= 2) if i not in changed]
     cert_partner = int(max(pro, key=lambda i: ps.util[i])) if pro else -1
-    return _Incidents((outage, outage + 3.5 * 3600), (maven, maven + 2 * 3600), (cert, cert + 18 * 3600), cert_partner)
+    slow = _first_utc_hour_at_or_after(start + int(0.72 * days) * DAY_S, 6.0)
+    return _Incidents((outage, outage + 3.5 * 3600), (maven, maven + 2 * 3600), (cert, cert + 18 * 3600), cert_partner,
+                      (slow, slow + 7 * DAY_S))
 
 
 def _failure(rnd: random.Random, stage: int, build_type: int, pid: str, flags: dict,
@@ -377,6 +388,7 @@ def _build_events(rng: np.random.Generator, rnd: random.Random, *, start_ts: np.
     assets = _assets(rng, len(a_build))
     dur = _STAGE_MEDIAN_S[bt] * np.exp(rng.standard_normal((n, 6)) * _STAGE_SIGMA)
     dur[:, 0] += np.bincount(a_build, weights=assets["duration"], minlength=n)
+    incidents.slowdown(dur, start_ts)
 
     p = _STAGE_FAIL_P * _TYPE_FAIL_MULT[bt] * ps.fail_mult[partner_idx]
     flags = incidents.apply(p, start_ts, partner_idx, bt)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import orjson
 
 from services import sketch
+from services.analytics.signatures import signature
 from services.ingest.events import EVENT_TYPES
 from services.store import fields as rf
 from services.store.keys import ALL_SCOPE, RESOLUTIONS, Keys, day_of
@@ -45,6 +46,10 @@ class WritePlan:
     rollup_exat: dict[str, int] = field(default_factory=dict)
     index: dict[str, tuple[str, int, str]] = field(default_factory=dict)  # raw key -> (zset, score, member)
     live: list[list] = field(default_factory=list)
+    # (signature, scope) -> [first ts, last ts, first example]; signature -> pattern
+    signatures: dict[tuple[str, str], list] = field(default_factory=dict)
+    patterns: dict[str, str] = field(default_factory=dict)
+    keys: Keys | None = field(default=None, repr=False)
     _args: list[bytes] | None = field(default=None, repr=False)
 
     def seen_order(self) -> list[int]:
@@ -66,6 +71,9 @@ class WritePlan:
             "rollup": [[k, self.rollup_exat[k]] for k in self.rollups],
             "zadd": [list(self.index[k]) for k in self.push],
             "live": self.live,
+            "sig": self._signature_ops(),
+            "pat": [[self.keys.signature_patterns(), sig, pattern] for sig, pattern in self.patterns.items()]
+            if self.patterns else [],
             "compact_at": COMPACT_AT,
         })
         args = [header]
@@ -79,6 +87,13 @@ class WritePlan:
             deltas_out.append(orjson.dumps(deltas))
         args.append(DELTA_SEPARATOR.join(deltas_out))
         return args
+
+
+    def _signature_ops(self) -> list[list]:
+        keys = self.keys
+        return [[keys.signature_first_seen(scope), keys.signature_last_seen(scope), keys.signature_examples(scope),
+                 sig, repr(first), repr(last), example]
+                for (sig, scope), (first, last, example) in self.signatures.items()]
 
 
 _TOKEN_PREFIX = os.urandom(6).hex()
@@ -109,10 +124,10 @@ def _level(ts: float, now: float) -> int:
 
 def plan_writes(events: list[dict], *, keys: Keys, now: float, retention_s: int, live_window_s: int) -> WritePlan:
     """Plan the writes of `events` (validated, normalised, none already stored)."""
-    plan = WritePlan()
+    plan = WritePlan(keys=keys)
     live_from = now - live_window_s
-    # slots[(level, finest bucket, partner)][kind] = {field: increment}; kind "b*" holds fields that
-    # only the all-partner scope keeps.
+    # slots[(level, finest bucket, partner)][kind] = {field: increment}; kinds "b*" and "e*" hold
+    # fields that only the all-partner scope keeps.
     slots: dict[tuple, dict[str, dict]] = {}
     minutes: dict[float, _Minute] = {}
     days: dict[int, _Day] = {}
@@ -143,10 +158,17 @@ def plan_writes(events: list[dict], *, keys: Keys, now: float, retention_s: int,
             b[rf.finished(status, build_type)] += 1
             if status != "cancelled":
                 b[rf.finished_seconds(status, build_type)] += event["duration_s"]
-                slot["bh"][str(bucket_of(event["duration_s"]))] += 1
+                index = bucket_of(event["duration_s"])
+                slot["bh"][str(index)] += 1
+                slot["th"][rf.type_bucket(build_type, index)] += 1
             if status == "failed":
-                b[rf.failed_stage(event.get("failed_stage") or "unknown")] += 1
-                b[rf.error_category(event.get("error_category") or "unknown")] += 1
+                stage = event.get("failed_stage") or "unknown"
+                category = event.get("error_category") or "unknown"
+                b[rf.failed_stage(stage)] += 1
+                b[rf.error_category(category)] += 1
+                message = event.get("error_message")
+                if message:
+                    _add_signature(plan, slot, message, stage, category, partner, ts)
             slot["b*"][rf.partner_finished(partner, status)] += 1
             if ts >= live_from:
                 plan.live.append(["F", *_live_keys(keys, event["build_id"], partner), int(ts + live_window_s)])
@@ -184,6 +206,27 @@ def plan_writes(events: list[dict], *, keys: Keys, now: float, retention_s: int,
 
     _expand(slots, plan, keys)
     return plan
+
+
+def _add_signature(plan: WritePlan, slot: dict, message: str, stage: str, category: str, partner: str,
+                   ts: float) -> None:
+    """A failed build's signature: its rollup counts and its first/last seen (per partner and all)."""
+    sig, pattern = signature(message)
+    e = slot["e"]
+    e[rf.signature_count(sig)] += 1
+    e[rf.signature_stage(sig, stage)] += 1
+    e[rf.signature_category(sig, category)] += 1
+    slot["e*"][rf.signature_partner(sig, partner)] += 1
+    plan.patterns.setdefault(sig, pattern)
+    for scope in (partner, ALL_SCOPE):
+        seen = plan.signatures.get((sig, scope))
+        if seen is None:
+            plan.signatures[(sig, scope)] = [ts, ts, message]
+        else:
+            if ts < seen[0]:
+                seen[0], seen[2] = ts, message
+            if ts > seen[1]:
+                seen[1] = ts
 
 
 def _live_keys(keys: Keys, build_id: str, partner: str) -> list[str]:
@@ -237,8 +280,8 @@ def _expand(slots: dict[tuple, dict[str, dict]], plan: WritePlan, keys: Keys) ->
         upper_step = _RES[level + 1][1] if upper is not None else 0
         for (kind, bucket, partner), fields in entries.items():
             exat = bucket + step + keep + _MARGIN_S
-            if kind == "b*":
-                target_kind = "b"
+            if kind.endswith("*"):  # fields only the all-partner scope keeps
+                target_kind = kind[:-1]
             else:
                 key = keys.rollup(name, kind, bucket, partner)
                 plan.rollups[key] = fields

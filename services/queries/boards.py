@@ -8,6 +8,9 @@ import math
 import orjson
 
 from services.queries import system
+from services.queries.anomalies import AnomalyService
+from services.queries.forecasts import ForecastService
+from services.queries.intelligence import Intelligence
 from services.queries.dashboard import DashboardData, executive, monthly_trend
 from services.queries.promql import Prometheus
 from services.queries.reader import QueryService
@@ -23,13 +26,18 @@ class Dashboards:
     panels when Prometheus is the source): the callbacks turn those into error states."""
 
     def __init__(self, store: Store, queries: QueryService, *, tier_prices: dict[str, float],
-                 prometheus: Prometheus | None = None, cache: QueryCache | None = None):
+                 prometheus: Prometheus | None = None, cache: QueryCache | None = None,
+                 intelligence: Intelligence | None = None, anomalies: AnomalyService | None = None,
+                 forecasts: ForecastService | None = None):
         self.store = store
         self.queries = queries
         self.data = DashboardData(queries)
         self.cache = cache or QueryCache(store.client, store.keys.cache_prefix())
         self.tier_prices = tier_prices
         self.prometheus = prometheus
+        self.intelligence = intelligence
+        self.anomaly_service = anomalies
+        self.forecasts = forecasts
 
     def _cached(self, name: str, scope: Scope, compute, key: tuple | None = None):
         return self.cache.get_or_compute(name, scope.cache_key() if key is None else key, compute)
@@ -81,6 +89,30 @@ class Dashboards:
         scope = scope.within(now, now)
         return self._cached("monthly", scope, lambda: monthly_trend(self.queries, scope),
                             key=(math.floor(now / 60), scope.partner_list()))
+
+    # -- Build intelligence ----------------------------------------------------------------------
+    def failures(self, scope: Scope) -> dict:
+        return self._cached("failures", scope, lambda: self.intelligence.failures(scope))
+
+    def bottlenecks(self, scope: Scope) -> dict:
+        return self._cached("bottlenecks", scope, lambda: self.intelligence.bottlenecks(scope))
+
+    def duration_percentiles(self, scope: Scope) -> dict:
+        return self._cached("percentiles", scope, lambda: self.intelligence.duration_percentiles(scope))
+
+    def anomalies(self, scope: Scope, metric: str, step: str) -> dict:
+        return self._cached(f"anomalies:{metric}:{step}", scope,
+                            lambda: self.anomaly_service.anomalies(scope, metric, step))
+
+    def forecast(self, scope: Scope, metric: str, step: str, horizon: int) -> dict | None:
+        """The cached forecast, or None while it is being computed (never fits a model here)."""
+        return self.forecasts.get(metric, step, horizon, scope)
+
+    def builds(self, scope: Scope, **query) -> dict:
+        return self.intelligence.builds(scope, **query)
+
+    def series(self, scope: Scope, metric: str, step_s: int | None = None) -> dict:
+        return self._cached(f"series:{metric}:{step_s}", scope, lambda: self.queries.series(metric, scope, step_s))
 
     # -- shell and Live --------------------------------------------------------------------------
     def partner_names(self, scope: Scope) -> dict[str, str]:

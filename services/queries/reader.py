@@ -67,6 +67,8 @@ class Totals:
         self.a: dict[str, float] = defaultdict(int)
         self.s: dict[str, float] = defaultdict(int)
         self.sh: dict[str, int] = defaultdict(int)
+        self.th: dict[str, int] = defaultdict(int)
+        self.e: dict[str, int] = defaultdict(int)
         self.partner_builds: dict[str, int] = defaultdict(int)
 
     def add(self, kind: str, scope: str, deltas: list[bytes]) -> None:
@@ -85,7 +87,21 @@ class Totals:
         else:
             target.update(fields)
         if kind == "b" and scope != ALL_SCOPE:
-            self.partner_builds[scope] += sum(v for f, v in fields.items() if f.startswith(rf.FINISHED))
+            # the all-partner scope keeps per-partner counts itself; a partner's own bucket adds them
+            finished = 0
+            b = self.b
+            for f, v in fields.items():
+                if f.startswith(rf.FINISHED):
+                    finished += v
+                    key = rf.partner_finished(scope, rf.status_of(f))
+                    b[key] = b.get(key, 0) + v
+            self.partner_builds[scope] += finished
+        elif kind == "e" and scope != ALL_SCOPE:  # the all-partner scope holds these itself
+            e = self.e
+            for f, v in fields.items():
+                if f.startswith(rf.SIGNATURE_COUNT):
+                    key = rf.signature_partner(f[len(rf.SIGNATURE_COUNT):], scope)
+                    e[key] = e.get(key, 0) + v
 
     def count(self, kind: str, prefix: str) -> int | float:
         """Sum of the fields of `kind` starting with `prefix`."""

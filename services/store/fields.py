@@ -10,13 +10,18 @@ the key names). A rollup bucket of one kind holds {field: number}; the fields of
 * `sh` (stage duration histograms) — `<stage>:<bucket index>` count.
 * `a` (assets) — `n:`, `ob:` (original bytes), `wb:` (written bytes), `q:` (quality sum), `ds:`
   (duration sum), each followed by `<asset type>:<format>:<density>`.
+* `th` (build duration histograms per build type) — `<build type>:<bucket index>` count.
+* `e` (failure signatures: failed builds carrying an error message) — `n:<signature>` count,
+  `s:<signature>:<failed stage>` and `c:<signature>:<category>` counts, and in the all-partner scope
+  only `p:<signature>:<partner>` count. A reader of a partner scope adds the `p:` fields itself.
 """
 from __future__ import annotations
 
 __all__ = [
-    "finished", "finished_seconds", "started", "failed_stage", "error_category", "partner_finished",
+    "finished", "status_of", "finished_seconds", "started", "failed_stage", "error_category", "partner_finished",
     "stage_count", "stage_seconds", "stage_bucket", "asset_dims", "asset", "parse_stage_bucket", "parse_asset",
-    "partner_of", "FINISHED", "FINISHED_SECONDS", "STARTED", "PARTNER_FINISHED", "ASSET_MEASURES",
+    "partner_of", "type_bucket", "parse_type_bucket", "signature_count", "signature_stage", "signature_category",
+    "signature_partner", "parse_signature_field", "SIGNATURE_COUNT", "FINISHED", "FINISHED_SECONDS", "STARTED", "PARTNER_FINISHED", "ASSET_MEASURES",
 ]
 
 # Prefixes a reader sums by (Totals.count): every field of the measure starts with one.
@@ -30,6 +35,11 @@ ASSET_MEASURES = ("n", "ob", "wb", "q", "ds")  # count, original bytes, written 
 def finished(status: str, build_type: str = "") -> str:
     """`b`: finished builds of a status (and build type; without one, the prefix of them all)."""
     return f"n:{status}:{build_type}"
+
+
+def status_of(field: str) -> str:
+    """The status of a `finished` field."""
+    return field.split(":")[1]
 
 
 def finished_seconds(status: str, build_type: str) -> str:
@@ -98,3 +108,44 @@ def parse_asset(field: str) -> tuple[str, tuple[str, str, str]]:
     measure, _, dims = field.partition(":")
     asset_type, fmt, density = dims.split(":")
     return measure, (asset_type, fmt, density)
+
+
+def type_bucket(build_type: str, index: int) -> str:
+    """`th`: completed builds of a build type in one duration histogram bucket."""
+    return f"{build_type}:{index}"
+
+
+def parse_type_bucket(field: str) -> tuple[str, int]:
+    """(build type, bucket index) of a `type_bucket` field."""
+    build_type, _, index = field.partition(":")
+    return build_type, int(index)
+
+
+SIGNATURE_COUNT = "n:"
+
+
+def signature_count(signature: str) -> str:
+    """`e`: failed builds of one failure signature."""
+    return f"n:{signature}"
+
+
+def signature_stage(signature: str, stage: str) -> str:
+    """`e`: failed builds of a signature by failed stage ('unknown' when the event names none)."""
+    return f"s:{signature}:{stage}"
+
+
+def signature_category(signature: str, category: str) -> str:
+    """`e`: failed builds of a signature by error category ('unknown' when the event names none)."""
+    return f"c:{signature}:{category}"
+
+
+def signature_partner(signature: str, partner_id: str) -> str:
+    """`e`, all-partner scope: failed builds of a signature of one partner."""
+    return f"p:{signature}:{partner_id}"
+
+
+def parse_signature_field(field: str) -> tuple[str, str, str]:
+    """(measure 'n'|'s'|'c'|'p', signature, detail — '' for 'n') of an `e` field."""
+    measure, _, rest = field.partition(":")
+    signature, _, detail = rest.partition(":")
+    return measure, signature, detail

@@ -33,8 +33,8 @@ RESOLUTIONS: tuple[Resolution, ...] = (
 
 # Rollup kinds: b = finished builds (counts, sums, per-partner counts, failures), bh = build
 # duration histogram, s = stage counts/sums, sh = stage duration histograms, a = assets,
-# bs = builds started.
-ROLLUP_KINDS = ("b", "bh", "s", "sh", "a")
+# th = build duration histograms per build type, e = failure signatures (fields: store/fields.py).
+ROLLUP_KINDS = ("b", "bh", "s", "sh", "a", "th", "e")
 
 ALL_SCOPE = "*"
 
@@ -145,6 +145,38 @@ class Keys:
     def rate_limits(self) -> str:
         """Prefix of flask-limiter's counters (failed logins per user name and per client address)."""
         return f"{self.tag}:limits"
+
+    def signature_patterns(self) -> str:
+        """Hash signature id -> its pattern (the normalised message; services/analytics/signatures)."""
+        return f"{self.tag}:sig:patterns"
+
+    def signature_first_seen(self, scope: str = ALL_SCOPE) -> str:
+        """Sorted set of signature ids, score = ts of the first failed build carrying it, per partner
+        or all ('*'): first seen over the whole history, not one period."""
+        return f"{self.tag}:sig:first:{scope}"
+
+    def signature_last_seen(self, scope: str = ALL_SCOPE) -> str:
+        """Sorted set of signature ids, score = ts of the latest failed build carrying it (per scope)."""
+        return f"{self.tag}:sig:last:{scope}"
+
+    def signature_examples(self, scope: str = ALL_SCOPE) -> str:
+        """Hash signature id -> the first error message seen with it in this scope (a partner only
+        ever sees its own partners' examples)."""
+        return f"{self.tag}:sig:example:{scope}"
+
+    def build_facts(self, day: str) -> str:
+        """Hash of one UTC day's finished-build facts (services/queries/buildlog.py): `stamp` (JSON:
+        version and the partition lengths they were built from), `facts` (vocabularies + numpy
+        columns). Expires with the day's raw partitions."""
+        return f"{self.tag}:facts:{day}"
+
+    def forecast(self, digest: str) -> str:
+        """A cached forecast (JSON) of one metric, step, horizon and partner set (digest of those)."""
+        return f"{self.tag}:forecast:{digest}"
+
+    def forecast_jobs(self) -> str:
+        """List of forecast jobs waiting for the forecaster (JSON: metric, step, horizon, partners)."""
+        return f"{self.tag}:forecast:jobs"
 
     def script_anchor(self) -> str:
         """The key passed to the ingest script so a cluster routes it to the right slot."""

@@ -28,7 +28,7 @@ B_STRINGS = ("bravo-corp", "Bravo Zq7 Secret", "bravo-build-", "9.8.7-bravosecre
 OPEN_ROUTES = {"/healthz", "/readyz", "/login", "/openapi.json", "/_favicon.ico", "/favicon.ico", "/assets/<path:filename>",
                "/_dash-component-suites/<string:package_name>/<path:fingerprinted_path>", "/api/v1/events",
                "/metrics"}
-URL_VALUES = {"partner_id": B, "metric": "builds", "path": "operations", "rest": "v1/nothing",
+URL_VALUES = {"partner_id": B, "metric": "builds", "path": "operations", "rest": "v1/nothing", "dataset": "builds", "format": "csv",
               "filename": "app.css", "package_name": "dash", "fingerprinted_path": "x.js"}
 
 # A valid value of every (id, property) a server callback takes, asking for bravo-corp wherever a
@@ -40,6 +40,11 @@ SAMPLE_VALUES = {
     ("filter-partners", "value"): [B], ("filter-refresh", "value"): "30s",
     ("filters", "data"): {"range": "24h", "from": None, "to": None, "partners": [B], "refresh": "30s"},
     ("refresh-tick", "n_intervals"): 1, ("theme", "data"): "light", ("ops-asset-csv", "n_clicks"): 1,
+    ("builds-forecast-poll", "n_intervals"): 1, ("builds-signature-csv", "n_clicks"): 1,
+    ("builds-grid-csv", "n_clicks"): 1,
+    ("builds-grid", "getRowsRequest"): {"startRow": 0, "endRow": 100, "sortModel": [], "filterModel": {}},
+    ("builds-grid", "filterModel"): {},
+    ("builds-signature-grid", "cellClicked"): None,
 }
 
 
@@ -269,7 +274,8 @@ def test_a_read_without_a_scope_cannot_be_called(services):
     from services.scope import Scope
 
     checked = 0
-    for target in (services.queries, services.dashboards):
+    for target in (services.queries, services.dashboards, services.intelligence, services.anomalies,
+                   services.forecasts):
         for name, method in inspect.getmembers(target, inspect.ismethod):
             if name.startswith("_"):
                 continue
@@ -278,9 +284,10 @@ def test_a_read_without_a_scope_cannot_be_called(services):
                 continue
             assert params["scope"].annotation in (Scope, "Scope"), f"{name}: scope must be a Scope"
             assert params["scope"].default is inspect.Parameter.empty, f"{name}: a scope has no default"
-            args = {p: ("builds" if p == "metric" else None) for p in params if params[p].default is inspect.Parameter.empty}
+            samples = {"metric": "builds", "step": "1d", "horizon": 7}
+            args = {p: samples.get(p) for p in params if params[p].default is inspect.Parameter.empty}
             args["scope"] = (0.0, 1.0, None)  # what an unscoped caller would pass: a range and "all"
             with pytest.raises((TypeError, AttributeError)):
                 method(**args)
             checked += 1
-    assert checked >= 12
+    assert checked >= 20

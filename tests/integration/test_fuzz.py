@@ -83,7 +83,7 @@ def fuzz_server(valkey_url, tmp_path_factory):
     client = redis.Redis.from_url(valkey_url)
     client.flushall()
     settings = Settings(_env_file=None, redis_url=valkey_url, data_dir=tmp_path_factory.mktemp("fuzz") / "data",
-                        ingest_tokens="")
+                        ingest_tokens="", forecast_wait_s=0.2)
     server = InProcessServer(settings)
     errors = ErrorLog()
     loggers = [server.app.server.logger, logging.getLogger("werkzeug"), logging.getLogger()]

@@ -55,6 +55,14 @@ for _, op in ipairs(p.rollup) do  -- {key, expire_at}
 end
 for _, op in ipairs(p.zadd) do redis.call('ZADD', op[1], op[2], op[3]) end
 
+-- failure signatures: {first_key, last_key, example_key, signature, first_ts, last_ts, example}
+for _, op in ipairs(p.sig) do
+  redis.call('ZADD', op[1], 'LT', op[5], op[4])
+  redis.call('ZADD', op[2], 'GT', op[6], op[4])
+  redis.call('HSETNX', op[3], op[4], op[7])
+end
+for _, op in ipairs(p.pat) do redis.call('HSETNX', op[1], op[2], op[3]) end
+
 for _, op in ipairs(p.live) do
   local kind = op[1]
   if kind == 'S' then

@@ -1,0 +1,314 @@
+"""Forecasts of one metric series with prediction intervals, chosen by a rolling-origin backtest.
+
+Candidate models (the ``model`` names in the answer):
+
+- ``seasonal_naive``: the last season repeated (last week for daily data, yesterday for hourly).
+  Intervals from the empirical quantiles of its in-sample one-season errors, widened by sqrt(k)
+  for a step in the k-th season ahead. It is the baseline and the fallback.
+- ``seasonal_naive_weekly``: hourly only, the last week (168 h) repeated, intervals the same way.
+- ``stl-arima-robust``: ``STLForecast`` (robust STL with the seasonal period, then ARIMA(1,1,0) with
+  drift on the seasonally adjusted series), intervals from ``get_prediction``.
+- ``stl-arima-robust-weekly``: hourly only, the same with the weekly period 168.
+- ``ets-damped-additive``: daily only, ``ETSModel`` with additive error, damped additive trend and
+  additive season (period 168 does not converge, 24 is slow: not used for hourly data).
+
+The model-based candidates are fitted on a cleaned copy of the series: points whose robust STL
+residual is more than ``OUTLIER_SIGMAS`` robust sigmas (MAD x 1.4826) away are replaced by
+trend + season. Measured: with one 2.2x outlier day in 84 daily points plain ETS beat seasonal
+naive in about 60 % of seeds; after cleaning ETS and STL+ARIMA keep their no-outlier accuracy
+(cleaning also helps STL+ARIMA: robust STL alone still passes the outlier on to the ARIMA).
+
+Method: ``origins`` forecast origins spaced by half the backtest horizon through the end of the
+history; each candidate is fitted on the history up to an origin and forecasts
+``horizon_steps = min(horizon, 2 * season)`` steps. MASE is the mean absolute error over all
+backtest points (NaN truths skipped), each scaled by the in-sample mean absolute one-season
+seasonal-naive error of that origin's training part. The candidate with the lowest MASE ships
+only if it beats seasonal naive by ``MARGIN``; otherwise seasonal naive ships. The winner is
+refitted on the whole history. Means and bounds are clipped: counts and durations to >= 0, rates
+to [0, 1]. NaN buckets are linearly interpolated before fitting. Deterministic.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["forecast", "describe_backtest", "MIN_SEASONS", "MARGIN", "OUTLIER_SIGMAS", "BASELINE"]
+
+MIN_SEASONS = 3  # seasons of training data the earliest backtest origin needs
+MARGIN = 0.02  # a candidate ships only if its MASE is below (1 - MARGIN) x seasonal naive's
+OUTLIER_SIGMAS = 3.5
+BASELINE = "seasonal_naive"
+WEEK_HOURS = 168
+_ETS_MAX_SEASON = 12
+_MAX_WIDEN = 4.0
+_STRIDE_DIV = 4
+_Q_METHOD = "linear"
+_STL_SEASONAL = 7
+
+
+def _fill(y: np.ndarray) -> np.ndarray:
+    """Linear interpolation of NaNs, the ends held at the nearest value."""
+    y = np.asarray(y, dtype=float)
+    ok = np.isfinite(y)
+    if ok.all():
+        return y.copy()
+    x = np.arange(len(y))
+    return np.interp(x, x[ok], y[ok])
+
+
+def _stl_windows(period: int, seasonal: int, trend: int | None = None) -> dict:
+    """STL smoother windows with R's loess jumps (window / 10): 10-30x faster, same fit."""
+    if trend is None:  # statsmodels' default trend window
+        trend = math.ceil(1.5 * period / (1 - 1.5 / seasonal))
+    trend += 1 - trend % 2
+    low_pass = period + 1 + period % 2
+    return {"seasonal": seasonal, "trend": trend, "low_pass": low_pass, "seasonal_jump": math.ceil(seasonal / 10),
+            "trend_jump": math.ceil(trend / 10), "low_pass_jump": math.ceil(low_pass / 10)}
+
+
+def _clean(y: np.ndarray, period: int) -> np.ndarray:
+    """Outliers of a near-periodic robust STL: far ones replaced by trend + season, others clipped."""
+    from statsmodels.tsa.seasonal import STL
+    fit = STL(y, period=period, robust=True, **_stl_windows(period, 101, 4 * period + 1)).fit()
+    resid = np.asarray(fit.resid)
+    med = np.median(resid)
+    sigma = 1.4826 * np.median(np.abs(resid - med))
+    if not sigma > 0:
+        return y
+    limit = OUTLIER_SIGMAS * sigma
+    base = np.asarray(fit.trend) + np.asarray(fit.seasonal) + med
+    out = np.where(np.abs(resid - med) > limit, base + np.clip(resid - med, -limit, limit), y)
+    return np.where(np.abs(resid - med) > 2 * limit, base, out)
+
+
+def _seasonal_naive(y, h, period):
+    """Last season repeated; intervals from empirical one-season errors x sqrt(season-cycles ahead)."""
+    steps = np.arange(h)
+    mean = y[len(y) - period + steps % period]
+    resid = y[period:] - y[:-period]
+    widen = np.sqrt(np.ceil((steps + 1) / period))
+    out = {"mean": mean}
+    for level, tag in ((0.80, "80"), (0.95, "95")):
+        lo, hi = np.quantile(resid, [(1 - level) / 2, (1 + level) / 2])
+        out["lower_" + tag] = mean + lo * widen
+        out["upper_" + tag] = mean + hi * widen
+    return out
+
+
+def _stl_arima(y, h, period):
+    """STLForecast: robust STL, ARIMA(1,1,0) with drift on the seasonally adjusted series."""
+    from statsmodels.tsa.arima.model import ARIMA
+    from statsmodels.tsa.forecasting.stl import STLForecast
+    res = STLForecast(y, ARIMA, model_kwargs={"order": (1, 1, 0), "trend": "t"},
+                      period=period, robust=True, **_stl_windows(period, _STL_SEASONAL)).fit()
+    pred = res.get_prediction(start=len(y), end=len(y) + h - 1)
+    out = {"mean": np.asarray(pred.predicted_mean, dtype=float)}
+    for alpha, tag in ((0.2, "80"), (0.05, "95")):
+        frame = pred.summary_frame(alpha=alpha)
+        out["lower_" + tag] = frame["mean_ci_lower"].to_numpy(float)
+        out["upper_" + tag] = frame["mean_ci_upper"].to_numpy(float)
+    return out
+
+
+def _ets(y, h, period):
+    """ETS(A, Ad, A) fitted by maximum likelihood; analytic intervals."""
+    from statsmodels.tsa.exponential_smoothing.ets import ETSModel
+    res = ETSModel(pd.Series(y), error="add", trend="add", damped_trend=True, seasonal="add",
+                   seasonal_periods=period).fit(disp=False)
+    pred = res.get_prediction(start=len(y), end=len(y) + h - 1)
+    out = {"mean": np.asarray(pred.predicted_mean, dtype=float)}
+    for alpha, tag in ((0.2, "80"), (0.05, "95")):
+        frame = pred.summary_frame(alpha=alpha)
+        out["lower_" + tag] = frame["pi_lower"].to_numpy(float)
+        out["upper_" + tag] = frame["pi_upper"].to_numpy(float)
+    return out
+
+
+def _candidates(season: int, train_min: int) -> dict:
+    """name -> (function, period, fit on the cleaned series?) for this season and training length."""
+    cands = {BASELINE: (_seasonal_naive, season, False), "stl-arima-robust": (_stl_arima, season, True)}
+    weekly = season < WEEK_HOURS and WEEK_HOURS % season == 0 and season > _ETS_MAX_SEASON
+    if weekly and train_min >= MIN_SEASONS * WEEK_HOURS:
+        cands["seasonal_naive_weekly"] = (_seasonal_naive, WEEK_HOURS, False)
+        cands["stl-arima-robust-weekly"] = (_stl_arima, WEEK_HOURS, True)
+    if season <= _ETS_MAX_SEASON:
+        cands["ets-damped-additive"] = (_ets, season, True)
+    return cands
+
+
+def _run(spec, y: np.ndarray, h: int, cleaned: dict) -> dict | None:
+    """One candidate's raw forecast, or None when it raises or gives non-finite values."""
+    fn, period, clean = spec
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if clean:
+                if period not in cleaned:
+                    cleaned[period] = _clean(y, period)
+                y = cleaned[period]
+            out = fn(y, h, period)
+    except Exception:  # noqa: BLE001 - a failing candidate is dropped, not fatal
+        return None
+    if all(arr.shape == (h,) and np.all(np.isfinite(arr)) for arr in out.values()):
+        return out
+    return None
+
+
+def _ratio(out: dict, truth: np.ndarray, tag: str) -> np.ndarray:
+    """How many times the interval's half-width (on the truth's side) the truth lies from the mean."""
+    dev = truth - out["mean"]
+    width = np.where(dev >= 0, out["upper_" + tag] - out["mean"], out["mean"] - out["lower_" + tag])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(dev == 0, 0.0, np.abs(dev) / np.maximum(width, 0.0))
+
+
+def _widen(ratios: np.ndarray, level: float) -> float:
+    """Split-conformal factor (>= 1) that makes ``level`` of the backtest ratios fall inside."""
+    if len(ratios) < 10:
+        return 1.0
+    q = min(1.0, math.ceil((len(ratios) + 1) * level) / len(ratios)) if _Q_METHOD == "higher" else level
+    return float(np.clip(np.quantile(ratios, q, method=_Q_METHOD), 1.0, _MAX_WIDEN))
+
+
+def _finish(out: dict, kind: str, widen: dict) -> dict:
+    """Widen the intervals by the backtest factors, clip to the kind's range, keep bands nested."""
+    mean, res = out["mean"], {}
+    for tag in ("80", "95"):
+        res["lower_" + tag] = mean - widen[tag] * (mean - out["lower_" + tag])
+        res["upper_" + tag] = mean + widen[tag] * (out["upper_" + tag] - mean)
+    res["mean"] = mean
+    lo, hi = (0.0, 1.0) if kind == "rate" else (0.0, None)
+    res = {k: np.clip(v, lo, hi) for k, v in res.items()}
+    res["lower_80"] = np.minimum(res["lower_80"], res["mean"])
+    res["upper_80"] = np.maximum(res["upper_80"], res["mean"])
+    res["lower_95"] = np.minimum(res["lower_95"], res["lower_80"])
+    res["upper_95"] = np.maximum(res["upper_95"], res["upper_80"])
+    return res
+
+
+def _scale(y: np.ndarray, season: int) -> float:
+    """In-sample mean absolute one-season seasonal-naive error (the MASE denominator)."""
+    for lag in (season, 1):
+        s = float(np.mean(np.abs(y[lag:] - y[:-lag])))
+        if s > 0:
+            return s
+    return 1.0
+
+
+def _backtest(raw: np.ndarray, season: int, kind: str, cands: dict, origins: list[int], h: int):
+    """Rolling-origin MASE, conformal widening factors and cross-validated coverage per candidate."""
+    acc = {name: {"o": [], "e": [], "80": [], "95": []} for name in cands}
+    for i, origin in enumerate(origins):
+        train, truth = _fill(raw[:origin]), raw[origin:origin + h]
+        ok = np.isfinite(truth)
+        if not ok.any():
+            continue
+        scale, cleaned = _scale(train, season), {}
+        for name, spec in cands.items():
+            out = None if acc[name] is None else _run(spec, train, h, cleaned)
+            if out is None:
+                acc[name] = None
+                continue
+            out = {k: v[ok] for k, v in out.items()}
+            t, a = truth[ok], acc[name]
+            a["o"].extend([i] * len(t))
+            a["e"].extend(np.abs(_finish(out, kind, {"80": 1.0, "95": 1.0})["mean"] - t) / scale)
+            for tag in ("80", "95"):
+                a[tag].extend(_ratio(out, t, tag))
+    scores = {}
+    for name, a in acc.items():
+        if a is None or not a["e"]:
+            continue
+        o = np.asarray(a["o"])
+        row = {"mase": float(np.mean(a["e"]))}
+        widen = {}
+        for tag, level in (("80", 0.80), ("95", 0.95)):
+            r = np.asarray(a[tag])
+            widen[tag] = _widen(r, level)
+            # coverage of the widened band on each origin, its factor learnt from the other origins
+            hits = [r[o == k] <= _widen(r[o != k], level) for k in np.unique(o)]
+            row["coverage_" + tag] = float(np.mean(np.concatenate(hits)))
+        scores[name] = (row, widen)
+    return scores
+
+
+def _step_of(index: pd.DatetimeIndex) -> pd.Timedelta:
+    if index.freq is not None:
+        return pd.Timedelta(index.freq)
+    return pd.Series(index).diff().dropna().median()
+
+
+def forecast(history: pd.Series, *, horizon: int, season: int, kind: str,
+             origins: int | None = None) -> dict:
+    """Forecast ``horizon`` steps of ``history`` with the backtest-chosen model and its intervals."""
+    if kind not in ("count", "rate", "duration"):
+        raise ValueError(f"unknown kind {kind!r}")
+    if horizon < 1 or season < 2:
+        raise ValueError("horizon must be >= 1 and season >= 2")
+    history = history.sort_index()
+    index = history.index if history.index.tz is not None else history.index.tz_localize("UTC")
+    step = _step_of(index) if len(index) > 1 else pd.Timedelta(days=1)
+    grid = pd.date_range(index[0], index[-1], freq=step)
+    raw = pd.Series(history.to_numpy(float), index=index).reindex(grid).to_numpy(float)
+    n, h_bt = len(raw), min(horizon, 2 * season)
+    stride = max(1, h_bt // _STRIDE_DIV)
+    need = MIN_SEASONS * season + h_bt
+    have = int(np.isfinite(raw).sum())
+    if n < need or have < need // 2:
+        unit, size = ("days", pd.Timedelta(days=1)) if step >= pd.Timedelta(days=1) else ("hours", pd.Timedelta(hours=1))
+        what = "" if n < need else " with data in at least half of them"
+        return {"model": "none", "points": [], "backtest": None,
+                "note": f"needs at least {math.ceil(need * step / size)} {unit} of history{what}; "
+                        f"has {math.ceil((n if n < need else have) * step / size)}"}
+    if origins is None:
+        origins = 8 if season <= _ETS_MAX_SEASON else 4
+    origins = max(1, min(origins, 1 + (n - need) // stride))
+    cuts = [n - h_bt - i * stride for i in range(origins)][::-1]
+    cands = _candidates(season, cuts[0])
+    scored = _backtest(raw, season, kind, cands, cuts, h_bt)
+    note = None
+    if BASELINE not in scored:
+        nan = float("nan")
+        scored[BASELINE] = ({"mase": nan, "coverage_80": nan, "coverage_95": nan}, {"80": 1.0, "95": 1.0})
+        note = "no backtest truths: seasonal naive shipped untested"
+    scores = {name: row for name, (row, _) in scored.items()}
+    base = scores[BASELINE]["mase"]
+    rivals = [(row["mase"], name) for name, row in scores.items() if name != BASELINE]
+    best = min(rivals)[1] if rivals else BASELINE
+    model = best if np.isfinite(base) and scores[best]["mase"] < (1 - MARGIN) * base else BASELINE
+    y = _fill(raw)
+    out = _run(cands[model], y, horizon, {})
+    if out is None and model != BASELINE:
+        note, model = f"{model} failed on the full history; seasonal naive shipped", BASELINE
+        out = _run(cands[model], y, horizon, {})
+    out = _finish(out, kind, scored[model][1])
+    ts = [int((grid[-1] + step * (i + 1)).timestamp()) for i in range(horizon)]
+    keys = ("mean", "lower_80", "upper_80", "lower_95", "upper_95")
+    points = [{"ts": t, **{k: float(out[k][i]) for k in keys}} for i, t in enumerate(ts)]
+    backtest = {"origins": len(cuts), "horizon_steps": h_bt, "mase": scores[model]["mase"],
+                "baseline": BASELINE, "baseline_mase": base,
+                "coverage_80": scores[model]["coverage_80"], "coverage_95": scores[model]["coverage_95"],
+                "baseline_coverage_80": scores[BASELINE]["coverage_80"],
+                "baseline_coverage_95": scores[BASELINE]["coverage_95"], "candidates": scores}
+    return {"model": model, "points": points, "backtest": backtest, "note": note}
+
+
+def describe_backtest(backtest: dict | None, step: str, *, season: int | None = None) -> str:
+    """The backtest figures in words, for a chart caption."""
+    if not backtest:
+        return "not enough history to test a forecast"
+    hourly = str(step).lower().lstrip("1") in ("h", "hour", "hourly", "hours")
+    daily_season = hourly and (season or 24) < WEEK_HOURS
+    baseline, last = ("yesterday-repeated", "day") if daily_season else ("last-week-repeated", "week")
+    runs = backtest["origins"]
+    band = (f"the 95 % band held the truth {round(100 * backtest['coverage_95'])} % of the time "
+            f"in {runs} backtest{'' if runs == 1 else 's'}")
+    mase, base = backtest["mase"], backtest["baseline_mase"]
+    if not (np.isfinite(mase) and np.isfinite(base)) or (
+            mase == base and backtest["coverage_95"] == backtest["baseline_coverage_95"]):
+        return f"nothing beat repeating the last {last}; {band}"
+    gain = 1 - mase / base if base > 0 else 0.0
+    return f"beats {baseline} by {round(100 * gain)} %; {band}"

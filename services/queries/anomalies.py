@@ -1,0 +1,148 @@
+"""Anomalies of a period and what caused them: the series with enough context before the period
+for a seasonal decomposition (services.analytics.anomalies.detect), then, for each anomalous
+bucket, the breakdowns of that bucket against the ordinary buckets of the same phase (the same
+hour of the day for hourly steps; every ordinary day for daily steps): partners, build types,
+stages, error signatures (services.analytics.anomalies.contributors)."""
+from __future__ import annotations
+
+from collections import defaultdict
+
+import pandas as pd
+
+from services.analytics.anomalies import contributors, describe, detect
+from services.queries.reader import QueryService, Totals, TooMuchWork, _metric_value, _partners
+from services.scope import Scope
+from services.store import fields as rf
+from services.timerange import finest_available
+
+__all__ = ["AnomalyService", "ANOMALY_METRICS", "ANOMALY_STEPS", "MAX_EXPLAINED"]
+
+ANOMALY_METRICS = {"builds": "count", "success_rate": "rate", "duration_p95": "duration"}
+# step -> (seconds, seasonal periods in steps, context before the period in steps)
+ANOMALY_STEPS = {"1h": (3600, (24, 168), 21 * 24), "1d": (86400, (7,), 56)}
+MAX_EXPLAINED = 20  # anomalies explained per answer (the strongest)
+_KINDS = {"builds": ("b",), "success_rate": ("b", "e"), "duration_p95": ("b", "bh", "s")}
+
+
+class AnomalyService:
+    """GET /api/v1/anomalies and the chart marks of /builds."""
+
+    def __init__(self, queries: QueryService):
+        self.queries = queries
+
+    def anomalies(self, scope: Scope, metric: str, step: str, *, explain: bool = True) -> dict:
+        """Buckets of [start, end) outside the expected band, strongest explained first in `cause`."""
+        _partners(scope)
+        kind = ANOMALY_METRICS[metric]
+        step_s, periods, context = ANOMALY_STEPS[step]
+        now = self.queries.clock()
+        start = int(scope.start // step_s) * step_s
+        end = min(int(-(-scope.end // step_s) * step_s), int(now // step_s) * step_s)  # complete buckets only
+        lo = start - context * step_s
+        # the context cannot reach back past what the step's resolution still keeps
+        while lo < start and finest_available(lo, now).step_s > step_s:
+            lo += step_s
+        if end <= start:
+            return {"metric": metric, "step_s": step_s, "from": start, "to": end, "anomalies": []}
+        wide = scope.within(lo, end)
+        kinds = _KINDS[metric] if explain else (("bh",) if metric == "duration_p95" else ("b",))
+        used_step, windows = self.queries.windows(wide, step_s, kinds)
+        if used_step != step_s:
+            raise TooMuchWork(f"step: {step} steps are not kept for this range; choose step=1d", "step")
+        by_ts = dict(windows)
+        series_metric = {"builds": "builds", "success_rate": "success_rate", "duration_p95": "duration_p95"}[metric]
+        values = [_metric_value(series_metric, totals) for _, totals in windows]
+        series = pd.Series([float("nan") if v is None else float(v) for v in values],
+                           index=pd.to_datetime([ts for ts, _ in windows], unit="s", utc=True), dtype=float)
+        found = detect(series, periods=periods, report_from=start, kind=kind)
+        found = [dict(a, metric=metric, step_s=step_s) for a in found if a["ts"] < end]
+        if explain and found:
+            flagged = {a["ts"] for a in found}
+            strongest = sorted(found, key=lambda a: -abs(a["score"]))[:MAX_EXPLAINED]
+            for a in strongest:
+                a["cause"] = self._explain(metric, a, by_ts, flagged, step_s)
+        return {"metric": metric, "step_s": step_s, "from": start, "to": end, "anomalies": found}
+
+    def _explain(self, metric: str, anomaly: dict, by_ts: dict[int, Totals], flagged: set[int], step_s: int) -> dict:
+        ts = anomaly["ts"]
+        actual = by_ts[ts]
+        phase = 86400 if step_s == 3600 else step_s
+        baseline = Totals()
+        for t, totals in by_ts.items():
+            if t not in flagged and (t - ts) % phase == 0:
+                for kind in ("b", "e", "s"):
+                    baseline.add_sum(kind, "*", getattr(totals, kind))
+        breakdowns = _breakdowns(metric, anomaly, actual, baseline)
+        best_dim, best = None, []
+        for dimension, (a, b, a_units, b_units, direction) in breakdowns.items():
+            top = contributors(a, b, actual_units=a_units, baseline_units=b_units, direction=direction)
+            if dimension == "signature" and top:
+                patterns = self._patterns([c["key"] for c in top])
+                for c in top:
+                    c["label"] = patterns.get(c["key"]) or c["key"]
+            breakdowns[dimension] = top
+            if top and (not best or top[0]["share"] > best[0]["share"]):
+                best_dim, best = dimension, top
+        return {"sentence": describe(anomaly, metric, best or None, best_dim or "partner"),
+                "dimension": best_dim, "contributors": breakdowns}
+
+
+    def _patterns(self, ids: list[str]) -> dict[str, str]:
+        store = self.queries.store
+        values = store.run(lambda c: c.hmget(store.keys.signature_patterns(), ids))
+        return {sig: v.decode() for sig, v in zip(ids, values) if v}
+
+
+def _breakdowns(metric: str, anomaly: dict, actual: Totals, baseline: Totals) -> dict:
+    """dimension -> (actual per value, baseline per value, actual units, baseline units, direction)."""
+    direction = anomaly["direction"]
+    if metric == "success_rate":
+        # the measure is failed builds per completed build: "low" success = more failures than usual
+        units = (_completed(actual), _completed(baseline))
+        side = "high" if direction == "low" else "low"
+        return {
+            "signature": (_prefixed(actual.e, rf.SIGNATURE_COUNT), _prefixed(baseline.e, rf.SIGNATURE_COUNT), *units, side),
+            "stage": (_prefixed(actual.b, "fs:"), _prefixed(baseline.b, "fs:"), *units, side),
+            "partner": (_partner_counts(actual, "failed"), _partner_counts(baseline, "failed"), *units, side),
+            "build type": (_type_counts(actual, "failed"), _type_counts(baseline, "failed"), *units, side),
+        }
+    if metric == "builds":
+        expected = anomaly["expected"] or 0.0
+        base_total = sum(_type_counts(baseline).values())
+        return {
+            "partner": (_partner_counts(actual), _partner_counts(baseline), expected, base_total, direction),
+            "build type": (_type_counts(actual), _type_counts(baseline), expected, base_total, direction),
+        }
+    units = (_completed(actual), _completed(baseline))
+    return {
+        "stage": (_prefixed(actual.s, "ds:"), _prefixed(baseline.s, "ds:"), *units, direction),
+        "build type": (_type_counts(actual), _type_counts(baseline), *units, direction),
+    }
+
+
+def _completed(t: Totals) -> float:
+    return t.count("b", rf.finished("success")) + t.count("b", rf.finished("failed"))
+
+
+def _prefixed(fields: dict, prefix: str) -> dict[str, float]:
+    return {f[len(prefix):]: v for f, v in fields.items() if f.startswith(prefix) and v}
+
+
+def _partner_counts(t: Totals, status: str = "") -> dict[str, float]:
+    out: dict[str, float] = defaultdict(float)
+    for f, v in t.b.items():
+        if f.startswith(rf.PARTNER_FINISHED):
+            _, partner, st = f.split(":", 2)
+            if (not status or st == status) and v:
+                out[partner] += v
+    return dict(out)
+
+
+def _type_counts(t: Totals, status: str = "") -> dict[str, float]:
+    out: dict[str, float] = defaultdict(float)
+    for f, v in t.b.items():
+        if f.startswith(rf.FINISHED):
+            _, st, build_type = f.split(":", 2)
+            if (not status or st == status) and v:
+                out[build_type] += v
+    return dict(out)

@@ -1,0 +1,408 @@
+"""The build log: one row per `build.finished` event, read from the raw-event partitions.
+
+Two ways in:
+* `iter_raw` / `iter_builds` stream the events of a range straight from the store, a partition and
+  a slice of chunks at a time (exports: flat memory, no cap).
+* `BuildLog.table(scope)` answers the builds grid and the slowest-builds analysis from per-day
+  column tables ("facts": numpy columns, the build's stage durations joined in). A day's facts are
+  built once from its partitions (its `build.finished` partition; the `build.stage` partitions of
+  that day and the day before, for builds that ran over midnight), kept in the store for every
+  process and instance (`Keys.build_facts`), and checked on every read against the lengths of the
+  partitions they were built from: partitions only grow (RPUSH of batch chunks; retention drops the
+  whole key), so equal lengths mean the same content. A late event makes its day's facts be built
+  again. Recent days change all the time, so they are not stored: `BuildLog` extends them in
+  process with the chunks added since the last look. `warm()` builds the stored days ahead of the
+  pages (the background worker calls it), so a page does not wait for a parse.
+
+A facts row carries its position in the day's partition: the grid reads only the rows it shows.
+"""
+from __future__ import annotations
+
+import io
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, fields as dataclass_fields
+
+import numpy as np
+import orjson
+
+from services.analytics.signatures import signature
+from services.scope import Scope
+from services.store import Store, StoreUnavailable
+from services.store.keys import day_of
+from services.store.store import STORE_ERRORS
+from services.vocabulary import STAGES
+
+__all__ = ["BuildLog", "BuildTable", "iter_builds", "iter_raw", "BUILD_COLUMNS", "MAX_EXPORT_DAYS", "RECENT_DAYS"]
+
+DAY_S = 86400
+CHUNKS_PER_READ = 64  # raw chunks (batches) fetched per round trip while streaming
+MAX_EXPORT_DAYS = 800  # partitions one export may walk (retention bounds what they hold)
+RECENT_DAYS = 2  # today and yesterday: extended in process, not stored
+FACTS_VERSION = 1
+BUILD_COLUMNS = ("build_id", "partner_id", "build_type", "status", "finished_at", "duration_s",
+                 "failed_stage", "error_category", "error_signature", "error_message")
+_STAGE_INDEX = {stage: i for i, stage in enumerate(STAGES)}
+
+
+def _days(start: float, end: float) -> list[int]:
+    first = int(start // DAY_S) * DAY_S
+    return list(range(first, int(end) + (DAY_S if end % DAY_S else 0), DAY_S)) if end > start else []
+
+
+def iter_raw(store: Store, scope: Scope, event_type: str) -> Iterator[dict]:
+    """Raw events of one type with ts in the scope's [start, end) and of its partners, day by day
+    (arrival order inside a day), read CHUNKS_PER_READ batch chunks per round trip."""
+    partners = scope.partner_list()
+    allowed = None if partners is None else frozenset(partners)
+    if allowed is not None and not allowed:
+        return
+    start, end = scope.start, scope.end
+    days = _days(start, end)
+    if len(days) > MAX_EXPORT_DAYS:
+        raise ValueError(f"from: more than {MAX_EXPORT_DAYS} days")
+    loads = orjson.loads
+    for day in days:
+        key = store.keys.raw(event_type, day_of(day))
+        offset = 0
+        while True:
+            chunks = store.run(lambda c: c.lrange(key, offset, offset + CHUNKS_PER_READ - 1))
+            offset += len(chunks)
+            for chunk in chunks:
+                for e in loads(chunk):
+                    ts = e["ts"]
+                    if start <= ts < end and (allowed is None or e["partner_id"] in allowed):
+                        yield e
+            if len(chunks) < CHUNKS_PER_READ:
+                break
+
+
+def _finished_row(e: dict) -> tuple:
+    message = e.get("error_message")
+    sig = signature(message)[0] if message and e["status"] == "failed" else None
+    return (e["build_id"], e["partner_id"], e["build_type"], e["status"], e["ts"], e["duration_s"],
+            e.get("failed_stage"), e.get("error_category"), sig, message)
+
+
+def iter_builds(store: Store, scope: Scope) -> Iterator[tuple]:
+    """Rows (BUILD_COLUMNS order, finished_at as epoch seconds) of every build finished in the
+    scope's [start, end) and partners."""
+    for e in iter_raw(store, scope, "build.finished"):
+        yield _finished_row(e)
+
+
+@dataclass
+class BuildTable:
+    """Facts of finished builds, one entry per row: the day and position of the row's event in that
+    day's partition, the filterable columns, and the stage durations (rows × STAGES, NaN where a
+    stage did not run or was skipped)."""
+
+    day: np.ndarray
+    pos: np.ndarray
+    partner_id: np.ndarray
+    build_type: np.ndarray
+    status: np.ndarray
+    finished_at: np.ndarray
+    duration_s: np.ndarray
+    failed_stage: np.ndarray
+    error_category: np.ndarray
+    error_signature: np.ndarray
+    stage_s: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.finished_at)
+
+    def take(self, index) -> "BuildTable":
+        """The rows at `index` (a mask or positions)."""
+        return BuildTable(**{f.name: getattr(self, f.name)[index] for f in dataclass_fields(self)})
+
+    @classmethod
+    def concat(cls, tables: list["BuildTable"]) -> "BuildTable":
+        """One table of several, in order."""
+        if not tables:
+            return _empty_table()
+        if len(tables) == 1:
+            return tables[0]
+        return cls(**{f.name: np.concatenate([getattr(t, f.name) for t in tables]) for f in dataclass_fields(cls)})
+
+
+def _empty_table() -> BuildTable:
+    obj = np.empty(0, dtype=object)
+    return BuildTable(np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int32), obj, obj, obj, np.empty(0),
+                      np.empty(0), obj, obj, obj, np.empty((0, len(STAGES)), dtype=np.float32))
+
+
+# -- building one day's facts ------------------------------------------------------------------------
+def _stage_map(chunks: list[bytes]) -> dict[str, list[float]]:
+    """build id → stage durations (NaN where none) from stage-partition chunks."""
+    out: dict[str, list[float]] = {}
+    nan = float("nan")
+    width = len(STAGES)
+    index = _STAGE_INDEX
+    for chunk in chunks:
+        for e in orjson.loads(chunk):
+            if e["status"] == "skipped":
+                continue
+            durations = out.get(e["build_id"])
+            if durations is None:
+                durations = out[e["build_id"]] = [nan] * width
+            durations[index[e["stage"]]] = e["duration_s"]
+    return out
+
+
+def _codes(values: list, vocab: dict) -> np.ndarray:
+    get = vocab.setdefault
+    return np.fromiter((get(v, len(vocab)) for v in values), dtype=np.int32, count=len(values))
+
+
+def _facts(day: int, finished: list[dict], stages: dict, earlier: dict) -> BuildTable:
+    """One day's facts from its finished events and its builds' stage durations."""
+    n = len(finished)
+    if not n:
+        return _empty_table()
+    stage = np.full((n, len(STAGES)), np.nan, dtype=np.float32)
+    for r, e in enumerate(finished):
+        build_id = e["build_id"]
+        here = stages.get(build_id)
+        before = earlier.get(build_id)
+        if here is not None:
+            stage[r] = here
+            if before is not None:  # a build that ran over midnight: its earlier stages are the day before's
+                stage[r] = np.where(np.isnan(stage[r]), before, stage[r])
+        elif before is not None:
+            stage[r] = before
+    sigs = [signature(e["error_message"])[0] if e.get("error_message") and e["status"] == "failed" else None
+            for e in finished]
+    col = lambda name: np.array([e.get(name) for e in finished], dtype=object)  # noqa: E731
+    return BuildTable(np.full(n, day, dtype=np.int64), np.arange(n, dtype=np.int32), col("partner_id"),
+                      col("build_type"), col("status"), np.array([e["ts"] for e in finished], dtype=float),
+                      np.array([e["duration_s"] for e in finished], dtype=float), col("failed_stage"),
+                      col("error_category"), np.array(sigs, dtype=object), stage)
+
+
+def _pack(table: BuildTable) -> bytes:
+    """The stored form of a day's facts: numeric columns, and text columns as codes + vocabularies."""
+    vocab: dict[str, list] = {}
+    arrays = {"finished_at": table.finished_at, "duration_s": table.duration_s, "stage_s": table.stage_s}
+    for name in ("partner_id", "build_type", "status", "failed_stage", "error_category", "error_signature"):
+        words: dict = {}
+        arrays[name] = _codes(list(getattr(table, name)), words)
+        vocab[name] = list(words)
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return orjson.dumps(vocab) + b"\n" + buffer.getvalue()
+
+
+def _unpack(day: int, blob: bytes) -> BuildTable:
+    head, _, body = blob.partition(b"\n")
+    vocab = orjson.loads(head)
+    data = np.load(io.BytesIO(body))
+    words = {name: np.array(values, dtype=object) for name, values in vocab.items()}
+    n = len(data["finished_at"])
+    text = {name: (words[name][data[name]] if n else np.empty(0, dtype=object)) for name in vocab}
+    return BuildTable(np.full(n, day, dtype=np.int64), np.arange(n, dtype=np.int32), text["partner_id"],
+                      text["build_type"], text["status"], data["finished_at"], data["duration_s"],
+                      text["failed_stage"], text["error_category"], text["error_signature"], data["stage_s"])
+
+
+class _Recent:
+    """A recent day extended in process: its finished events so far and its builds' stages."""
+
+    __slots__ = ("f_len", "s_len", "finished", "stages", "table", "stamp")
+
+    def __init__(self):
+        self.f_len = self.s_len = 0
+        self.finished: list[dict] = []
+        self.stages: dict[str, list[float]] = {}
+        self.table: BuildTable | None = None
+        self.stamp: tuple = ()
+
+
+class BuildLog:
+    """Per-day facts of finished builds (see the module docstring). In process: the recent days
+    and up to `cached_days` stored days."""
+
+    def __init__(self, store: Store, *, clock: Callable[[], float], retention_s: int, cached_days: int = 120):
+        self.store = store
+        self.clock = clock
+        self.retention_s = retention_s
+        self.cached_days = cached_days
+        self._stored: OrderedDict[int, tuple[tuple, BuildTable]] = OrderedDict()
+        self._recent: dict[int, _Recent] = {}
+        self._lock = threading.Lock()
+
+    def _partition_keys(self, day: int) -> tuple[str, str]:
+        keys = self.store.keys
+        return keys.raw("build.finished", day_of(day)), keys.raw("build.stage", day_of(day))
+
+    def table(self, scope: Scope) -> BuildTable:
+        """Facts of the builds finished in the scope's [start, end) and partners, in day order."""
+        partners = scope.partner_list()
+        if partners is not None and not partners:
+            return _empty_table()
+        days = _days(scope.start, scope.end)
+        if len(days) > MAX_EXPORT_DAYS:
+            raise ValueError(f"from: more than {MAX_EXPORT_DAYS} days")
+        wanted = None if partners is None else np.array(sorted(partners), dtype=object)
+        parts = []
+        for day, table in zip(days, self._tables(days)):
+            if not len(table):
+                continue
+            mask = (table.finished_at >= scope.start) & (table.finished_at < scope.end)
+            if wanted is not None:
+                mask &= np.isin(table.partner_id, wanted)
+            parts.append(table if mask.all() else table.take(mask))
+        return BuildTable.concat(parts)
+
+    def _tables(self, days: list[int]) -> list[BuildTable]:
+        recent_from = (int(self.clock() // DAY_S) - RECENT_DAYS + 1) * DAY_S
+        stored_days = [d for d in days if d < recent_from]
+        out = dict(zip(stored_days, self._stored_tables(stored_days))) if stored_days else {}
+        with self._lock:
+            for day in days:
+                if day >= recent_from:
+                    out[day] = self._recent_table(day)
+            for day in [d for d in self._recent if d < recent_from - DAY_S]:
+                del self._recent[day]  # no longer recent: the stored facts take over
+        return [out[d] for d in days]
+
+    # -- stored days ---------------------------------------------------------------------------------
+    def _stamps(self, days: list[int]) -> tuple[list[tuple], list[bytes | None]]:
+        """(current partition lengths, stored stamp) of each day, in one round trip."""
+        try:
+            pipe = self.store.client.pipeline(transaction=False)
+            for day in days:
+                f_key, s_key = self._partition_keys(day)
+                pipe.llen(f_key)
+                pipe.llen(s_key)
+                pipe.llen(self._partition_keys(day - DAY_S)[1])
+                pipe.hget(self.store.keys.build_facts(day_of(day)), "stamp")
+            replies = pipe.execute()
+        except STORE_ERRORS as exc:
+            raise StoreUnavailable(str(exc)) from exc
+        stamps = [(FACTS_VERSION, *replies[i:i + 3]) for i in range(0, len(replies), 4)]
+        return stamps, replies[3::4]
+
+    def _stored_tables(self, days: list[int]) -> list[BuildTable]:
+        stamps, saved = self._stamps(days)
+        out = []
+        for day, stamp, saved_stamp in zip(days, stamps, saved):
+            with self._lock:
+                hit = self._stored.get(day)
+                if hit is not None and hit[0] == stamp:
+                    self._stored.move_to_end(day)
+                    out.append(hit[1])
+                    continue
+            if saved_stamp is not None and tuple(orjson.loads(saved_stamp)) == stamp:
+                blob = self.store.run(lambda c: c.hget(self.store.keys.build_facts(day_of(day)), "facts"))
+                table = _unpack(day, blob) if blob else self._build_day(day, stamp)
+            else:
+                table = self._build_day(day, stamp)
+            with self._lock:
+                self._stored[day] = (stamp, table)
+                self._stored.move_to_end(day)
+                while len(self._stored) > self.cached_days:
+                    self._stored.popitem(last=False)
+            out.append(table)
+        return out
+
+    def _build_day(self, day: int, stamp: tuple) -> BuildTable:
+        """Parse a day's partitions into facts and store them (with the lengths they were read at)."""
+        f_key, s_key = self._partition_keys(day)
+        prev_key = self._partition_keys(day - DAY_S)[1]
+        _, f_len, s_len, p_len = stamp
+        f_chunks, s_chunks, p_chunks = self.store.run(lambda c: (
+            c.lrange(f_key, 0, f_len - 1) if f_len else [], c.lrange(s_key, 0, s_len - 1) if s_len else [],
+            c.lrange(prev_key, 0, p_len - 1) if p_len else []))
+        finished = [e for chunk in f_chunks for e in orjson.loads(chunk)]
+        table = _facts(day, finished, _stage_map(s_chunks), _stage_map(p_chunks))
+        key = self.store.keys.build_facts(day_of(day))
+        expire_at = day + DAY_S + self.retention_s
+        self.store.run(lambda c: (c.hset(key, mapping={"stamp": orjson.dumps(list(stamp)), "facts": _pack(table)}),
+                                  c.expireat(key, expire_at)))
+        return table
+
+    def warm(self, days: int, stop: threading.Event | None = None) -> int:
+        """Build the stored facts of the last `days` days that are missing or out of date; the
+        number built (the background worker calls this so pages find them ready)."""
+        today = int(self.clock() // DAY_S) * DAY_S
+        wanted = [today - i * DAY_S for i in range(RECENT_DAYS, RECENT_DAYS + days)]
+        stamps, saved = self._stamps(wanted)
+        built = 0
+        for day, stamp, saved_stamp in zip(wanted, stamps, saved):
+            if stop is not None and stop.is_set():
+                break
+            if stamp[1] == 0:
+                continue  # no builds finished that day
+            if saved_stamp is None or tuple(orjson.loads(saved_stamp)) != stamp:
+                self._build_day(day, stamp)
+                built += 1
+        return built
+
+    # -- recent days -----------------------------------------------------------------------------------
+    def _recent_table(self, day: int) -> BuildTable:
+        prev = self._refresh(day - DAY_S, finished=False)
+        entry = self._refresh(day, finished=True)
+        stamp = (entry.f_len, entry.s_len, prev.s_len)
+        if entry.table is None or entry.stamp != stamp:
+            entry.table = _facts(day, entry.finished, entry.stages, prev.stages)
+            entry.stamp = stamp
+        return entry.table
+
+    def _refresh(self, day: int, *, finished: bool) -> _Recent:
+        """The day's entry with every chunk added to its partitions since the last look (one round
+        trip); `finished=False` reads only the stage partition (the day before's, for its stages)."""
+        f_key, s_key = self._partition_keys(day)
+        entry = self._recent.get(day)
+        if entry is None:
+            entry = self._recent[day] = _Recent()
+        try:
+            pipe = self.store.client.pipeline(transaction=False)
+            pipe.llen(s_key)
+            pipe.lrange(s_key, entry.s_len, -1)
+            if finished:
+                pipe.llen(f_key)
+                pipe.lrange(f_key, entry.f_len, -1)
+            replies = pipe.execute()
+        except STORE_ERRORS as exc:
+            raise StoreUnavailable(str(exc)) from exc
+        if replies[0] < entry.s_len or (finished and replies[2] < entry.f_len):
+            self._recent[day] = _Recent()  # the partition expired and was written again
+            return self._refresh(day, finished=finished)
+        if replies[1]:
+            for build_id, durations in _stage_map(replies[1]).items():
+                known = entry.stages.get(build_id)
+                entry.stages[build_id] = durations if known is None else \
+                    [d if d == d else k for d, k in zip(durations, known)]
+            entry.s_len += len(replies[1])
+        if finished and replies[3]:
+            entry.finished.extend(e for chunk in replies[3] for e in orjson.loads(chunk))
+            entry.f_len += len(replies[3])
+        return entry
+
+    # -- rows of the grid ---------------------------------------------------------------------------
+    def rows(self, table: BuildTable) -> list[dict]:
+        """The full rows (BUILD_COLUMNS) of a (small) facts table, read from their partitions."""
+        out = []
+        by_day: dict[int, list[int]] = {}
+        for day, pos in zip(table.day.tolist(), table.pos.tolist()):
+            by_day.setdefault(day, []).append(pos)
+        events: dict[tuple[int, int], dict] = {}
+        for day, positions in by_day.items():
+            finished = self._day_events(day)
+            for pos in positions:
+                events[(day, pos)] = finished[pos]
+        for day, pos in zip(table.day.tolist(), table.pos.tolist()):
+            row = _finished_row(events[(day, pos)])
+            out.append(dict(zip(BUILD_COLUMNS, row)))
+        return out
+
+    def _day_events(self, day: int) -> list[dict]:
+        with self._lock:
+            recent = self._recent.get(day)
+            if recent is not None:
+                return recent.finished
+        f_key = self._partition_keys(day)[0]
+        return [e for chunk in self.store.run(lambda c: c.lrange(f_key, 0, -1)) for e in orjson.loads(chunk)]
+

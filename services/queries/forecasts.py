@@ -1,0 +1,243 @@
+"""Forecasts off the request path: a job per metric, step and partner set, computed by a background
+worker (any instance) and cached in the store until a new bucket completes.
+
+A read never fits a model: it answers from the cache (a stale answer while the next one is being
+computed), or queues the job and says so. The worker reads the history from the rollups (complete
+buckets only) and calls the pure `services.analytics.forecast`.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import orjson
+import pandas as pd
+
+from services.analytics.forecast import describe_backtest, forecast
+from services.queries.reader import QueryService, _partners
+from services.scope import Scope, system_scope
+from services.store import Store, StoreUnavailable
+
+__all__ = ["ForecastService", "Forecaster", "FORECAST_METRICS", "FORECAST_STEPS", "StepSpec", "parse_horizon"]
+
+log = logging.getLogger(__name__)
+
+MODEL_VERSION = 1  # part of the cache key: a change of method recomputes every forecast
+# metric -> (series metric, kind for the model)
+FORECAST_METRICS = {"builds": ("builds", "count"), "success_rate": ("success_rate", "rate"),
+                    "duration_p95": ("duration_p95", "duration")}
+
+
+@dataclass(frozen=True)
+class StepSpec:
+    """One forecast step: bucket width, history read, longest horizon, season."""
+
+    name: str
+    step_s: int
+    history_steps: int
+    max_horizon: int
+    season: int
+    default_horizon: int
+
+
+FORECAST_STEPS = {
+    "1d": StepSpec("1d", 86400, 90, 30, 7, 14),
+    "1h": StepSpec("1h", 3600, 35 * 24, 72, 24, 48),
+}
+PENDING_S = 120  # a queued job is not queued again for this long
+WAIT_POLL_S = 0.05
+
+
+def parse_horizon(text: str | None, spec: StepSpec) -> int:
+    """Steps of a horizon like '14d', '72h' or a bare number of steps; ValueError when out of range."""
+    if text is None or text == "":
+        return spec.default_horizon
+    text = text.strip().lower()
+    unit = {"d": 86400, "h": 3600}.get(text[-1:])
+    number = text[:-1] if unit else text
+    if not number.isdigit() or len(number) > 6:
+        raise ValueError("horizon: a whole number of days ('14d') or hours ('72h')")
+    seconds = int(number) * unit if unit else int(number) * spec.step_s
+    if seconds % spec.step_s:
+        raise ValueError(f"horizon: must be a whole number of {spec.name} steps")
+    steps = seconds // spec.step_s
+    if not 1 <= steps <= spec.max_horizon:
+        raise ValueError(f"horizon: 1 to {spec.max_horizon} steps of {spec.name}")
+    return steps
+
+
+class ForecastService:
+    """Cached forecasts (`get`) and their computation (`compute`, run by the Forecaster)."""
+
+    def __init__(self, store: Store, queries: QueryService, *, clock: Callable[[], float] = time.time):
+        self.store = store
+        self.queries = queries
+        self.clock = clock
+        self.local_worker: "Forecaster | None" = None
+
+    @staticmethod
+    def _digest(metric: str, step: str, partners: list[str] | None) -> str:
+        text = orjson.dumps([MODEL_VERSION, metric, step, partners])
+        return hashlib.sha256(text).hexdigest()[:32]
+
+    def last_complete_bucket(self, spec: StepSpec) -> int:
+        """End (exclusive) of the history a forecast made now uses: the start of the current bucket."""
+        return int(self.clock() // spec.step_s) * spec.step_s
+
+    def get(self, metric: str, step: str, horizon: int, scope: Scope, *, wait_s: float = 0.0) -> dict | None:
+        """The forecast for the scope's partners (the scope's range is not used: the history is
+        the last `history_steps` complete buckets), cut to `horizon` steps, with `fresh` and
+        `computed_at`; None when none is cached yet (the job is queued). `wait_s` waits that long
+        for a queued job."""
+        partners = _partners(scope)
+        spec = FORECAST_STEPS[step]
+        digest = self._digest(metric, step, partners)
+        key = self.store.keys.forecast(digest)
+        deadline = time.monotonic() + wait_s
+        queued = False
+        while True:
+            raw = self.store.run(lambda c: c.get(key))
+            cached = orjson.loads(raw) if raw else None
+            fresh = cached is not None and cached["history_end"] >= self.last_complete_bucket(spec)
+            if not fresh and not queued:
+                self.enqueue(metric, step, partners, digest)
+                queued = True
+            out_of_time = time.monotonic() >= deadline
+            if cached is not None and (fresh or out_of_time):
+                return _cut(cached, horizon, fresh)
+            if out_of_time:
+                return None
+            time.sleep(WAIT_POLL_S)  # waiting on another thread's (or instance's) job, not a model
+
+    def enqueue(self, metric: str, step: str, partners: list[str] | None, digest: str | None = None) -> bool:
+        """Queue a job unless one for the same forecast was queued in the last PENDING_S."""
+        digest = digest or self._digest(metric, step, partners)
+        keys = self.store.keys
+
+        def push(client):
+            if not client.set(keys.forecast(digest) + ":pending", "1", nx=True, ex=PENDING_S):
+                return False
+            client.lpush(keys.forecast_jobs(), orjson.dumps({"metric": metric, "step": step, "partners": partners}))
+            return True
+
+        queued = self.store.run(push)
+        if queued and self.local_worker is not None:
+            self.local_worker.wake()
+        return queued
+
+    def history(self, metric: str, step: str, partners: list[str] | None) -> pd.Series:
+        """The series a forecast is fitted on: the last `history_steps` complete buckets."""
+        spec = FORECAST_STEPS[step]
+        end = self.last_complete_bucket(spec)
+        start = end - spec.history_steps * spec.step_s
+        series = self.queries.series(FORECAST_METRICS[metric][0], system_scope(start, end, partners), spec.step_s)
+        index = pd.to_datetime([ts for ts, _ in series["points"]], unit="s", utc=True)
+        values = [float("nan") if v is None else float(v) for _, v in series["points"]]
+        history = pd.Series(values, index=index, dtype=float)
+        history.index.freq = pd.tseries.frequencies.to_offset("D" if step == "1d" else "h")
+        # leading buckets before any data (a young store) are not history
+        first = next((i for i, v in enumerate(values) if v == v and v != 0), len(values))
+        return history.iloc[first:]
+
+    def compute(self, metric: str, step: str, partners: list[str] | None) -> dict:
+        """Fit, backtest and cache one forecast (the worker's job)."""
+        spec = FORECAST_STEPS[step]
+        started = time.perf_counter()
+        end = self.last_complete_bucket(spec)
+        history = self.history(metric, step, partners)
+        result = forecast(history, horizon=spec.max_horizon, season=spec.season, kind=FORECAST_METRICS[metric][1])
+        out = {
+            "metric": metric, "step_s": spec.step_s, "model": result["model"],
+            "history": [[int(ts.timestamp()), (None if v != v else float(v))] for ts, v in history.items()],
+            "points": result["points"], "backtest": result["backtest"], "note": result["note"],
+            "summary": describe_backtest(result["backtest"], step) if result["backtest"] else None,
+            "partners": partners, "history_end": end, "computed_at": self.clock(),
+            "compute_s": round(time.perf_counter() - started, 3),
+        }
+        digest = self._digest(metric, step, partners)
+        key = self.store.keys.forecast(digest)
+        self.store.run(lambda c: (c.set(key, orjson.dumps(out), ex=spec.step_s * 3), c.delete(key + ":pending")))
+        return out
+
+
+def _cut(cached: dict, horizon: int, fresh: bool) -> dict:
+    out = {k: v for k, v in cached.items() if k not in ("history_end",)}
+    out["points"] = cached["points"][:horizon]
+    out["fresh"] = fresh
+    return out
+
+
+class Forecaster:
+    """The background worker: takes queued jobs from the store (every instance runs one; a job is
+    taken by exactly one) and, every `refresh_s`, queues the all-partner forecasts so the default
+    view is always ready, then runs `warm` (building what the pages would otherwise wait for)."""
+
+    def __init__(self, service: ForecastService, *, refresh_s: float = 300.0,
+                 warm: Callable[[threading.Event], int] | None = None):
+        self.service = service
+        self.refresh_s = refresh_s
+        self.warm = warm  # more work ahead of the pages (the build log's stored facts), when idle
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.jobs_done = 0
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def start(self) -> "Forecaster":
+        self.service.local_worker = self
+        self._thread = threading.Thread(target=self._run, name="forecaster", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        if self.service.local_worker is self:
+            self.service.local_worker = None
+
+    def run_once(self) -> int:
+        """Take and compute every queued job; the number computed."""
+        done = 0
+        store = self.service.store
+        while not self._stop.is_set():
+            raw = store.run(lambda c: c.rpop(store.keys.forecast_jobs()))
+            if raw is None:
+                break
+            job = orjson.loads(raw)
+            try:
+                self.service.compute(job["metric"], job["step"], job["partners"])
+            except StoreUnavailable:
+                raise
+            except Exception:  # one bad series must not stop the worker
+                log.exception("forecast job failed: %s", job)
+            done += 1
+        self.jobs_done += done
+        return done
+
+    def _run(self) -> None:
+        next_refresh = 0.0
+        while not self._stop.is_set():
+            try:
+                refresh = time.monotonic() >= next_refresh
+                if refresh:
+                    for metric in FORECAST_METRICS:
+                        for step in FORECAST_STEPS:
+                            self.service.enqueue(metric, step, None)
+                    next_refresh = time.monotonic() + self.refresh_s
+                self.run_once()
+                if refresh and self.warm is not None:
+                    built = self.warm(self._stop)
+                    if built:
+                        log.info("build log: facts of %d days built", built)
+            except StoreUnavailable as exc:
+                log.warning("forecaster: store unavailable (%s)", exc)
+            self._wake.wait(timeout=5.0)
+            self._wake.clear()
