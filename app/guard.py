@@ -98,7 +98,9 @@ def _grid_filter_model(v: object) -> bool:
 
 def _grid_request(v: object) -> bool:
     """An AG Grid infinite-model rows request of the builds table (at most 1,000 rows)."""
-    if not isinstance(v, dict) or not set(v) <= {"startRow", "endRow", "sortModel", "filterModel", "context"}:
+    if not isinstance(v, dict) or not set(v) <= {"startRow", "endRow", "sortModel", "filterModel", "context", "api"}:
+        return False
+    if v.get("api") not in (None, {}) or v.get("context") not in (None, {}):  # the grid sends them empty
         return False
     start, end = v.get("startRow"), v.get("endRow")
     if not (_count(start) and _count(end) and start is not None and end is not None and 0 <= end - start <= 1000):
@@ -235,7 +237,7 @@ def install(server: Flask, dash_app, settings) -> None:
             try:
                 check_callback_request(body, dash_app.callback_map)
             except CallbackRequestError as exc:
-                log.info("callback request refused: %s (%s)", exc, body[:300].decode("utf-8", "replace"))
+                log.info("callback request refused: %s (%s)", exc, body[:1000].decode("utf-8", "replace"))
                 return _json(400, str(exc), exc.field)
         return None
 

@@ -152,8 +152,12 @@ class BuildsPanels:
         if not any(s["runs"] for s in data["stages"]):
             empty = empty_state("No build stages in this period")
             return empty, empty, None
+        pending = data.get("days_pending") or 0
+        note = html.Div(f"Stage timings of {pending} older day{'s' if pending > 1 else ''} are still being prepared "
+                        "in the background; the slowest builds are looked for in the days ready.",
+                        className="small text-body-secondary") if pending else None
         bars = [html.Div(data["sentence"], className="mb-1 fw-semibold small", **{"data-bottleneck": "sentence"}),
-                dcc.Graph(figure=figs.bottleneck_figure(data["stages"], theme), config=GRAPH_CONFIG)]
+                note, dcc.Graph(figure=figs.bottleneck_figure(data["stages"], theme), config=GRAPH_CONFIG)]
         return bars, dcc.Graph(figure=figs.stage_trend_figure(data["trend"], theme), config=GRAPH_CONFIG), data["sentence"]
 
     def durations(self, filters, theme):
@@ -253,6 +257,8 @@ class BuildsPanels:
             page = self.boards.builds(scope, **query)
         except StoreUnavailable:
             return {"rowData": [], "rowCount": 0}
+        except ValueError:  # a filter or sort the table does not offer (the guard lets only its columns by)
+            return {"rowData": [], "rowCount": 0}
         return {"rowData": page["rows"], "rowCount": page["total"]}
 
     def export_href(self, filters) -> str:
@@ -276,8 +282,6 @@ class BuildsPanels:
 def register(app, services) -> BuildsPanels:
     """Bind the /builds callbacks (refresh tick, theme, forecast poll, grid rows, signature click)."""
     view = BuildsPanels(services)
-    redraw = dict(inputs=[Input(SHELL.TICK, "n_intervals"), Input(SHELL.THEME, "data")],
-                  state=[State(SHELL.FILTERS, "data")], prevent_initial_call=True)
 
     @app.callback(Output(BUILDS.SUCCESS, "children"), Output(BUILDS.VOLUME, "children"),
                   Output(BUILDS.FORECAST_POLL, "disabled"),
@@ -287,8 +291,10 @@ def register(app, services) -> BuildsPanels:
         return view.trends(filters, theme)
 
     @app.callback(Output(BUILDS.PERCENTILES, "children"), Output(BUILDS.BOTTLENECKS, "children"),
-                  Output(BUILDS.STAGE_TREND, "children"), **redraw)
-    def durations(_n, theme, filters):
+                  Output(BUILDS.STAGE_TREND, "children"),
+                  Input(SHELL.TICK, "n_intervals"), Input(SHELL.THEME, "data"), Input(BUILDS.FORECAST_POLL, "n_intervals"),
+                  State(SHELL.FILTERS, "data"), prevent_initial_call=True)
+    def durations(_n, theme, _poll, filters):
         return view.durations(filters, theme)
 
     @app.callback(Output(BUILDS.SUMMARY, "children"), Output(BUILDS.ANOMALIES, "children"),

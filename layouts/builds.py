@@ -61,7 +61,7 @@ def layout(content: dict | None = None, signature_rows: list[dict] | None = None
     content = content or {}
     return html.Div([
         html.H4("Build intelligence", className="mt-2"),
-        dcc.Interval(id=BUILDS.FORECAST_POLL, interval=2000, max_intervals=60, disabled=not poll),
+        dcc.Interval(id=BUILDS.FORECAST_POLL, interval=2000, max_intervals=60, disabled=not poll, n_intervals=0),
         dbc.Row(dbc.Col(panel("builds-summary", "What this period says",
                               "The success-rate trend and its forecast, the stage that slows builds, the top failure "
                               "signatures and the anomalies, in words.", BUILDS.SUMMARY, min_height=110,
@@ -108,6 +108,7 @@ def layout(content: dict | None = None, signature_rows: list[dict] | None = None
                                                                              "category_list", "first_seen_text",
                                                                              "last_seen_text", "new_text"]},
                                              dashGridOptions={"animateRows": False, "tooltipShowDelay": 300,
+                                                              "suppressColumnVirtualisation": True,
                                                               "rowSelection": {"mode": "singleRow",
                                                                                "checkboxes": False,
                                                                                "enableClickSelection": True}},
@@ -130,7 +131,8 @@ def layout(content: dict | None = None, signature_rows: list[dict] | None = None
                                              dashGridOptions={"cacheBlockSize": GRID_BLOCK_ROWS,
                                                               "maxBlocksInCache": 20,
                                                               "infiniteInitialRowCount": GRID_BLOCK_ROWS,
-                                                              "tooltipShowDelay": 300, "animateRows": False},
+                                                              "tooltipShowDelay": 300, "animateRows": False,
+                                                              "suppressColumnVirtualisation": True},
                                              style={"height": "420px"}),
                               ])), className="mb-3"),
     ])

@@ -64,4 +64,4 @@ def get_bottlenecks():
     """Each stage's share of build time and of the slowest 5 % of builds, and the stage driving them."""
     scope = request_scope()
     with metrics.QUERY_DURATION.labels("bottlenecks").time():
-        return json_response(services().dashboards.bottlenecks(scope))
+        return json_response(services().intelligence.bottlenecks(scope))

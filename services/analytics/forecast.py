@@ -1,31 +1,43 @@
-"""Forecasts of one metric series with prediction intervals, chosen by a rolling-origin backtest.
+"""Forecasts of one metric series with prediction intervals, the model chosen by a rolling-origin backtest.
 
-Candidate models (the ``model`` names in the answer):
+Candidate models (the ``model`` names in the answer; ``"none"`` when the history is too short):
 
 - ``seasonal_naive``: the last season repeated (last week for daily data, yesterday for hourly).
   Intervals from the empirical quantiles of its in-sample one-season errors, widened by sqrt(k)
   for a step in the k-th season ahead. It is the baseline and the fallback.
-- ``seasonal_naive_weekly``: hourly only, the last week (168 h) repeated, intervals the same way.
+- ``seasonal_naive_weekly``: hourly data only, the last week (168 h) repeated, intervals the same way.
 - ``stl-arima-robust``: ``STLForecast`` (robust STL with the seasonal period, then ARIMA(1,1,0) with
   drift on the seasonally adjusted series), intervals from ``get_prediction``.
-- ``stl-arima-robust-weekly``: hourly only, the same with the weekly period 168.
-- ``ets-damped-additive``: daily only, ``ETSModel`` with additive error, damped additive trend and
-  additive season (period 168 does not converge, 24 is slow: not used for hourly data).
+- ``stl-arima-robust-weekly``: hourly data only, the same with the weekly period 168.
+- ``ets-damped-additive``: daily data only (season <= 12), ``ETSModel`` with additive error, damped
+  additive trend and additive season; analytic intervals. (Period 168 does not converge, 24 is slow.)
 
-The model-based candidates are fitted on a cleaned copy of the series: points whose robust STL
-residual is more than ``OUTLIER_SIGMAS`` robust sigmas (MAD x 1.4826) away are replaced by
-trend + season. Measured: with one 2.2x outlier day in 84 daily points plain ETS beat seasonal
-naive in about 60 % of seeds; after cleaning ETS and STL+ARIMA keep their no-outlier accuracy
-(cleaning also helps STL+ARIMA: robust STL alone still passes the outlier on to the ARIMA).
+Outliers: the model-based candidates are fitted on a cleaned copy of the series. A near-periodic
+robust STL (seasonal window 101, trend window 4 x period + 1) gives residuals; those more than
+``OUTLIER_SIGMAS`` robust sigmas (MAD x 1.4826) from their median are clipped to that limit, those
+beyond twice the limit are replaced by trend + season, and never more than 2 % of the points are
+touched (the MAD collapses on discrete data such as hourly success rates). Measured on synthetic
+daily counts (90 days, one 2.2x day): without cleaning ETS's mean error went from 3.2 to 8.4 with the
+outlier in the last week; with cleaning 2.9-3.6 wherever the outlier sits. Cleaning also helps
+STL+ARIMA (robust STL alone passes the outlier on to the ARIMA: backtest MASE 1.62 -> 1.10).
+Replacing every flagged point by trend + season, or cleaning with STL's default windows, flagged up
+to 20 % of normal points, shrank the intervals (80 % band held 55-65 %) and bent the means.
+Far outliers (flagged on the whole history) are not scored in the backtest MASE: no model can
+forecast them and they only blur the comparison; they do count in the coverage.
 
-Method: ``origins`` forecast origins spaced by half the backtest horizon through the end of the
-history; each candidate is fitted on the history up to an origin and forecasts
-``horizon_steps = min(horizon, 2 * season)`` steps. MASE is the mean absolute error over all
-backtest points (NaN truths skipped), each scaled by the in-sample mean absolute one-season
-seasonal-naive error of that origin's training part. The candidate with the lowest MASE ships
-only if it beats seasonal naive by ``MARGIN``; otherwise seasonal naive ships. The winner is
-refitted on the whole history. Means and bounds are clipped: counts and durations to >= 0, rates
-to [0, 1]. NaN buckets are linearly interpolated before fitting. Deterministic.
+Method: ``origins`` forecast origins, spaced by half a season, end at the end of
+the history; each candidate is fitted on the history before an origin and forecasts
+``horizon_steps = min(horizon, 2 * season)`` steps (fewer, down to one season, on a short history).
+MASE is the mean absolute error over all backtest points (NaN truths skipped), each scaled by the
+in-sample mean absolute one-season seasonal-naive error of that origin's training part. The
+candidate with the lowest MASE ships only if it beats seasonal naive's by ``MARGIN``; otherwise
+seasonal naive ships. The winner is refitted on the whole history. Its intervals are then widened
+(never narrowed) by split-conformal factors learnt from the backtest: the smallest factor that would
+have put 80 % / 95 % of the backtest truths inside the bands (ETS's own intervals held only about
+60 % / 80 %). The reported coverages are cross-validated: each origin's truths are checked against
+bands widened by the factor learnt from the other origins. Means and bounds are clipped: counts and
+durations to >= 0, rates to [0, 1]. NaN buckets are linearly interpolated before fitting. STL uses
+R's loess jumps (10-30x faster, same fit). Deterministic: no random simulation anywhere.
 """
 from __future__ import annotations
 
@@ -42,11 +54,11 @@ MARGIN = 0.02  # a candidate ships only if its MASE is below (1 - MARGIN) x seas
 OUTLIER_SIGMAS = 3.5
 BASELINE = "seasonal_naive"
 WEEK_HOURS = 168
-_ETS_MAX_SEASON = 12
-_MAX_WIDEN = 4.0
-_STRIDE_DIV = 4
-_Q_METHOD = "linear"
-_STL_SEASONAL = 7
+_ETS_MAX_SEASON = 12  # ETS only for short seasons (daily data)
+_MAX_WIDEN = 4.0  # cap of the conformal widening factor
+_STL_SEASONAL = 31  # STLForecast's seasonal smoother (measured: hourly MASE 1.05 -> 0.98 vs 7, daily equal)
+_MAX_OUTLIER_SHARE = 0.02
+_ORIGINS_DAILY, _ORIGINS_HOURLY = 8, 4  # default backtest origins (speed budget: 2 s per call)
 
 
 def _fill(y: np.ndarray) -> np.ndarray:
@@ -69,19 +81,21 @@ def _stl_windows(period: int, seasonal: int, trend: int | None = None) -> dict:
             "trend_jump": math.ceil(trend / 10), "low_pass_jump": math.ceil(low_pass / 10)}
 
 
-def _clean(y: np.ndarray, period: int) -> np.ndarray:
-    """Outliers of a near-periodic robust STL: far ones replaced by trend + season, others clipped."""
+def _clean(y: np.ndarray, period: int) -> tuple[np.ndarray, np.ndarray]:
+    """Outliers of a near-periodic robust STL clipped, far ones replaced by trend + season; and the far mask."""
     from statsmodels.tsa.seasonal import STL
     fit = STL(y, period=period, robust=True, **_stl_windows(period, 101, 4 * period + 1)).fit()
     resid = np.asarray(fit.resid)
-    med = np.median(resid)
-    sigma = 1.4826 * np.median(np.abs(resid - med))
-    if not sigma > 0:
-        return y
-    limit = OUTLIER_SIGMAS * sigma
-    base = np.asarray(fit.trend) + np.asarray(fit.seasonal) + med
-    out = np.where(np.abs(resid - med) > limit, base + np.clip(resid - med, -limit, limit), y)
-    return np.where(np.abs(resid - med) > 2 * limit, base, out)
+    dev = resid - np.median(resid)
+    # MAD sigma; never alter more than _MAX_OUTLIER_SHARE of the points (MAD collapses on discrete data)
+    limit = max(OUTLIER_SIGMAS * 1.4826 * np.median(np.abs(dev)),
+                float(np.quantile(np.abs(dev), 1 - _MAX_OUTLIER_SHARE)))
+    if not limit > 0:
+        return y, np.zeros(len(y), bool)
+    base = np.asarray(fit.trend) + np.asarray(fit.seasonal) + (resid - dev)
+    out = np.where(np.abs(dev) > limit, base + np.clip(dev, -limit, limit), y)
+    far = np.abs(dev) > 2 * limit
+    return np.where(far, base, out), far
 
 
 def _seasonal_naive(y, h, period):
@@ -148,7 +162,7 @@ def _run(spec, y: np.ndarray, h: int, cleaned: dict) -> dict | None:
             if clean:
                 if period not in cleaned:
                     cleaned[period] = _clean(y, period)
-                y = cleaned[period]
+                y = cleaned[period][0]
             out = fn(y, h, period)
     except Exception:  # noqa: BLE001 - a failing candidate is dropped, not fatal
         return None
@@ -166,11 +180,10 @@ def _ratio(out: dict, truth: np.ndarray, tag: str) -> np.ndarray:
 
 
 def _widen(ratios: np.ndarray, level: float) -> float:
-    """Split-conformal factor (>= 1) that makes ``level`` of the backtest ratios fall inside."""
+    """Conformal factor (>= 1) that would have put ``level`` of the backtest truths inside the band."""
     if len(ratios) < 10:
         return 1.0
-    q = min(1.0, math.ceil((len(ratios) + 1) * level) / len(ratios)) if _Q_METHOD == "higher" else level
-    return float(np.clip(np.quantile(ratios, q, method=_Q_METHOD), 1.0, _MAX_WIDEN))
+    return float(np.clip(np.quantile(ratios, level), 1.0, _MAX_WIDEN))
 
 
 def _finish(out: dict, kind: str, widen: dict) -> dict:
@@ -198,7 +211,7 @@ def _scale(y: np.ndarray, season: int) -> float:
     return 1.0
 
 
-def _backtest(raw: np.ndarray, season: int, kind: str, cands: dict, origins: list[int], h: int):
+def _backtest(raw: np.ndarray, far: np.ndarray, season: int, kind: str, cands: dict, origins: list[int], h: int):
     """Rolling-origin MASE, conformal widening factors and cross-validated coverage per candidate."""
     acc = {name: {"o": [], "e": [], "80": [], "95": []} for name in cands}
     for i, origin in enumerate(origins):
@@ -215,7 +228,8 @@ def _backtest(raw: np.ndarray, season: int, kind: str, cands: dict, origins: lis
             out = {k: v[ok] for k, v in out.items()}
             t, a = truth[ok], acc[name]
             a["o"].extend([i] * len(t))
-            a["e"].extend(np.abs(_finish(out, kind, {"80": 1.0, "95": 1.0})["mean"] - t) / scale)
+            err = np.abs(_finish(out, kind, {"80": 1.0, "95": 1.0})["mean"] - t) / scale
+            a["e"].extend(np.where(far[origin:origin + h][ok], np.nan, err))
             for tag in ("80", "95"):
                 a[tag].extend(_ratio(out, t, tag))
     scores = {}
@@ -223,7 +237,8 @@ def _backtest(raw: np.ndarray, season: int, kind: str, cands: dict, origins: lis
         if a is None or not a["e"]:
             continue
         o = np.asarray(a["o"])
-        row = {"mase": float(np.mean(a["e"]))}
+        e = np.asarray(a["e"])
+        row = {"mase": float(np.nansum(e) / np.isfinite(e).sum()) if np.isfinite(e).any() else float("nan")}
         widen = {}
         for tag, level in (("80", 0.80), ("95", 0.95)):
             r = np.asarray(a[tag])
@@ -236,9 +251,12 @@ def _backtest(raw: np.ndarray, season: int, kind: str, cands: dict, origins: lis
 
 
 def _step_of(index: pd.DatetimeIndex) -> pd.Timedelta:
-    if index.freq is not None:
-        return pd.Timedelta(index.freq)
-    return pd.Series(index).diff().dropna().median()
+    """The bucket width: the index's frequency, else the median spacing."""
+    try:
+        step = pd.Timedelta(index.freq) if index.freq is not None else pd.NaT
+    except (TypeError, ValueError):  # calendar offsets (months) have no fixed width
+        step = pd.NaT
+    return step if not pd.isna(step) else pd.Series(index).diff().dropna().median()
 
 
 def forecast(history: pd.Series, *, horizon: int, season: int, kind: str,
@@ -249,26 +267,35 @@ def forecast(history: pd.Series, *, horizon: int, season: int, kind: str,
     if horizon < 1 or season < 2:
         raise ValueError("horizon must be >= 1 and season >= 2")
     history = history.sort_index()
-    index = history.index if history.index.tz is not None else history.index.tz_localize("UTC")
-    step = _step_of(index) if len(index) > 1 else pd.Timedelta(days=1)
-    grid = pd.date_range(index[0], index[-1], freq=step)
+    index = pd.DatetimeIndex(history.index)
+    index = index.tz_localize("UTC") if index.tz is None else index.tz_convert("UTC")
+    step = _step_of(index) if len(index) > 1 else pd.Timedelta(hours=1 if season >= 24 else 24)
+    grid = pd.date_range(index[0], index[-1], freq=step) if len(index) else index
     raw = pd.Series(history.to_numpy(float), index=index).reindex(grid).to_numpy(float)
-    n, h_bt = len(raw), min(horizon, 2 * season)
-    stride = max(1, h_bt // _STRIDE_DIV)
-    need = MIN_SEASONS * season + h_bt
-    have = int(np.isfinite(raw).sum())
+    n, have = len(raw), int(np.isfinite(raw).sum())
+    need = MIN_SEASONS * season + min(horizon, season)
     if n < need or have < need // 2:
         unit, size = ("days", pd.Timedelta(days=1)) if step >= pd.Timedelta(days=1) else ("hours", pd.Timedelta(hours=1))
         what = "" if n < need else " with data in at least half of them"
         return {"model": "none", "points": [], "backtest": None,
                 "note": f"needs at least {math.ceil(need * step / size)} {unit} of history{what}; "
                         f"has {math.ceil((n if n < need else have) * step / size)}"}
+    h_bt = min(horizon, 2 * season, n - MIN_SEASONS * season)
+    stride = max(1, season // 2)
     if origins is None:
-        origins = 8 if season <= _ETS_MAX_SEASON else 4
-    origins = max(1, min(origins, 1 + (n - need) // stride))
+        origins = _ORIGINS_DAILY if season <= _ETS_MAX_SEASON else _ORIGINS_HOURLY
+    origins = max(1, min(origins, 1 + (n - MIN_SEASONS * season - h_bt) // stride))
     cuts = [n - h_bt - i * stride for i in range(origins)][::-1]
     cands = _candidates(season, cuts[0])
-    scored = _backtest(raw, season, kind, cands, cuts, h_bt)
+    y, full = _fill(raw), {}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            full[season] = _clean(y, season)
+        far = full[season][1]
+    except Exception:  # noqa: BLE001
+        far = np.zeros(n, bool)
+    scored = _backtest(raw, far, season, kind, cands, cuts, h_bt)
     note = None
     if BASELINE not in scored:
         nan = float("nan")
@@ -276,14 +303,13 @@ def forecast(history: pd.Series, *, horizon: int, season: int, kind: str,
         note = "no backtest truths: seasonal naive shipped untested"
     scores = {name: row for name, (row, _) in scored.items()}
     base = scores[BASELINE]["mase"]
-    rivals = [(row["mase"], name) for name, row in scores.items() if name != BASELINE]
+    rivals = [(row["mase"], name) for name, row in scores.items() if name != BASELINE and np.isfinite(row["mase"])]
     best = min(rivals)[1] if rivals else BASELINE
     model = best if np.isfinite(base) and scores[best]["mase"] < (1 - MARGIN) * base else BASELINE
-    y = _fill(raw)
-    out = _run(cands[model], y, horizon, {})
+    out = _run(cands[model], y, horizon, full)
     if out is None and model != BASELINE:
         note, model = f"{model} failed on the full history; seasonal naive shipped", BASELINE
-        out = _run(cands[model], y, horizon, {})
+        out = _run(cands[model], y, horizon, full)
     out = _finish(out, kind, scored[model][1])
     ts = [int((grid[-1] + step * (i + 1)).timestamp()) for i in range(horizon)]
     keys = ("mean", "lower_80", "upper_80", "lower_95", "upper_95")

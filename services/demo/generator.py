@@ -240,9 +240,9 @@ def _incidents(ps: _Partners, changes: list[_Change], start: float, days: int) -
             t -= DAY_S
         return t
 
-    outage = weekday_at(0.62, 13.0)
+    outage = weekday_at(0.90, 13.0)
     maven = weekday_at(0.15, 10.0)
-    cert = _first_utc_hour_at_or_after(start + int(0.40 * days) * DAY_S, 0.0)
+    cert = _first_utc_hour_at_or_after(start + int(0.80 * days) * DAY_S, 0.0)
     changed = {c.partner for c in changes}
     pro = [i for i in np.flatnonzero(ps.tier0 >= 2) if i not in changed]
     cert_partner = int(max(pro, key=lambda i: ps.util[i])) if pro else -1

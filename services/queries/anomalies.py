@@ -21,6 +21,12 @@ ANOMALY_METRICS = {"builds": "count", "success_rate": "rate", "duration_p95": "d
 # step -> (seconds, seasonal periods in steps, context before the period in steps)
 ANOMALY_STEPS = {"1h": (3600, (24, 168), 21 * 24), "1d": (86400, (7,), 56)}
 MAX_EXPLAINED = 20  # anomalies explained per answer (the strongest)
+# A rate or a percentile of a handful of builds is noise: buckets with fewer completed builds are
+# left out of the decomposition (and never reported).
+MIN_COMPLETED = {"success_rate": 5, "duration_p95": 20}
+# A success-rate anomaly must also be unlikely as binomial noise around the expected rate: with
+# 30 builds at an expected 95 %, one more failure is no anomaly even when the series is smooth.
+BINOMIAL_Z = 3.5
 _KINDS = {"builds": ("b",), "success_rate": ("b", "e"), "duration_p95": ("b", "bh", "s")}
 
 
@@ -45,17 +51,22 @@ class AnomalyService:
         if end <= start:
             return {"metric": metric, "step_s": step_s, "from": start, "to": end, "anomalies": []}
         wide = scope.within(lo, end)
-        kinds = _KINDS[metric] if explain else (("bh",) if metric == "duration_p95" else ("b",))
+        kinds = _KINDS[metric] if explain else (("b", "bh") if metric == "duration_p95" else ("b",))
         used_step, windows = self.queries.windows(wide, step_s, kinds)
         if used_step != step_s:
             raise TooMuchWork(f"step: {step} steps are not kept for this range; choose step=1d", "step")
         by_ts = dict(windows)
         series_metric = {"builds": "builds", "success_rate": "success_rate", "duration_p95": "duration_p95"}[metric]
         values = [_metric_value(series_metric, totals) for _, totals in windows]
-        series = pd.Series([float("nan") if v is None else float(v) for v in values],
+        completed = {ts: _completed(totals) for ts, totals in windows} if metric != "builds" else {}
+        least = MIN_COMPLETED.get(metric, 0)
+        series = pd.Series([float("nan") if v is None or (least and completed[ts] < least) else float(v)
+                            for (ts, _), v in zip(windows, values)],
                            index=pd.to_datetime([ts for ts, _ in windows], unit="s", utc=True), dtype=float)
         found = detect(series, periods=periods, report_from=start, kind=kind)
         found = [dict(a, metric=metric, step_s=step_s) for a in found if a["ts"] < end]
+        if metric == "success_rate":
+            found = [a for a in found if _binomial_z(a, completed[a["ts"]]) > BINOMIAL_Z]
         if explain and found:
             flagged = {a["ts"] for a in found}
             strongest = sorted(found, key=lambda a: -abs(a["score"]))[:MAX_EXPLAINED]
@@ -113,11 +124,16 @@ def _breakdowns(metric: str, anomaly: dict, actual: Totals, baseline: Totals) ->
             "partner": (_partner_counts(actual), _partner_counts(baseline), expected, base_total, direction),
             "build type": (_type_counts(actual), _type_counts(baseline), expected, base_total, direction),
         }
+    # build time: the stages' seconds per completed build against the baseline's
     units = (_completed(actual), _completed(baseline))
-    return {
-        "stage": (_prefixed(actual.s, "ds:"), _prefixed(baseline.s, "ds:"), *units, direction),
-        "build type": (_type_counts(actual), _type_counts(baseline), *units, direction),
-    }
+    return {"stage": (_prefixed(actual.s, "ds:"), _prefixed(baseline.s, "ds:"), *units, direction)}
+
+
+def _binomial_z(anomaly: dict, completed: float) -> float:
+    """|failures − expected failures| in binomial standard deviations, in the anomaly's direction."""
+    p = min(max(float(anomaly["expected"]), 0.005), 0.995)
+    deviation = (p - float(anomaly["value"])) if anomaly["direction"] == "low" else (float(anomaly["value"]) - p)
+    return deviation * completed ** 0.5 / (p * (1 - p)) ** 0.5
 
 
 def _completed(t: Totals) -> float:

@@ -95,7 +95,7 @@ class Dashboards:
         return self._cached("failures", scope, lambda: self.intelligence.failures(scope))
 
     def bottlenecks(self, scope: Scope) -> dict:
-        return self._cached("bottlenecks", scope, lambda: self.intelligence.bottlenecks(scope))
+        return self._cached("bottlenecks", scope, lambda: self.intelligence.bottlenecks(scope, ready_only=True))
 
     def duration_percentiles(self, scope: Scope) -> dict:
         return self._cached("percentiles", scope, lambda: self.intelligence.duration_percentiles(scope))
@@ -109,7 +109,7 @@ class Dashboards:
         return self.forecasts.get(metric, step, horizon, scope)
 
     def builds(self, scope: Scope, **query) -> dict:
-        return self.intelligence.builds(scope, **query)
+        return self.intelligence.builds(scope, ready_only=True, **query)
 
     def series(self, scope: Scope, metric: str, step_s: int | None = None) -> dict:
         return self._cached(f"series:{metric}:{step_s}", scope, lambda: self.queries.series(metric, scope, step_s))

@@ -19,6 +19,7 @@ A facts row carries its position in the day's partition: the grid reads only the
 from __future__ import annotations
 
 import io
+import math
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
@@ -48,7 +49,7 @@ _STAGE_INDEX = {stage: i for i, stage in enumerate(STAGES)}
 
 def _days(start: float, end: float) -> list[int]:
     first = int(start // DAY_S) * DAY_S
-    return list(range(first, int(end) + (DAY_S if end % DAY_S else 0), DAY_S)) if end > start else []
+    return list(range(first, -(-int(math.ceil(end)) // DAY_S) * DAY_S, DAY_S)) if end > start else []
 
 
 def iter_raw(store: Store, scope: Scope, event_type: str) -> Iterator[dict]:
@@ -237,28 +238,36 @@ class BuildLog:
         return keys.raw("build.finished", day_of(day)), keys.raw("build.stage", day_of(day))
 
     def table(self, scope: Scope) -> BuildTable:
-        """Facts of the builds finished in the scope's [start, end) and partners, in day order."""
+        """Facts of the builds finished in the scope's [start, end) and partners, in day order
+        (days whose stored facts are missing or out of date are built first)."""
+        return self.table_ready(scope, build=True)[0]
+
+    def table_ready(self, scope: Scope, *, build: bool = False) -> tuple[BuildTable, int]:
+        """(facts of the days that are ready, the number of days left out because their facts are
+        still to be built). With `build`, nothing is left out: those days are built first."""
         partners = scope.partner_list()
         if partners is not None and not partners:
-            return _empty_table()
+            return _empty_table(), 0
         days = _days(scope.start, scope.end)
         if len(days) > MAX_EXPORT_DAYS:
             raise ValueError(f"from: more than {MAX_EXPORT_DAYS} days")
         wanted = None if partners is None else np.array(sorted(partners), dtype=object)
         parts = []
-        for day, table in zip(days, self._tables(days)):
-            if not len(table):
+        tables = self._tables(days, build)
+        missing = sum(1 for t in tables if t is None)
+        for day, table in zip(days, tables):
+            if table is None or not len(table):
                 continue
             mask = (table.finished_at >= scope.start) & (table.finished_at < scope.end)
             if wanted is not None:
                 mask &= np.isin(table.partner_id, wanted)
             parts.append(table if mask.all() else table.take(mask))
-        return BuildTable.concat(parts)
+        return BuildTable.concat(parts), missing
 
-    def _tables(self, days: list[int]) -> list[BuildTable]:
+    def _tables(self, days: list[int], build: bool) -> list[BuildTable | None]:
         recent_from = (int(self.clock() // DAY_S) - RECENT_DAYS + 1) * DAY_S
         stored_days = [d for d in days if d < recent_from]
-        out = dict(zip(stored_days, self._stored_tables(stored_days))) if stored_days else {}
+        out = dict(zip(stored_days, self._stored_tables(stored_days, build))) if stored_days else {}
         with self._lock:
             for day in days:
                 if day >= recent_from:
@@ -284,7 +293,7 @@ class BuildLog:
         stamps = [(FACTS_VERSION, *replies[i:i + 3]) for i in range(0, len(replies), 4)]
         return stamps, replies[3::4]
 
-    def _stored_tables(self, days: list[int]) -> list[BuildTable]:
+    def _stored_tables(self, days: list[int], build: bool) -> list[BuildTable | None]:
         stamps, saved = self._stamps(days)
         out = []
         for day, stamp, saved_stamp in zip(days, stamps, saved):
@@ -294,11 +303,18 @@ class BuildLog:
                     self._stored.move_to_end(day)
                     out.append(hit[1])
                     continue
+            blob = None
             if saved_stamp is not None and tuple(orjson.loads(saved_stamp)) == stamp:
                 blob = self.store.run(lambda c: c.hget(self.store.keys.build_facts(day_of(day)), "facts"))
-                table = _unpack(day, blob) if blob else self._build_day(day, stamp)
-            else:
+            if blob:
+                table = _unpack(day, blob)
+            elif stamp[1] == 0:
+                table = _empty_table()  # no build finished that day: nothing to build
+            elif build:
                 table = self._build_day(day, stamp)
+            else:
+                out.append(None)
+                continue
             with self._lock:
                 self._stored[day] = (stamp, table)
                 self._stored.move_to_end(day)
@@ -401,7 +417,8 @@ class BuildLog:
     def _day_events(self, day: int) -> list[dict]:
         with self._lock:
             recent = self._recent.get(day)
-            if recent is not None:
+            # an entry of the day before the recent ones holds its stages only
+            if recent is not None and recent.f_len:
                 return recent.finished
         f_key = self._partition_keys(day)[0]
         return [e for chunk in self.store.run(lambda c: c.lrange(f_key, 0, -1)) for e in orjson.loads(chunk)]

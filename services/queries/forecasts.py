@@ -149,7 +149,12 @@ class ForecastService:
         started = time.perf_counter()
         end = self.last_complete_bucket(spec)
         history = self.history(metric, step, partners)
-        result = forecast(history, horizon=spec.max_horizon, season=spec.season, kind=FORECAST_METRICS[metric][1])
+        if len(history) == 0:  # no data at all for this partner set
+            result = {"model": "none", "points": [], "backtest": None,
+                      "note": f"no history: no builds in the last {spec.history_steps} {spec.name} steps"}
+        else:
+            result = forecast(history, horizon=spec.max_horizon, season=spec.season,
+                              kind=FORECAST_METRICS[metric][1])
         out = {
             "metric": metric, "step_s": spec.step_s, "model": result["model"],
             "history": [[int(ts.timestamp()), (None if v != v else float(v))] for ts, v in history.items()],

@@ -12,7 +12,7 @@ from services.queries.reader import AUTO_STEPS, QueryService, _partners
 from services.scope import Scope
 from services.store import fields as rf
 from services.store.keys import ALL_SCOPE
-from services.timerange import cover_range
+from services.timerange import cover_range, finest_available
 from services.vocabulary import BUILD_TYPES, STAGES
 
 __all__ = ["Intelligence", "GRID_COLUMNS", "GRID_FILTERS", "SLOWEST_SHARE", "describe_bottleneck", "sparkline_step"]
@@ -48,7 +48,8 @@ class Intelligence:
         """Failed builds of the period grouped by signature (GET /api/v1/failures)."""
         partners = _partners(scope)
         now = self.queries.clock()
-        totals = self.queries.totals(cover_range(scope.start, scope.end, now), scope, kinds=("e",))
+        cover = cover_range(scope.start, scope.end, now)
+        totals = self.queries.totals(cover, scope, kinds=("e",))
         sigs: dict[str, dict] = {}
         for field, value in totals.e.items():
             measure, sig, detail = rf.parse_signature_field(field)
@@ -68,7 +69,7 @@ class Intelligence:
         total = sum(e["count"] for e in sigs.values())
         ids = sorted(sigs, key=lambda s: (-sigs[s]["count"], s))
         meta = self._signature_meta(ids, partners)
-        trend = self._signature_trend(scope, ids[:50], trend_points) if ids else {"step_s": None, "ts": []}
+        trend = self._signature_trend(scope, cover, ids[:50], trend_points) if ids else {"step_s": None, "ts": []}
         out = []
         for sig in ids:
             e = sigs[sig]
@@ -77,11 +78,11 @@ class Intelligence:
                 "signature": sig, "pattern": pattern, "example": example, "count": int(e["count"]),
                 "share": e["count"] / total if total else None,
                 "partners": _ranked(e["partners"]), "first_seen": first, "last_seen": last,
-                "new": first is not None and first >= scope.start,
+                "new": first is not None and first >= cover.start,
                 "stages": dict(_ranked(e["stages"], pairs=True)), "categories": dict(_ranked(e["categories"], pairs=True)),
                 "trend": trend["series"].get(sig) if "series" in trend else None,
             })
-        return {"from": scope.start, "to": scope.end, "failed_with_message": int(total),
+        return {"from": cover.start, "to": cover.end, "failed_with_message": int(total),
                 "trend_step_s": trend["step_s"], "trend_ts": trend["ts"], "signatures": out}
 
     def _signature_meta(self, ids: list[str], partners: list[str] | None) -> dict[str, tuple]:
@@ -112,25 +113,33 @@ class Intelligence:
                         patterns[i].decode() if patterns[i] else None, example.decode() if example else None)
         return out
 
-    def _signature_trend(self, scope: Scope, ids: list[str], points: int) -> dict:
-        step = sparkline_step(scope.end - scope.start, points)
-        step, windows = self.queries.windows(scope, step, ("e",))
+    def _signature_trend(self, scope: Scope, cover, ids: list[str], points: int) -> dict:
+        """Failed builds of each signature in about `points` windows that tile the period the counts
+        cover exactly (edges on the finest resolution kept at its start), so a trend adds up to its
+        signature's count."""
+        now = self.queries.clock()
+        unit = finest_available(cover.start, now).step_s
+        span = cover.end - cover.start
+        width = max(unit, -(-span // points // unit) * unit) if span > 0 else unit
+        edges = list(range(cover.start, cover.end, width)) + [cover.end]
         series = {sig: [] for sig in ids}
-        for _, totals in windows:
-            e = totals.e
+        for lo, hi in zip(edges, edges[1:]):
+            e = self.queries.totals(cover_range(lo, hi, now), scope, kinds=("e",)).e
             for sig in ids:
                 series[sig].append(int(e.get(rf.signature_count(sig), 0)))
-        return {"step_s": step, "ts": [ts for ts, _ in windows], "series": series}
+        return {"step_s": width, "ts": edges[:-1], "series": series}
 
     # -- bottlenecks -------------------------------------------------------------------------------
-    def bottlenecks(self, scope: Scope, *, trend_points: int = 60) -> dict:
+    def bottlenecks(self, scope: Scope, *, trend_points: int = 60, ready_only: bool = False) -> dict:
         """Each stage's share of build time and of the slowest 5 % of builds, p50/p95 and their
-        trend, the stage driving slow builds and its change against the previous period."""
+        trend, the stage driving slow builds and its change against the previous period.
+        `ready_only`: the slowest builds are looked for only in the days whose build facts are
+        ready (`days_pending` says how many are not yet), so a page never waits for them."""
         _partners(scope)
         now = self.queries.clock()
-        current = self._stage_shares(scope, now)
+        current = self._stage_shares(scope, now, ready_only)
         span = scope.end - scope.start
-        previous = self._stage_shares(scope.within(scope.start - span, scope.start), now)
+        previous = self._stage_shares(scope.within(scope.start - span, scope.start), now, ready_only)
         step = sparkline_step(span, trend_points)
         step, windows = self.queries.windows(scope, step, ("sh",))
         trend = {"step_s": step, "ts": [ts for ts, _ in windows], "p50": {s: [] for s in STAGES},
@@ -142,6 +151,7 @@ class Intelligence:
                 trend["p50"][stage].append(p50)
                 trend["p95"][stage].append(p95)
         out = {"from": scope.start, "to": scope.end, "stages": current["stages"],
+               "days_pending": current["days_pending"] + previous["days_pending"],
                "slow_threshold_s": current["slow_threshold_s"], "slow_builds": current["slow_builds"],
                "driver": current["driver"], "previous": {
                    "from": scope.start - span, "to": scope.start, "driver": previous["driver"],
@@ -149,12 +159,12 @@ class Intelligence:
         out["sentence"] = describe_bottleneck(out)
         return out
 
-    def _stage_shares(self, scope: Scope, now: float) -> dict:
+    def _stage_shares(self, scope: Scope, now: float, ready_only: bool) -> dict:
         totals = self.queries.totals(cover_range(scope.start, scope.end, now), scope, kinds=("s", "sh"))
         hists = _stage_hists(totals.sh)
         seconds = {stage: float(totals.s.get(rf.stage_seconds(stage), 0)) for stage in STAGES}
         all_seconds = sum(seconds.values())
-        table = self.log.table(self._aligned(scope, now))
+        table, pending = self.log.table_ready(self._aligned(scope, now), build=not ready_only)
         completed = table.take(table.status != "cancelled") if len(table) else table
         slow_share = typical = None
         threshold = None
@@ -185,7 +195,8 @@ class Intelligence:
             if extra[i] > 0:
                 driver = {"stage": STAGES[i], "share_of_slowest": float(slow_share[i]),
                           "share_of_extra": float(extra[i] / extra.sum())}
-        return {"stages": stages, "slow_threshold_s": threshold, "slow_builds": slow_n, "driver": driver}
+        return {"stages": stages, "slow_threshold_s": threshold, "slow_builds": slow_n, "driver": driver,
+                "days_pending": pending}
 
     # -- duration percentiles --------------------------------------------------------------------
     def duration_percentiles(self, scope: Scope, step_s: int | None = None) -> dict:
@@ -207,10 +218,11 @@ class Intelligence:
 
     # -- builds grid -----------------------------------------------------------------------------
     def builds(self, scope: Scope, *, filters: dict | None = None, sort: tuple[str, bool] = ("finished_at", True),
-               start_row: int = 0, end_row: int = 100) -> dict:
+               start_row: int = 0, end_row: int = 100, ready_only: bool = False) -> dict:
         """One page of finished builds (newest first unless sorted by duration) and the row count
-        under `filters` ({column: value or [values]}, equality on the facts' text columns)."""
-        table = self.log.table(self._aligned(scope, self.queries.clock()))
+        under `filters` ({column: value or [values]}, equality on the facts' text columns);
+        `ready_only`: of the days whose facts are ready (`days_pending` the others)."""
+        table, pending = self.log.table_ready(self._aligned(scope, self.queries.clock()), build=not ready_only)
         if len(table) and filters:
             mask = np.ones(len(table), dtype=bool)
             for column, wanted in filters.items():
@@ -225,7 +237,7 @@ class Intelligence:
         keys = getattr(table, column)
         order = np.argsort(-keys if descending else keys, kind="stable")
         page = table.take(order[start_row:end_row]) if len(table) else table
-        return {"rows": self.log.rows(page), "total": len(table)}
+        return {"rows": self.log.rows(page), "total": len(table), "days_pending": pending}
 
 
 def _stage_hists(sh: dict) -> dict[str, dict[int, int]]:
