@@ -38,7 +38,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8050
     build_time_target_s: float = 600.0
-    # Build intelligence (docs/intelligence.md): the background forecaster (every instance runs one;
+    # Build intelligence (docs/intelligence.md): the background forecaster (every web process runs one;
     # a queued forecast is computed by exactly one), how often it refreshes the all-partner
     # forecasts, and how many days of finished-build facts a process keeps in memory (~0.2 MiB a
     # day per 5,000 builds).

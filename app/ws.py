@@ -1,6 +1,6 @@
 """`WS /ws`: the real-time channel's endpoint (flask-sock), one thread per connection.
 
-Protocol (DESIGN.md): the client sends `{"subscribe": [...], "partners": [...]}` at any time; the
+Protocol: the client sends `{"subscribe": [...], "partners": [...]}` at any time; the
 server answers `{"stream": "subscribed", ...}` or `{"stream": "error", "data": {"error": ...}}`
 (the connection stays open), then pushes `{"stream", "ts", "data"}` messages of its streams.
 """

@@ -43,6 +43,10 @@ def _when(ts: float | None) -> str:
     return "—" if ts is None else datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%d %H:%M")
 
 
+def _when_s(ts: float | None) -> str:
+    return "" if ts is None else datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
 def signature_rows(failures: dict) -> list[dict]:
     """The signature grid's rows (plain function): the API's signatures with display columns."""
     rows = []
@@ -168,6 +172,9 @@ class BuildsPanels:
             bars, trend, _ = self.bottlenecks(scope, theme)
         except StoreUnavailable:
             return error_state(), error_state(), error_state()
+        except TooMuchWork as exc:
+            message = error_state(str(exc))
+            return message, message, message
         return percentiles, bars, trend
 
     # -- anomalies and signatures ------------------------------------------------------------------
@@ -221,7 +228,7 @@ class BuildsPanels:
         top = failures["signatures"][:3]
         if top:
             parts = [f"'{s['pattern'][:70]}{'…' if len(s['pattern']) > 70 else ''}' ({s['count']:,} builds, "
-                     f"{s['share']:.0%}{', new' if s['new'] else ''})" for s in top]
+                     f"{round(100 * s['share'])} %{', new' if s['new'] else ''})" for s in top]
             lines.append(("failures", f"Top failure signatures of {failures['failed_with_message']:,} failures with a "
                                       f"message: " + "; ".join(parts) + "."))
         strong = [a for a in anomalies if a["metric"] == "success_rate"][:3] or anomalies[:2]
@@ -259,7 +266,8 @@ class BuildsPanels:
             return {"rowData": [], "rowCount": 0}
         except ValueError:  # a filter or sort the table does not offer (the guard lets only its columns by)
             return {"rowData": [], "rowCount": 0}
-        return {"rowData": page["rows"], "rowCount": page["total"]}
+        rows = [{**r, "finished_at": _when_s(r["finished_at"])} for r in page["rows"]]
+        return {"rowData": rows, "rowCount": page["total"]}
 
     def export_href(self, filters) -> str:
         scope = self.scope(filters)

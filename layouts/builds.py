@@ -13,8 +13,6 @@ __all__ = ["layout", "SIGNATURE_COLUMNS", "BUILD_COLUMNS", "GRID_BLOCK_ROWS"]
 
 GRID_BLOCK_ROWS = 100  # rows the builds table asks the server for at a time
 
-_TIME = {"function": "params.value == null ? '—' : new Date(params.value * 1000).toISOString().slice(0, 16)"
-                     ".replace('T', ' ')"}
 SIGNATURE_COLUMNS = [
     {"field": "pattern", "headerName": "Signature", "minWidth": 320, "flex": 3, "tooltipField": "example"},
     {"field": "count", "headerName": "Builds", "type": "numericColumn", "maxWidth": 110, "sort": "desc",
@@ -33,8 +31,7 @@ SIGNATURE_COLUMNS = [
 ]
 _TEXT_FILTER = {"filter": "agTextColumnFilter", "filterParams": {"filterOptions": ["equals"], "maxNumConditions": 1}}
 BUILD_COLUMNS = [
-    {"field": "finished_at", "headerName": "Finished (UTC)", "minWidth": 150, "sort": "desc", "sortable": True,
-     "valueFormatter": _TIME},
+    {"field": "finished_at", "headerName": "Finished (UTC)", "minWidth": 170, "sort": "desc", "sortable": True},
     {"field": "build_id", "headerName": "Build", "minWidth": 140},
     {"field": "partner_id", "headerName": "Partner", "minWidth": 150, **_TEXT_FILTER},
     {"field": "build_type", "headerName": "Type", "maxWidth": 110, **_TEXT_FILTER},

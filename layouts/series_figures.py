@@ -2,7 +2,7 @@
 percentiles per build type, stage bottlenecks (plain functions, Plotly JSON dicts, no I/O)."""
 from __future__ import annotations
 
-from layouts.figures import _figure, _step_label, _times, format_duration
+from layouts.figures import _figure, _times, format_duration
 
 __all__ = ["forecast_figure", "percentiles_figure", "bottleneck_figure", "stage_trend_figure", "sparkline",
            "ANOMALY_COLOUR", "STAGE_COLOURS"]
@@ -57,13 +57,12 @@ def forecast_figure(history: list, forecast: dict | None, anomalies: list[dict],
                        "text": [(a.get("cause") or {}).get("sentence") or "" for a in anomalies],
                        "hovertemplate": "%{text}<extra>anomaly</extra>"})
     return _figure(traces, theme, height=280, yaxis=yaxis, hovermode="closest",
-                   xaxis={"title": {"text": f"per {_step_label(step_s)} (UTC)"}},
-                   margin=dict(l=64, r=16, t=16, b=56))
+                   margin=dict(l=64, r=16, t=16, b=40))
 
 
 def percentiles_figure(data: dict, target_s: float, theme: str) -> dict:
-    """p50/p95/p99 of build time per window for all builds, p95 per build type (buttons pick what
-    shows), and the build-time target as a line."""
+    """p50/p95/p99 of build time per window, for all builds or one build type (buttons pick which),
+    and the build-time target as a line."""
     x = _times(data["ts"])
     traces, groups = [], []
     for name, colour in (("p50", "#4dabf7"), ("p95", "#1864ab"), ("p99", "#862e9c")):

@@ -72,7 +72,7 @@ def _step_arg() -> int | None:
 
 @read.get("/api/v1/summary")
 def get_summary():
-    """Totals and rates for a period (definitions: DESIGN.md)."""
+    """Totals and rates for a period (definitions: README.md)."""
     scope = request_scope()
     with metrics.QUERY_DURATION.labels("summary").time():
         return json_response(services().queries.summary(scope))

@@ -209,7 +209,7 @@ class _Incidents:
     cert_partner: int = -1
     slow: tuple[float, float] = (0.0, 0.0)
     slow_stage: int = 1  # dependency_resolution
-    slow_factor: float = 5.0
+    slow_factor: float = 10.0  # every dependency downloaded again: a cache that stopped working
 
     def slowdown(self, dur: np.ndarray, start_ts: np.ndarray) -> None:
         """Stretch the regressed stage's durations in place for builds started in its week."""

@@ -86,7 +86,9 @@ class AnomalyService:
         breakdowns = _breakdowns(metric, anomaly, actual, baseline)
         best_dim, best = None, []
         for dimension, (a, b, a_units, b_units, direction) in breakdowns.items():
-            top = contributors(a, b, actual_units=a_units, baseline_units=b_units, direction=direction)
+            # contributions under 1 % say nothing ("and 0 % stage …")
+            top = [c for c in contributors(a, b, actual_units=a_units, baseline_units=b_units, direction=direction)
+                   if c["share"] >= 0.01]
             if dimension == "signature" and top:
                 patterns = self._patterns([c["key"] for c in top])
                 for c in top:
@@ -94,8 +96,14 @@ class AnomalyService:
             breakdowns[dimension] = top
             if top and (not best or top[0]["share"] > best[0]["share"]):
                 best_dim, best = dimension, top
-        return {"sentence": describe(anomaly, metric, best or None, best_dim or "partner"),
-                "dimension": best_dim, "contributors": breakdowns}
+        sentence = describe(anomaly, metric, best or None, best_dim or "partner")
+        # what the other dimensions say, where one value holds most of the deviation
+        also = [f"{dimension} '{_short(top[0].get('label') or top[0]['key'])}' ({round(100 * top[0]['share'])} %)"
+                for dimension, top in breakdowns.items()
+                if dimension != best_dim and top and top[0]["share"] >= 0.5]
+        if also:
+            sentence += "; mostly " + ", ".join(also)
+        return {"sentence": sentence, "dimension": best_dim, "contributors": breakdowns}
 
 
     def _patterns(self, ids: list[str]) -> dict[str, str]:
@@ -127,6 +135,11 @@ def _breakdowns(metric: str, anomaly: dict, actual: Totals, baseline: Totals) ->
     # build time: the stages' seconds per completed build against the baseline's
     units = (_completed(actual), _completed(baseline))
     return {"stage": (_prefixed(actual.s, "ds:"), _prefixed(baseline.s, "ds:"), *units, direction)}
+
+
+def _short(text: str, width: int = 48) -> str:
+    text = str(text)
+    return text if len(text) <= width else text[:width - 1] + "…"
 
 
 def _binomial_z(anomaly: dict, completed: float) -> float:

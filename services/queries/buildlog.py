@@ -14,7 +14,8 @@ Two ways in:
   process with the chunks added since the last look. `warm()` builds the stored days ahead of the
   pages (the background worker calls it), so a page does not wait for a parse.
 
-A facts row carries its position in the day's partition: the grid reads only the rows it shows.
+A facts row carries its position in the day's partition: the grid filters and sorts the facts and
+parses only the partitions of the days its page of rows comes from.
 """
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ DAY_S = 86400
 CHUNKS_PER_READ = 64  # raw chunks (batches) fetched per round trip while streaming
 MAX_EXPORT_DAYS = 800  # partitions one export may walk (retention bounds what they hold)
 RECENT_DAYS = 2  # today and yesterday: extended in process, not stored
-FACTS_VERSION = 1
+FACTS_VERSION = 2  # part of every stored stamp: a change of the facts rebuilds them
 BUILD_COLUMNS = ("build_id", "partner_id", "build_type", "status", "finished_at", "duration_s",
                  "failed_stage", "error_category", "error_signature", "error_message")
 _STAGE_INDEX = {stage: i for i, stage in enumerate(STAGES)}
@@ -176,10 +177,14 @@ def _facts(day: int, finished: list[dict], stages: dict, earlier: dict) -> Build
     sigs = [signature(e["error_message"])[0] if e.get("error_message") and e["status"] == "failed" else None
             for e in finished]
     col = lambda name: np.array([e.get(name) for e in finished], dtype=object)  # noqa: E731
+
+    def failure(name):  # a failed build without a stage or category is 'unknown', as the rollups count it
+        return np.array([e.get(name) or ("unknown" if e["status"] == "failed" else None) for e in finished],
+                        dtype=object)
     return BuildTable(np.full(n, day, dtype=np.int64), np.arange(n, dtype=np.int32), col("partner_id"),
                       col("build_type"), col("status"), np.array([e["ts"] for e in finished], dtype=float),
-                      np.array([e["duration_s"] for e in finished], dtype=float), col("failed_stage"),
-                      col("error_category"), np.array(sigs, dtype=object), stage)
+                      np.array([e["duration_s"] for e in finished], dtype=float), failure("failed_stage"),
+                      failure("error_category"), np.array(sigs, dtype=object), stage)
 
 
 def _pack(table: BuildTable) -> bytes:

@@ -1,5 +1,5 @@
 """Forecasts off the request path: a job per metric, step and partner set, computed by a background
-worker (any instance) and cached in the store until a new bucket completes.
+worker (any web process of any instance) and cached in the store until a new bucket completes.
 
 A read never fits a model: it answers from the cache (a stale answer while the next one is being
 computed), or queues the job and says so. The worker reads the history from the rollups (complete
@@ -139,9 +139,11 @@ class ForecastService:
         values = [float("nan") if v is None else float(v) for _, v in series["points"]]
         history = pd.Series(values, index=index, dtype=float)
         history.index.freq = pd.tseries.frequencies.to_offset("D" if step == "1d" else "h")
-        # leading buckets before any data (a young store) are not history
-        first = next((i for i, v in enumerate(values) if v == v and v != 0), len(values))
-        return history.iloc[first:]
+        # Leading buckets before any data (a young store) are not history, and the first bucket with
+        # data may hold only part of its step (the data began inside it): left out too.
+        empty = (lambda v: v != v or v == 0) if FORECAST_METRICS[metric][1] == "count" else (lambda v: v != v)
+        first = next((i for i, v in enumerate(values) if not empty(v)), len(values))
+        return history.iloc[first + 1:] if first < len(values) else history.iloc[len(values):]
 
     def compute(self, metric: str, step: str, partners: list[str] | None) -> dict:
         """Fit, backtest and cache one forecast (the worker's job)."""
@@ -150,8 +152,9 @@ class ForecastService:
         end = self.last_complete_bucket(spec)
         history = self.history(metric, step, partners)
         if len(history) == 0:  # no data at all for this partner set
+            days = spec.history_steps * spec.step_s // 86400
             result = {"model": "none", "points": [], "backtest": None,
-                      "note": f"no history: no builds in the last {spec.history_steps} {spec.name} steps"}
+                      "note": f"no history: no builds in the last {days} days"}
         else:
             result = forecast(history, horizon=spec.max_horizon, season=spec.season,
                               kind=FORECAST_METRICS[metric][1])
@@ -163,10 +166,23 @@ class ForecastService:
             "partners": partners, "history_end": end, "computed_at": self.clock(),
             "compute_s": round(time.perf_counter() - started, 3),
         }
-        digest = self._digest(metric, step, partners)
-        key = self.store.keys.forecast(digest)
-        self.store.run(lambda c: (c.set(key, orjson.dumps(out), ex=spec.step_s * 3), c.delete(key + ":pending")))
+        self._save(metric, step, partners, out)
         return out
+
+    def _save(self, metric: str, step: str, partners: list[str] | None, out: dict) -> None:
+        key = self.store.keys.forecast(self._digest(metric, step, partners))
+        ttl = FORECAST_STEPS[step].step_s * 3
+        self.store.run(lambda c: (c.set(key, orjson.dumps(out), ex=ttl), c.delete(key + ":pending")))
+
+    def fail(self, metric: str, step: str, partners: list[str] | None, error: Exception) -> None:
+        """Cache that a forecast could not be computed (until the next bucket completes), so it is not
+        computed again on every read meanwhile."""
+        spec = FORECAST_STEPS[step]
+        self._save(metric, step, partners, {
+            "metric": metric, "step_s": spec.step_s, "model": "none", "history": [], "points": [], "backtest": None,
+            "note": f"the forecast could not be computed ({type(error).__name__}); see the server log",
+            "summary": None, "partners": partners, "history_end": self.last_complete_bucket(spec),
+            "computed_at": self.clock(), "compute_s": None})
 
 
 def _cut(cached: dict, horizon: int, fresh: bool) -> dict:
@@ -177,8 +193,8 @@ def _cut(cached: dict, horizon: int, fresh: bool) -> dict:
 
 
 class Forecaster:
-    """The background worker: takes queued jobs from the store (every instance runs one; a job is
-    taken by exactly one) and, every `refresh_s`, queues the all-partner forecasts so the default
+    """The background worker: takes queued jobs from the store (every web process runs one; a job
+    is taken by exactly one) and, every `refresh_s`, queues the all-partner forecasts so the default
     view is always ready, then runs `warm` (building what the pages would otherwise wait for)."""
 
     def __init__(self, service: ForecastService, *, refresh_s: float = 300.0,
@@ -221,8 +237,9 @@ class Forecaster:
                 self.service.compute(job["metric"], job["step"], job["partners"])
             except StoreUnavailable:
                 raise
-            except Exception:  # one bad series must not stop the worker
+            except Exception as exc:  # one bad series must not stop the worker
                 log.exception("forecast job failed: %s", job)
+                self.service.fail(job["metric"], job["step"], job["partners"], exc)
             done += 1
         self.jobs_done += done
         return done

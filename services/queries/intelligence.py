@@ -9,7 +9,7 @@ import numpy as np
 from services import sketch
 from services.queries.buildlog import BuildLog
 from services.queries.reader import AUTO_STEPS, QueryService, _partners
-from services.scope import Scope
+from services.scope import Scope, earliest_start
 from services.store import fields as rf
 from services.store.keys import ALL_SCOPE
 from services.timerange import cover_range, finest_available
@@ -139,7 +139,10 @@ class Intelligence:
         now = self.queries.clock()
         current = self._stage_shares(scope, now, ready_only)
         span = scope.end - scope.start
-        previous = self._stage_shares(scope.within(scope.start - span, scope.start), now, ready_only)
+        # the previous period of the same length, as far back as the rollups keep
+        prev_start = max(scope.start - span, earliest_start(now))
+        previous = self._stage_shares(scope.within(prev_start, scope.start), now, ready_only) \
+            if prev_start < scope.start else {"stages": [], "driver": None, "days_pending": 0}
         step = sparkline_step(span, trend_points)
         step, windows = self.queries.windows(scope, step, ("sh",))
         trend = {"step_s": step, "ts": [ts for ts, _ in windows], "p50": {s: [] for s in STAGES},
@@ -150,11 +153,12 @@ class Intelligence:
                 p50, p95 = sketch.quantiles(hists.get(stage, {}), (0.5, 0.95))
                 trend["p50"][stage].append(p50)
                 trend["p95"][stage].append(p95)
-        out = {"from": scope.start, "to": scope.end, "stages": current["stages"],
+        cover = cover_range(scope.start, scope.end, now)
+        out = {"from": cover.start, "to": cover.end, "stages": current["stages"],
                "days_pending": current["days_pending"] + previous["days_pending"],
                "slow_threshold_s": current["slow_threshold_s"], "slow_builds": current["slow_builds"],
                "driver": current["driver"], "previous": {
-                   "from": scope.start - span, "to": scope.start, "driver": previous["driver"],
+                   "from": prev_start, "to": scope.start, "driver": previous["driver"],
                    "stages": previous["stages"]}, "trend": trend}
         out["sentence"] = describe_bottleneck(out)
         return out
@@ -258,21 +262,25 @@ def _duration(seconds: float) -> str:
     return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
 
 
+def _pct(share: float) -> str:
+    return f"{round(100 * share)} %"
+
+
 def describe_bottleneck(result: dict) -> str:
     """One plain sentence: the stage driving slow builds and how that changed."""
     driver = result.get("driver")
     if driver is None:
         return "Not enough completed builds with stage timings in this period to say which stage slows builds."
     name = driver["stage"].replace("_", " ")
-    text = (f"{name.capitalize()} drives slow builds: it takes {driver['share_of_slowest']:.0%} of the time of the "
-            f"slowest 5 % ({result['slow_builds']} builds over {_duration(result['slow_threshold_s'])}) and "
-            f"{driver['share_of_extra']:.0%} of the extra time they take over a typical build")
+    text = (f"{name.capitalize()} drives slow builds: it takes {_pct(driver['share_of_slowest'])} of the time of the "
+            f"slowest 5 % ({result['slow_builds']:,} builds over {_duration(result['slow_threshold_s'])}) and "
+            f"{_pct(driver['share_of_extra'])} of the extra time they take over a typical build")
     before = result["previous"]["driver"]
     prev_share = next((s["share_of_slowest"] for s in result["previous"]["stages"] if s["stage"] == driver["stage"]),
                       None)
     if before is None or prev_share is None:
         return text + "; the previous period has too few builds to compare."
     if before["stage"] == driver["stage"]:
-        return text + f"; in the previous period it was the same stage, at {prev_share:.0%}."
+        return text + f"; in the previous period it was the same stage, at {_pct(prev_share)}."
     return text + (f"; in the previous period it was {before['stage'].replace('_', ' ')} "
-                   f"({name} was {prev_share:.0%}).")
+                   f"({name} was {_pct(prev_share)}).")

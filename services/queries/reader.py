@@ -1,4 +1,4 @@
-"""Read side: summary and series from the rollups, live state, partners (definitions: DESIGN.md).
+"""Read side: summary and series from the rollups, live state, partners (definitions: README.md, "Read API").
 
 Every public read takes a `Scope` (services/scope.py): the partners it covers (None = every
 partner, only for a principal that sees them all; empty = nothing) and the range. There is no
@@ -59,7 +59,7 @@ def _partners(scope: Scope) -> list[str] | None:
 
 
 class Totals:
-    """Sums of rollup hashes of one kind-set, with the derived figures of DESIGN.md."""
+    """Sums of rollup hashes of one kind-set, with the derived figures of the read API."""
 
     def __init__(self):
         self.b: dict[str, float] = defaultdict(int)

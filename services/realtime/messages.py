@@ -1,4 +1,4 @@
-"""Messages of the real-time channel (DESIGN: `{"stream", "ts", "data"}`): building them,
+"""Messages of the real-time channel (`{"stream", "ts", "data"}`): building them,
 publishing them to the one Redis pub/sub channel, and parsing a client's subscribe request."""
 from __future__ import annotations
 

@@ -171,7 +171,8 @@ class Keys:
         return f"{self.tag}:facts:{day}"
 
     def forecast(self, digest: str) -> str:
-        """A cached forecast (JSON) of one metric, step, horizon and partner set (digest of those)."""
+        """A cached forecast (JSON) of one metric, step and partner set (digest of those, with the method's
+        version); the longest horizon, cut to the one asked for on read."""
         return f"{self.tag}:forecast:{digest}"
 
     def forecast_jobs(self) -> str:

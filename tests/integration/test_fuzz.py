@@ -175,6 +175,21 @@ VALID: dict[tuple[str, str], list] = {
     ("refresh-tick", "n_intervals"): [None, 0, 1, 12345],
     ("theme", "data"): [None, "light", "dark"],
     ("ops-asset-csv", "n_clicks"): [None, 0, 1, 7],
+    ("builds-forecast-poll", "n_intervals"): [0, 1, 59],
+    ("builds-signature-csv", "n_clicks"): [None, 1],
+    ("builds-grid-csv", "n_clicks"): [None, 1],
+    ("builds-grid", "getRowsRequest"): [
+        {"startRow": 0, "endRow": 100, "sortModel": [{"sort": "desc", "type": "default", "colId": "finished_at"}],
+         "filterModel": {}, "api": {}},
+        {"startRow": 100, "endRow": 200, "sortModel": [{"sort": "asc", "colId": "duration_s"}], "filterModel": {
+            "status": {"filterType": "text", "type": "equals", "filter": "failed"},
+            "error_signature": {"filterType": "text", "type": "equals", "filter": "0123456789abcdef"}}},
+        {"startRow": 0, "endRow": 100, "sortModel": [], "filterModel": {
+            "partner_id": {"filterType": "text", "type": "equals", "filter": "acme-bank"}}}],
+    ("builds-grid", "filterModel"): [None, {}, {"build_type": {"filterType": "text", "type": "equals",
+                                                               "filter": "store"}}],
+    ("builds-signature-grid", "cellClicked"): [None, {"rowId": "0123456789abcdef", "colId": "pattern",
+                                                      "value": "x", "rowIndex": 0, "timestamp": 1}],
 }
 
 _IDS_100 = [f"p-{i:03d}" for i in range(100)]
@@ -208,6 +223,18 @@ ODD: dict[tuple[str, str], list] = {
     ("refresh-tick", "n_intervals"): [2**53 - 1],
     ("theme", "data"): [],
     ("ops-asset-csv", "n_clicks"): [2**53 - 1],
+    ("builds-forecast-poll", "n_intervals"): [2**53 - 1],
+    ("builds-signature-csv", "n_clicks"): [0],
+    ("builds-grid-csv", "n_clicks"): [0],
+    ("builds-grid", "getRowsRequest"): [
+        {"startRow": 10**9, "endRow": 10**9 + 1000, "sortModel": [], "filterModel": {}},
+        {"startRow": 0, "endRow": 100, "sortModel": [{"colId": "build_id", "sort": "asc"}], "filterModel": {}},
+        {"startRow": 0, "endRow": 100, "filterModel": {"error_message": {"filterType": "text", "type": "equals",
+                                                                          "filter": "x" * 500}}},
+        {"startRow": 0, "endRow": 100, "filterModel": {"duration_s": {"filterType": "text", "type": "equals",
+                                                                       "filter": "5"}}}],
+    ("builds-grid", "filterModel"): [{"partner_id": {"filterType": "text", "type": "equals", "filter": ""}}],
+    ("builds-signature-grid", "cellClicked"): [{"rowId": None}, {"rowId": ""}, {}],
 }
 
 

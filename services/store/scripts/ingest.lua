@@ -1,5 +1,5 @@
 -- LuluPay ingest: one atomic call per batch (see docs/storage.md).
--- ARGV[1]: JSON header from services/rollups.py; ARGV[2..]: one chunk of raw events (a JSON array)
+-- ARGV[1]: JSON header from services/ingest/plan.py; ARGV[2..]: one chunk of raw events (a JSON array)
 -- per partition, then one argument holding every rollup delta document, separated by \30.
 -- Returns {1, {rollup lists due for compaction}} when written, or {0, {positions}} listing the
 -- events already stored — then nothing was written and the caller re-plans without them.
