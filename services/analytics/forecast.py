@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import importlib
 import math
 import os
 import threading
@@ -66,7 +67,7 @@ _blas = {"lock": threading.Lock(), "pairs": None, "depth": 0, "saved": []}
 
 def _openblas_pairs() -> list:
     """(set, get) thread-count functions of the OpenBLAS copies loaded in this process (Linux only)."""
-    import scipy.linalg  # noqa: F401 - loads scipy's own OpenBLAS, the one the optimisers use
+    importlib.import_module("scipy.linalg")  # loads scipy's own OpenBLAS, the one the optimisers use
     try:
         with open("/proc/self/maps") as maps:
             paths = sorted({f.split(maxsplit=5)[5].strip() for f in maps
@@ -231,7 +232,7 @@ def _widen(ratios: np.ndarray, level: float) -> float:
     """Conformal factor (>= 1) that would have put ``level`` of the backtest truths inside the band."""
     if len(ratios) < 10:
         return 1.0
-    return float(np.clip(np.quantile(ratios, level), 1.0, _MAX_WIDEN))
+    return float(np.clip(np.quantile(np.minimum(ratios, 1e9), level), 1.0, _MAX_WIDEN))  # inf: zero-width band
 
 
 def _finish(out: dict, kind: str, widen: dict) -> dict:
@@ -318,6 +319,7 @@ def _forecast(history: pd.Series, horizon: int, season: int, kind: str, origins:
     if horizon < 1 or season < 2:
         raise ValueError("horizon must be >= 1 and season >= 2")
     history = history.sort_index()
+    history = history[~history.index.duplicated(keep="last")]
     index = pd.DatetimeIndex(history.index)
     index = index.tz_localize("UTC") if index.tz is None else index.tz_convert("UTC")
     step = _step_of(index) if len(index) > 1 else pd.Timedelta(hours=1 if season >= 24 else 24)

@@ -26,7 +26,7 @@ __all__ = ["ForecastService", "Forecaster", "FORECAST_METRICS", "FORECAST_STEPS"
 
 log = logging.getLogger(__name__)
 
-MODEL_VERSION = 1  # part of the cache key: a change of method recomputes every forecast
+MODEL_VERSION = 2  # part of the cache key: a change of method recomputes every forecast
 # metric -> (series metric, kind for the model)
 FORECAST_METRICS = {"builds": ("builds", "count"), "success_rate": ("success_rate", "rate"),
                     "duration_p95": ("duration_p95", "duration")}

@@ -213,6 +213,16 @@ def test_failing_candidate_is_dropped(monkeypatch):
     assert result["model"] == "seasonal_naive" and len(result["points"]) == 10
 
 
+def test_blas_runs_one_thread_during_a_call_and_is_restored_after(monkeypatch):
+    history, _, _ = daily_process(0, n=40)
+    fc.forecast(history, horizon=7, season=7, kind="count")
+    threads = lambda: [get() for _, get in fc._blas["pairs"]]  # noqa: E731
+    before, seen, inner = threads(), [], fc._forecast
+    monkeypatch.setattr(fc, "_forecast", lambda *a: seen.append(threads()) or inner(*a))
+    assert len(fc.forecast(history, horizon=7, season=7, kind="count")["points"]) == 7
+    assert seen == [[1] * len(before)] and threads() == before
+
+
 def test_describe_backtest_wording():
     bt = {"origins": 8, "horizon_steps": 14, "mase": 0.62, "baseline": "seasonal_naive", "baseline_mase": 1.0,
           "coverage_80": 0.8, "coverage_95": 0.94, "baseline_coverage_80": 0.7, "baseline_coverage_95": 0.9,
