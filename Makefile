@@ -43,6 +43,7 @@ bench: install-dev
 	$(PY) benchmarks/dashboard.py
 	$(PY) benchmarks/metrics.py
 	$(PY) benchmarks/websocket.py
+	$(PY) benchmarks/intelligence.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -237,7 +237,7 @@ def install(server: Flask, dash_app, settings) -> None:
             try:
                 check_callback_request(body, dash_app.callback_map)
             except CallbackRequestError as exc:
-                log.info("callback request refused: %s (%s)", exc, body[:1000].decode("utf-8", "replace"))
+                log.debug("callback request refused: %s (%s)", exc, body[:300].decode("utf-8", "replace"))
                 return _json(400, str(exc), exc.field)
         return None
 

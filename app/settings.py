@@ -46,7 +46,7 @@ class Settings(BaseSettings):
     forecast_refresh_s: float = Field(default=300.0, ge=10, le=86400)
     # How long GET /api/v1/forecast waits for a forecast being computed before answering 202.
     forecast_wait_s: float = Field(default=8.0, ge=0, le=60)
-    build_log_days: int = Field(default=120, ge=7, le=3650)
+    build_log_days: int = Field(default=200, ge=7, le=3650)
     # Monthly price per partner by tier (revenue KPIs), e.g. LULUPAY_TIER_PRICES='{"pro": 249}'.
     tier_prices: dict[str, float] = Field(default_factory=lambda: {"free": 0.0, "basic": 49.0, "pro": 199.0,
                                                                    "enterprise": 999.0})

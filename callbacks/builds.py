@@ -111,7 +111,7 @@ class BuildsPanels:
         step_s = 3600 if step == "1h" else 86400
         series = self.boards.series(scope, metric, step_s)
         history = [p for p in series["points"] if p[0] < self.clock() // step_s * step_s]  # complete steps
-        if not any(v for _, v in history):
+        if not any(v is not None for _, v in history):
             return empty_state(NO_BUILDS), None, False
         anomalies = self.boards.anomalies(scope, metric, step)["anomalies"]
         forecast, computing = self._forecast(scope, metric, step)
@@ -300,9 +300,9 @@ def register(app, services) -> BuildsPanels:
 
     @app.callback(Output(BUILDS.PERCENTILES, "children"), Output(BUILDS.BOTTLENECKS, "children"),
                   Output(BUILDS.STAGE_TREND, "children"),
-                  Input(SHELL.TICK, "n_intervals"), Input(SHELL.THEME, "data"), Input(BUILDS.FORECAST_POLL, "n_intervals"),
+                  Input(SHELL.TICK, "n_intervals"), Input(SHELL.THEME, "data"),
                   State(SHELL.FILTERS, "data"), prevent_initial_call=True)
-    def durations(_n, theme, _poll, filters):
+    def durations(_n, theme, filters):
         return view.durations(filters, theme)
 
     @app.callback(Output(BUILDS.SUMMARY, "children"), Output(BUILDS.ANOMALIES, "children"),

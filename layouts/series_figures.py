@@ -89,9 +89,12 @@ def percentiles_figure(data: dict, target_s: float, theme: str) -> dict:
                     "font": {"color": "#e03131", "size": 11}}]
     return _figure(traces, theme, height=300, shapes=shapes, annotations=annotations,
                    yaxis={"title": {"text": "build time (min)"}, "rangemode": "tozero"},
+                   # Plotly paints the active button light in either theme: dark text on mid-grey buttons
+                   # keeps both readable on a dark page
                    updatemenus=[{"type": "buttons", "direction": "right", "x": 0, "y": 1.12, "xanchor": "left",
                                  "yanchor": "bottom", "buttons": buttons, "showactive": True, "pad": {"r": 4, "t": 0},
-                                 "font": {"size": 11}}],
+                                 "font": {"size": 11, "color": "#212529"},
+                                 **({"bgcolor": "#adb5bd", "bordercolor": "#6c757d"} if theme == "dark" else {})}],
                    margin=dict(l=64, r=16, t=40, b=40))
 
 

@@ -25,6 +25,7 @@ from services.store.keys import ALL_SCOPE, RESOLUTIONS, Keys, day_of
 __all__ = ["WritePlan", "plan_writes", "merge_deltas", "unique_token", "COMPACT_AT", "TOKEN_FIELD"]
 
 _MARGIN_S = 120  # keys outlive their nominal keep time a little so a query at the edge finds them
+EXAMPLE_CHARS = 500  # a signature's example message is kept this long (the script header carries it)
 COMPACT_AT = 8  # a rollup list this long is merged into one delta after the write
 TOKEN_FIELD = "_t"
 DELTA_SEPARATOR = b"\x1e"  # ASCII record separator; never inside JSON text (control chars are escaped)  # unique per delta, so a compaction can check the list is still what it read
@@ -218,13 +219,14 @@ def _add_signature(plan: WritePlan, slot: dict, message: str, stage: str, catego
     e[rf.signature_category(sig, category)] += 1
     slot["e*"][rf.signature_partner(sig, partner)] += 1
     plan.patterns.setdefault(sig, pattern)
+    example = message[:EXAMPLE_CHARS]
     for scope in (partner, ALL_SCOPE):
         seen = plan.signatures.get((sig, scope))
         if seen is None:
-            plan.signatures[(sig, scope)] = [ts, ts, message]
+            plan.signatures[(sig, scope)] = [ts, ts, example]
         else:
             if ts < seen[0]:
-                seen[0], seen[2] = ts, message
+                seen[0], seen[2] = ts, example
             if ts > seen[1]:
                 seen[1] = ts
 

@@ -130,6 +130,7 @@ class BuildTable:
 
 
 def _empty_table() -> BuildTable:
+    """A table without rows."""
     obj = np.empty(0, dtype=object)
     return BuildTable(np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int32), obj, obj, obj, np.empty(0),
                       np.empty(0), obj, obj, obj, np.empty((0, len(STAGES)), dtype=np.float32))
@@ -187,6 +188,9 @@ def _facts(day: int, finished: list[dict], stages: dict, earlier: dict) -> Build
                       failure("error_category"), np.array(sigs, dtype=object), stage)
 
 
+_EMPTY = _empty_table()  # shared, never modified: a day without builds
+
+
 def _pack(table: BuildTable) -> bytes:
     """The stored form of a day's facts: numeric columns, and text columns as codes + vocabularies."""
     vocab: dict[str, list] = {}
@@ -229,7 +233,7 @@ class BuildLog:
     """Per-day facts of finished builds (see the module docstring). In process: the recent days
     and up to `cached_days` stored days."""
 
-    def __init__(self, store: Store, *, clock: Callable[[], float], retention_s: int, cached_days: int = 120):
+    def __init__(self, store: Store, *, clock: Callable[[], float], retention_s: int, cached_days: int = 200):
         self.store = store
         self.clock = clock
         self.retention_s = retention_s
@@ -248,8 +252,9 @@ class BuildLog:
         return self.table_ready(scope, build=True)[0]
 
     def table_ready(self, scope: Scope, *, build: bool = False) -> tuple[BuildTable, int]:
-        """(facts of the days that are ready, the number of days left out because their facts are
-        still to be built). With `build`, nothing is left out: those days are built first."""
+        """(facts of the days that are ready, the number of days whose facts are still to be built:
+        left out, or — after a late event — answered as they were before it). With `build`, every
+        day is current: those days are built first."""
         partners = scope.partner_list()
         if partners is not None and not partners:
             return _empty_table(), 0
@@ -258,8 +263,8 @@ class BuildLog:
             raise ValueError(f"from: more than {MAX_EXPORT_DAYS} days")
         wanted = None if partners is None else np.array(sorted(partners), dtype=object)
         parts = []
-        tables = self._tables(days, build)
-        missing = sum(1 for t in tables if t is None)
+        tables, stale = self._tables(days, build)
+        missing = sum(1 for t in tables if t is None) + stale
         for day, table in zip(days, tables):
             if table is None or not len(table):
                 continue
@@ -269,17 +274,20 @@ class BuildLog:
             parts.append(table if mask.all() else table.take(mask))
         return BuildTable.concat(parts), missing
 
-    def _tables(self, days: list[int], build: bool) -> list[BuildTable | None]:
+    def _tables(self, days: list[int], build: bool) -> tuple[list[BuildTable | None], int]:
         recent_from = (int(self.clock() // DAY_S) - RECENT_DAYS + 1) * DAY_S
         stored_days = [d for d in days if d < recent_from]
-        out = dict(zip(stored_days, self._stored_tables(stored_days, build))) if stored_days else {}
+        tables, stale = self._stored_tables(stored_days, build) if stored_days else ([], 0)
+        out = dict(zip(stored_days, tables))
         with self._lock:
             for day in days:
                 if day >= recent_from:
                     out[day] = self._recent_table(day)
-            for day in [d for d in self._recent if d < recent_from - DAY_S]:
-                del self._recent[day]  # no longer recent: the stored facts take over
-        return [out[d] for d in days]
+            # no longer recent (kept a day longer: the day before the recent ones needs its stages,
+            # and a day just left behind is stored from what was read of it)
+            for day in [d for d in self._recent if d < recent_from - 2 * DAY_S]:
+                del self._recent[day]
+        return [out[d] for d in days], stale
 
     # -- stored days ---------------------------------------------------------------------------------
     def _stamps(self, days: list[int]) -> tuple[list[tuple], list[bytes | None]]:
@@ -298,35 +306,55 @@ class BuildLog:
         stamps = [(FACTS_VERSION, *replies[i:i + 3]) for i in range(0, len(replies), 4)]
         return stamps, replies[3::4]
 
-    def _stored_tables(self, days: list[int], build: bool) -> list[BuildTable | None]:
+    def _stored_tables(self, days: list[int], build: bool) -> tuple[list[BuildTable | None], int]:
+        """The stored days' tables and how many of them are out of date (a late event since they
+        were built). Without `build`, an out-of-date day answers with the table it had (marked
+        pending) while the worker builds it again; a day never built answers None."""
         stamps, saved = self._stamps(days)
-        out = []
+        out, stale = [], 0
         for day, stamp, saved_stamp in zip(days, stamps, saved):
+            if stamp[1] == 0:
+                out.append(_EMPTY)  # no build finished that day (not cached: it costs nothing)
+                continue
             with self._lock:
                 hit = self._stored.get(day)
-                if hit is not None and hit[0] == stamp:
+                if hit is not None:
                     self._stored.move_to_end(day)
-                    out.append(hit[1])
-                    continue
-            blob = None
-            if saved_stamp is not None and tuple(orjson.loads(saved_stamp)) == stamp:
-                blob = self.store.run(lambda c: c.hget(self.store.keys.build_facts(day_of(day)), "facts"))
-            if blob:
+            if hit is not None and hit[0] == stamp:
+                out.append(hit[1])
+                continue
+            current = saved_stamp is not None and tuple(orjson.loads(saved_stamp)) == stamp
+            blob = self.store.run(lambda c: c.hget(self.store.keys.build_facts(day_of(day)), "facts")) \
+                if saved_stamp is not None and (current or (not build and hit is None)) else None
+            if current and blob:
                 table = _unpack(day, blob)
-            elif stamp[1] == 0:
-                table = _empty_table()  # no build finished that day: nothing to build
             elif build:
                 table = self._build_day(day, stamp)
             else:
-                out.append(None)
-                continue
+                table = self._from_recent(day, stamp)
+                if table is None:  # out of date: what this process or the store had, until rebuilt
+                    previous = hit[1] if hit is not None else (_unpack(day, blob) if blob else None)
+                    out.append(previous)
+                    stale += previous is not None
+                    continue
             with self._lock:
                 self._stored[day] = (stamp, table)
                 self._stored.move_to_end(day)
                 while len(self._stored) > self.cached_days:
                     self._stored.popitem(last=False)
             out.append(table)
-        return out
+        return out, stale
+
+    def _from_recent(self, day: int, stamp: tuple) -> BuildTable | None:
+        """A day that has just left the recent window, built from what this process read of it while
+        it was recent (when that is all of it) and stored; None otherwise."""
+        with self._lock:
+            entry, prev = self._recent.get(day), self._recent.get(day - DAY_S)
+            if entry is None or prev is None or (entry.f_len, entry.s_len, prev.s_len) != stamp[1:]:
+                return None
+            table = _facts(day, entry.finished, entry.stages, prev.stages)
+        self._save(day, stamp, table)
+        return table
 
     def _build_day(self, day: int, stamp: tuple) -> BuildTable:
         """Parse a day's partitions into facts and store them (with the lengths they were read at)."""
@@ -338,11 +366,14 @@ class BuildLog:
             c.lrange(prev_key, 0, p_len - 1) if p_len else []))
         finished = [e for chunk in f_chunks for e in orjson.loads(chunk)]
         table = _facts(day, finished, _stage_map(s_chunks), _stage_map(p_chunks))
+        self._save(day, stamp, table)
+        return table
+
+    def _save(self, day: int, stamp: tuple, table: BuildTable) -> None:
         key = self.store.keys.build_facts(day_of(day))
         expire_at = day + DAY_S + self.retention_s
         self.store.run(lambda c: (c.hset(key, mapping={"stamp": orjson.dumps(list(stamp)), "facts": _pack(table)}),
                                   c.expireat(key, expire_at)))
-        return table
 
     def warm(self, days: int, stop: threading.Event | None = None) -> int:
         """Build the stored facts of the last `days` days that are missing or out of date; the
@@ -411,7 +442,7 @@ class BuildLog:
             by_day.setdefault(day, []).append(pos)
         events: dict[tuple[int, int], dict] = {}
         for day, positions in by_day.items():
-            finished = self._day_events(day)
+            finished = self._day_events(day, max(positions) + 1)
             for pos in positions:
                 events[(day, pos)] = finished[pos]
         for day, pos in zip(table.day.tolist(), table.pos.tolist()):
@@ -419,11 +450,12 @@ class BuildLog:
             out.append(dict(zip(BUILD_COLUMNS, row)))
         return out
 
-    def _day_events(self, day: int) -> list[dict]:
+    def _day_events(self, day: int, needed: int) -> list[dict]:
+        """The day's finished events, at least `needed` of them: what this process holds of a recent
+        day when that reaches far enough, else the partition."""
         with self._lock:
             recent = self._recent.get(day)
-            # an entry of the day before the recent ones holds its stages only
-            if recent is not None and recent.f_len:
+            if recent is not None and len(recent.finished) >= needed:
                 return recent.finished
         f_key = self._partition_keys(day)[0]
         return [e for chunk in self.store.run(lambda c: c.lrange(f_key, 0, -1)) for e in orjson.loads(chunk)]

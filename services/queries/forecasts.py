@@ -49,6 +49,8 @@ FORECAST_STEPS = {
     "1h": StepSpec("1h", 3600, 35 * 24, 72, 24, 48),
 }
 PENDING_S = 120  # a queued job is not queued again for this long
+MAX_QUEUED = 1000  # jobs waiting at most (another partner set's forecast waits for the next read)
+FAILED_TTL_S = 600  # a forecast that could not be computed is not tried again for this long
 WAIT_POLL_S = 0.05
 
 
@@ -59,7 +61,7 @@ def parse_horizon(text: str | None, spec: StepSpec) -> int:
     text = text.strip().lower()
     unit = {"d": 86400, "h": 3600}.get(text[-1:])
     number = text[:-1] if unit else text
-    if not number.isdigit() or len(number) > 6:
+    if not (number.isascii() and number.isdigit()) or len(number) > 6:
         raise ValueError("horizon: a whole number of days ('14d') or hours ('72h')")
     seconds = int(number) * unit if unit else int(number) * spec.step_s
     if seconds % spec.step_s:
@@ -113,15 +115,26 @@ class ForecastService:
                 return None
             time.sleep(WAIT_POLL_S)  # waiting on another thread's (or instance's) job, not a model
 
-    def enqueue(self, metric: str, step: str, partners: list[str] | None, digest: str | None = None) -> bool:
-        """Queue a job unless one for the same forecast was queued in the last PENDING_S."""
+    def is_fresh(self, metric: str, step: str, partners: list[str] | None) -> bool:
+        """True when the cached forecast already uses the last complete bucket."""
+        raw = self.store.run(lambda c: c.get(self.store.keys.forecast(self._digest(metric, step, partners))))
+        return bool(raw) and orjson.loads(raw)["history_end"] >= self.last_complete_bucket(FORECAST_STEPS[step])
+
+    def enqueue(self, metric: str, step: str, partners: list[str] | None, digest: str | None = None, *,
+                first: bool = False) -> bool:
+        """Queue a job unless one for the same forecast was queued in the last PENDING_S, or the
+        queue already holds MAX_QUEUED jobs (`first`: ahead of the others — the default view's)."""
         digest = digest or self._digest(metric, step, partners)
         keys = self.store.keys
 
         def push(client):
+            if client.llen(keys.forecast_jobs()) >= MAX_QUEUED:
+                return False
             if not client.set(keys.forecast(digest) + ":pending", "1", nx=True, ex=PENDING_S):
                 return False
-            client.lpush(keys.forecast_jobs(), orjson.dumps({"metric": metric, "step": step, "partners": partners}))
+            job = orjson.dumps({"metric": metric, "step": step, "partners": partners, "digest": digest})
+            # the worker pops from the right: `first` jobs go there
+            (client.rpush if first else client.lpush)(keys.forecast_jobs(), job)
             return True
 
         queued = self.store.run(push)
@@ -169,16 +182,19 @@ class ForecastService:
         self._save(metric, step, partners, out)
         return out
 
-    def _save(self, metric: str, step: str, partners: list[str] | None, out: dict) -> None:
+    def _save(self, metric: str, step: str, partners: list[str] | None, out: dict, ttl: int | None = None) -> None:
         key = self.store.keys.forecast(self._digest(metric, step, partners))
-        ttl = FORECAST_STEPS[step].step_s * 3
+        ttl = ttl or FORECAST_STEPS[step].step_s * 3
         self.store.run(lambda c: (c.set(key, orjson.dumps(out), ex=ttl), c.delete(key + ":pending")))
 
     def fail(self, metric: str, step: str, partners: list[str] | None, error: Exception) -> None:
-        """Cache that a forecast could not be computed (until the next bucket completes), so it is not
-        computed again on every read meanwhile."""
+        """A forecast that could not be computed: an earlier one stays (shown as not fresh); without
+        one, the failure is cached as a note for FAILED_TTL_S, so it is not computed on every read."""
+        key = self.store.keys.forecast(self._digest(metric, step, partners))
+        if self.store.run(lambda c: c.exists(key)):
+            return
         spec = FORECAST_STEPS[step]
-        self._save(metric, step, partners, {
+        self._save(metric, step, partners, ttl=FAILED_TTL_S, out={
             "metric": metric, "step_s": spec.step_s, "model": "none", "history": [], "points": [], "backtest": None,
             "note": f"the forecast could not be computed ({type(error).__name__}); see the server log",
             "summary": None, "partners": partners, "history_end": self.last_complete_bucket(spec),
@@ -232,14 +248,23 @@ class Forecaster:
             raw = store.run(lambda c: c.rpop(store.keys.forecast_jobs()))
             if raw is None:
                 break
-            job = orjson.loads(raw)
             try:
-                self.service.compute(job["metric"], job["step"], job["partners"])
+                job = orjson.loads(raw)
+                metric, step, partners = job["metric"], job["step"], job["partners"]
+                if metric not in FORECAST_METRICS or step not in FORECAST_STEPS:
+                    raise ValueError("a job of another version")
+            except (ValueError, KeyError, TypeError):
+                log.warning("forecast job dropped: %r", raw[:200])
+                continue
+            if self.service.is_fresh(metric, step, partners):
+                continue  # computed meanwhile (by another process, or queued twice)
+            try:
+                self.service.compute(metric, step, partners)
             except StoreUnavailable:
                 raise
             except Exception as exc:  # one bad series must not stop the worker
                 log.exception("forecast job failed: %s", job)
-                self.service.fail(job["metric"], job["step"], job["partners"], exc)
+                self.service.fail(metric, step, partners, exc)
             done += 1
         self.jobs_done += done
         return done
@@ -252,7 +277,8 @@ class Forecaster:
                 if refresh:
                     for metric in FORECAST_METRICS:
                         for step in FORECAST_STEPS:
-                            self.service.enqueue(metric, step, None)
+                            if not self.service.is_fresh(metric, step, None):
+                                self.service.enqueue(metric, step, None, first=True)
                     next_refresh = time.monotonic() + self.refresh_s
                 self.run_once()
                 if refresh and self.warm is not None:
@@ -261,5 +287,7 @@ class Forecaster:
                         log.info("build log: facts of %d days built", built)
             except StoreUnavailable as exc:
                 log.warning("forecaster: store unavailable (%s)", exc)
+            except Exception:  # the worker outlives any one bad job, day or bug
+                log.exception("forecaster: round failed")
             self._wake.wait(timeout=5.0)
             self._wake.clear()

@@ -15,11 +15,10 @@ from services.store.keys import ALL_SCOPE
 from services.timerange import cover_range, finest_available
 from services.vocabulary import BUILD_TYPES, STAGES
 
-__all__ = ["Intelligence", "GRID_COLUMNS", "GRID_FILTERS", "SLOWEST_SHARE", "describe_bottleneck", "sparkline_step"]
+__all__ = ["Intelligence", "GRID_FILTERS", "MAX_SIGNATURES", "SLOWEST_SHARE", "describe_bottleneck", "sparkline_step"]
 
 SLOWEST_SHARE = 0.05  # "slow builds" = the slowest 5 % of completed builds of the period
-GRID_COLUMNS = ("finished_at", "build_id", "partner_id", "build_type", "status", "duration_s", "failed_stage",
-                "error_category", "error_signature", "error_message")
+MAX_SIGNATURES = 200  # signatures listed per answer (the most frequent); the rest are counted in `others`
 GRID_FILTERS = ("partner_id", "build_type", "status", "failed_stage", "error_category", "error_signature")
 
 
@@ -67,7 +66,8 @@ class Intelligence:
                 entry["categories"][detail] += value
         sigs = {s: e for s, e in sigs.items() if e["count"] > 0}
         total = sum(e["count"] for e in sigs.values())
-        ids = sorted(sigs, key=lambda s: (-sigs[s]["count"], s))
+        ranked = sorted(sigs, key=lambda s: (-sigs[s]["count"], s))
+        ids, rest = ranked[:MAX_SIGNATURES], ranked[MAX_SIGNATURES:]
         meta = self._signature_meta(ids, partners)
         trend = self._signature_trend(scope, cover, ids[:50], trend_points) if ids else {"step_s": None, "ts": []}
         out = []
@@ -83,6 +83,7 @@ class Intelligence:
                 "trend": trend["series"].get(sig) if "series" in trend else None,
             })
         return {"from": cover.start, "to": cover.end, "failed_with_message": int(total),
+                "others": {"signatures": len(rest), "count": int(sum(sigs[s]["count"] for s in rest))},
                 "trend_step_s": trend["step_s"], "trend_ts": trend["ts"], "signatures": out}
 
     def _signature_meta(self, ids: list[str], partners: list[str] | None) -> dict[str, tuple]:
@@ -120,8 +121,12 @@ class Intelligence:
         now = self.queries.clock()
         unit = finest_available(cover.start, now).step_s
         span = cover.end - cover.start
+        if span >= 86400:  # whole hours (or days) inside: the windows read hour buckets, not minutes
+            unit = max(unit, 3600)
         width = max(unit, -(-span // points // unit) * unit) if span > 0 else unit
-        edges = list(range(cover.start, cover.end, width)) + [cover.end]
+        # the first window from the period's start to the first multiple of the width, then whole widths
+        first = -(-cover.start // width) * width
+        edges = [cover.start] + [t for t in range(first, cover.end, width) if t > cover.start] + [cover.end]
         series = {sig: [] for sig in ids}
         for lo, hi in zip(edges, edges[1:]):
             e = self.queries.totals(cover_range(lo, hi, now), scope, kinds=("e",)).e
@@ -141,6 +146,8 @@ class Intelligence:
         span = scope.end - scope.start
         # the previous period of the same length, as far back as the rollups keep
         prev_start = max(scope.start - span, earliest_start(now))
+        raw_from = (now - self.log.retention_s) // 86400 * 86400  # the slowest builds need raw events
+        prev_start = max(prev_start, min(raw_from, scope.start))
         previous = self._stage_shares(scope.within(prev_start, scope.start), now, ready_only) \
             if prev_start < scope.start else {"stages": [], "driver": None, "days_pending": 0}
         step = sparkline_step(span, trend_points)
