@@ -175,21 +175,23 @@ class Intelligence:
         hists = _stage_hists(totals.sh)
         seconds = {stage: float(totals.s.get(rf.stage_seconds(stage), 0)) for stage in STAGES}
         all_seconds = sum(seconds.values())
-        table, pending = self.log.table_ready(self._aligned(scope, now), build=not ready_only)
-        completed = table.take(table.status != "cancelled") if len(table) else table
+        table, pending = self.log.table_ready(self._aligned(scope, now), build=not ready_only,
+                                              columns=("status", "duration_s", "stage_s"))
+        keep = table["status"] != "cancelled"
+        durations, stage_s = table["duration_s"][keep], table["stage_s"][keep]
         slow_share = typical = None
         threshold = None
         slow_n = 0
-        if len(completed) >= 20:
-            threshold = float(np.quantile(completed.duration_s, 1 - SLOWEST_SHARE))
-            slow = completed.duration_s >= threshold
+        if len(durations) >= 20:
+            threshold = float(np.quantile(durations, 1 - SLOWEST_SHARE))
+            slow = durations >= threshold
             slow_n = int(slow.sum())
-            slow_stage = np.nansum(completed.stage_s[slow], axis=0, dtype=np.float64)
-            all_stage = np.nansum(completed.stage_s, axis=0, dtype=np.float64)
+            slow_stage = np.nansum(stage_s[slow], axis=0, dtype=np.float64)
+            all_stage = np.nansum(stage_s, axis=0, dtype=np.float64)
             if slow_stage.sum() > 0:
                 slow_share = slow_stage / slow_stage.sum()
                 # seconds per build a stage adds in slow builds over a typical build
-                typical = slow_stage / slow_n - all_stage / len(completed)
+                typical = slow_stage / slow_n - all_stage / len(durations)
         stages = []
         for i, stage in enumerate(STAGES):
             p50, p95 = sketch.quantiles(hists.get(stage, {}), (0.5, 0.95))
