@@ -16,7 +16,6 @@ from callbacks.filters import filters_scope
 from callbacks.operations import GRAPH_CONFIG
 from layouts import builds as builds_layout
 from layouts import series_figures as figs
-from layouts.figures import format_duration
 from layouts.ids import BUILDS, SHELL
 from layouts.panels import empty_state, error_state
 from services.analytics.forecast import describe_backtest
