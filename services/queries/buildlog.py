@@ -259,7 +259,8 @@ class BuildLog:
         90-day table is ~450,000 rows: copying the columns nobody reads is most of the cost)."""
         partners = scope.partner_list()
         if partners is not None and not partners:
-            return _empty_table(), 0
+            empty = _empty_table()
+            return (empty if columns is None else {c: getattr(empty, c) for c in columns}), 0
         days = _days(scope.start, scope.end)
         if len(days) > MAX_EXPORT_DAYS:
             raise ValueError(f"from: more than {MAX_EXPORT_DAYS} days")

@@ -79,3 +79,14 @@ def test_a_late_event_keeps_the_day_on_the_page_until_its_facts_are_built_again(
 def _day(ts: float) -> str:
     from services.store.keys import day_of
     return day_of(ts)
+
+
+def test_an_empty_partner_set_has_no_rows_in_either_form(world):
+    services, log, clock, day = world
+    services.ingest.ingest_batch(_builds(day, 3, "a"))
+    scope = system_scope(day, day + DAY, [])  # a partner manager without partners
+    table, pending = log.table_ready(scope)
+    assert (len(table), pending) == (0, 0)
+    columns, pending = log.table_ready(scope, columns=("status", "duration_s"))
+    assert set(columns) == {"status", "duration_s"} and len(columns["duration_s"]) == 0
+    assert len(log.table_ready(system_scope(day, day + DAY), columns=("status",))[0]["status"]) == 3
