@@ -38,8 +38,15 @@ class AnomalyService:
 
     def anomalies(self, scope: Scope, metric: str, step: str, *, explain: bool = True) -> dict:
         """Buckets of [start, end) outside the expected band, strongest explained first in `cause`."""
+        return self.all_metrics(scope, step, metrics=(metric,), explain=explain)[metric]
+
+    def all_metrics(self, scope: Scope, step: str, *, metrics: tuple[str, ...] = tuple(ANOMALY_METRICS),
+                    explain: bool = True) -> dict[str, dict]:
+        """`anomalies` of several metrics from one read of the rollups (the page shows all three)."""
         _partners(scope)
-        kind = ANOMALY_METRICS[metric]
+        for metric in metrics:
+            if metric not in ANOMALY_METRICS:
+                raise KeyError(metric)
         step_s, periods, context = ANOMALY_STEPS[step]
         now = self.queries.clock()
         start = int(scope.start // step_s) * step_s
@@ -49,30 +56,32 @@ class AnomalyService:
         while lo < start and finest_available(lo, now).step_s > step_s:
             lo += step_s
         if end <= start:
-            return {"metric": metric, "step_s": step_s, "from": start, "to": end, "anomalies": []}
+            return {m: {"metric": m, "step_s": step_s, "from": start, "to": end, "anomalies": []} for m in metrics}
         wide = scope.within(lo, end)
-        kinds = _KINDS[metric] if explain else (("b", "bh") if metric == "duration_p95" else ("b",))
+        kinds = sorted({k for m in metrics for k in (_KINDS[m] if explain else
+                                                    (("b", "bh") if m == "duration_p95" else ("b",)))})
         used_step, windows = self.queries.windows(wide, step_s, kinds)
         if used_step != step_s:
             raise TooMuchWork(f"step: {step} steps are not kept for this range; choose step=1d", "step")
         by_ts = dict(windows)
-        series_metric = {"builds": "builds", "success_rate": "success_rate", "duration_p95": "duration_p95"}[metric]
-        values = [_metric_value(series_metric, totals) for _, totals in windows]
-        completed = {ts: _completed(totals) for ts, totals in windows} if metric != "builds" else {}
-        least = MIN_COMPLETED.get(metric, 0)
-        series = pd.Series([float("nan") if v is None or (least and completed[ts] < least) else float(v)
-                            for (ts, _), v in zip(windows, values)],
-                           index=pd.to_datetime([ts for ts, _ in windows], unit="s", utc=True), dtype=float)
-        found = detect(series, periods=periods, report_from=start, kind=kind)
-        found = [dict(a, metric=metric, step_s=step_s) for a in found if a["ts"] < end]
-        if metric == "success_rate":
-            found = [a for a in found if _binomial_z(a, completed[a["ts"]]) > BINOMIAL_Z]
-        if explain and found:
-            flagged = {a["ts"] for a in found}
-            strongest = sorted(found, key=lambda a: -abs(a["score"]))[:MAX_EXPLAINED]
-            for a in strongest:
-                a["cause"] = self._explain(metric, a, by_ts, flagged, step_s)
-        return {"metric": metric, "step_s": step_s, "from": start, "to": end, "anomalies": found}
+        completed = {ts: _completed(totals) for ts, totals in windows}
+        index = pd.to_datetime([ts for ts, _ in windows], unit="s", utc=True)
+        out = {}
+        for metric in metrics:
+            values = [_metric_value(metric, totals) for _, totals in windows]
+            least = MIN_COMPLETED.get(metric, 0)
+            series = pd.Series([float("nan") if v is None or (least and completed[ts] < least) else float(v)
+                                for (ts, _), v in zip(windows, values)], index=index, dtype=float)
+            found = detect(series, periods=periods, report_from=start, kind=ANOMALY_METRICS[metric])
+            found = [dict(a, metric=metric, step_s=step_s) for a in found if a["ts"] < end]
+            if metric == "success_rate":
+                found = [a for a in found if _binomial_z(a, completed[a["ts"]]) > BINOMIAL_Z]
+            if explain and found:
+                flagged = {a["ts"] for a in found}
+                for a in sorted(found, key=lambda a: -abs(a["score"]))[:MAX_EXPLAINED]:
+                    a["cause"] = self._explain(metric, a, by_ts, flagged, step_s)
+            out[metric] = {"metric": metric, "step_s": step_s, "from": start, "to": end, "anomalies": found}
+        return out
 
     def _explain(self, metric: str, anomaly: dict, by_ts: dict[int, Totals], flagged: set[int], step_s: int) -> dict:
         ts = anomaly["ts"]

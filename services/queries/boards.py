@@ -101,8 +101,11 @@ class Dashboards:
         return self._cached("percentiles", scope, lambda: self.intelligence.duration_percentiles(scope))
 
     def anomalies(self, scope: Scope, metric: str, step: str) -> dict:
-        return self._cached(f"anomalies:{metric}:{step}", scope,
-                            lambda: self.anomaly_service.anomalies(scope, metric, step))
+        """One metric's anomalies (read with the others: the page shows all three)."""
+        return self.all_anomalies(scope, step)[metric]
+
+    def all_anomalies(self, scope: Scope, step: str) -> dict[str, dict]:
+        return self._cached(f"anomalies:{step}", scope, lambda: self.anomaly_service.all_metrics(scope, step))
 
     def forecast(self, scope: Scope, metric: str, step: str, horizon: int) -> dict | None:
         """The cached forecast, or None while it is being computed (never fits a model here)."""
