@@ -145,7 +145,10 @@ def serve(host: str | None, port: int | None, demo: bool, demo_days: int, demo_b
     host = host or settings.host
     port = port or settings.port
     stop = threading.Event()
+    # Ctrl-C and SIGTERM stop the server — also when it was started from a shell's background job,
+    # which leaves SIGINT ignored (Python then installs no handler of its own).
     signal.signal(signal.SIGTERM, signal.default_int_handler)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     with contextlib.ExitStack() as stack:
         url = stack.enter_context(_store_url(settings))
         services = build_services(settings, redis_url=url)
