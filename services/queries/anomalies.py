@@ -166,21 +166,23 @@ def _prefixed(fields: dict, prefix: str) -> dict[str, float]:
     return {f[len(prefix):]: v for f, v in fields.items() if f.startswith(prefix) and v}
 
 
-def _partner_counts(t: Totals, status: str = "") -> dict[str, float]:
+def _counts(t: Totals, prefix: str, status: str, key_of) -> dict[str, float]:
+    """Finished builds (of `status`, or all) grouped by what `key_of(value, status)` picks out of
+    the `b` fields starting with `prefix` (both `pc:<partner>:<status>` and `n:<status>:<type>`
+    split into three parts)."""
     out: dict[str, float] = defaultdict(float)
     for f, v in t.b.items():
-        if f.startswith(rf.PARTNER_FINISHED):
-            _, partner, st = f.split(":", 2)
-            if (not status or st == status) and v:
-                out[partner] += v
+        if f.startswith(prefix) and v:
+            _, first, second = f.split(":", 2)
+            key, st = key_of(first, second)
+            if not status or st == status:
+                out[key] += v
     return dict(out)
+
+
+def _partner_counts(t: Totals, status: str = "") -> dict[str, float]:
+    return _counts(t, rf.PARTNER_FINISHED, status, lambda partner, st: (partner, st))
 
 
 def _type_counts(t: Totals, status: str = "") -> dict[str, float]:
-    out: dict[str, float] = defaultdict(float)
-    for f, v in t.b.items():
-        if f.startswith(rf.FINISHED):
-            _, st, build_type = f.split(":", 2)
-            if (not status or st == status) and v:
-                out[build_type] += v
-    return dict(out)
+    return _counts(t, rf.FINISHED, status, lambda st, build_type: (build_type, st))
