@@ -16,6 +16,7 @@ import flask
 import orjson
 from flask import Flask, request
 
+from services.queries.buildlog import BUILD_COLUMNS
 from services.scope import MAX_PARTNERS_PER_REQUEST
 from services.timerange import RANGES
 
@@ -84,8 +85,7 @@ def _filters(v: object) -> bool:
     return True
 
 
-_GRID_COLUMNS = ("finished_at", "build_id", "partner_id", "build_type", "status", "duration_s", "failed_stage",
-                 "error_category", "error_signature", "error_message")
+_GRID_COLUMNS = BUILD_COLUMNS  # the builds grid's columns are the build log's
 
 
 def _grid_filter_model(v: object) -> bool:

@@ -115,7 +115,6 @@ def layout(content: dict | None = None, signature_rows: list[dict] | None = None
                               "Every finished build of the period, newest first (or by duration); filter by partner, "
                               "type, status, stage, category or signature (set by a click above). CSV: the rows loaded here; Full export: every row.",
                               BUILDS.GRID + "-body", min_height=200, body=[
-                                  html.Div(content.get(BUILDS.GRID_NOTE), id=BUILDS.GRID_NOTE),
                                   html.Div([html.A([html.I(className="bi bi-box-arrow-down me-1"), "Full export"],
                                                    id=BUILDS.EXPORT, href=export_href, target="_blank",
                                                    className="btn btn-sm btn-outline-secondary me-2"),

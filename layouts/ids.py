@@ -75,7 +75,6 @@ class BUILDS:
     SIGNATURE_GRID = "builds-signature-grid"
     SIGNATURE_CSV = "builds-signature-csv"
     GRID = "builds-grid"
-    GRID_NOTE = "builds-grid-note"
     GRID_CSV = "builds-grid-csv"
     EXPORT = "builds-export"
     FORECAST_POLL = "builds-forecast-poll"

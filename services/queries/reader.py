@@ -69,7 +69,6 @@ class Totals:
         self.sh: dict[str, int] = defaultdict(int)
         self.th: dict[str, int] = defaultdict(int)
         self.e: dict[str, int] = defaultdict(int)
-        self.partner_builds: dict[str, int] = defaultdict(int)
 
     def add(self, kind: str, scope: str, deltas: list[bytes]) -> None:
         """Add one rollup bucket (its list of delta documents)."""
@@ -88,14 +87,11 @@ class Totals:
             target.update(fields)
         if kind == "b" and scope != ALL_SCOPE:
             # the all-partner scope keeps per-partner counts itself; a partner's own bucket adds them
-            finished = 0
             b = self.b
             for f, v in fields.items():
                 if f.startswith(rf.FINISHED):
-                    finished += v
                     key = rf.partner_finished(scope, rf.status_of(f))
                     b[key] = b.get(key, 0) + v
-            self.partner_builds[scope] += finished
         elif kind == "e" and scope != ALL_SCOPE:  # the all-partner scope holds these itself
             e = self.e
             for f, v in fields.items():
@@ -119,7 +115,6 @@ class Totals:
         output = self.count("a", rf.asset("wb", ""))
         assets = self.count("a", rf.asset("n", ""))
         partners = {rf.partner_of(f) for f, v in self.b.items() if f.startswith(rf.PARTNER_FINISHED) and v > 0}
-        partners |= {p for p, n in self.partner_builds.items() if n > 0}
         return {
             "builds_total": int(succeeded + failed + cancelled),
             "builds_succeeded": int(succeeded),
