@@ -47,6 +47,11 @@ class Settings(BaseSettings):
     # How long GET /api/v1/forecast waits for a forecast being computed before answering 202.
     forecast_wait_s: float = Field(default=8.0, ge=0, le=60)
     build_log_days: int = Field(default=200, ge=7, le=3650)
+    # The forecaster's model fits and the build log's facts run in one child process per web process
+    # at a lower CPU priority (nice), so they never hold the GIL a page callback waits for
+    # (docs/intelligence.md, "Where the work runs"); false: on the forecaster's thread.
+    background_process: bool = True
+    background_process_nice: int = Field(default=10, ge=0, le=19)
     # Monthly price per partner by tier (revenue KPIs), e.g. LULUPAY_TIER_PRICES='{"pro": 249}'.
     tier_prices: dict[str, float] = Field(default_factory=lambda: {"free": 0.0, "basic": 49.0, "pro": 199.0,
                                                                    "enterprise": 999.0})

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 from services.auth.users import UserStore
 from services.collector import Collector
 from services.ingest.service import IngestService
+from services.analytics.forecast import forecast
+from services.offload import Offload, build_facts
 from services.metrics import PartnerLabels, SnapshotCollector, record_events
 from services.queries.anomalies import AnomalyService
 from services.queries.boards import Dashboards
@@ -32,6 +34,8 @@ __all__ = ["Services", "Background", "build_services"]
 
 log = logging.getLogger(__name__)
 
+FIT_TIMEOUT_S = 120.0  # a forecast fit is 1–2 s on the demo; one that takes this long is abandoned
+
 
 @dataclass
 class Services:
@@ -47,6 +51,7 @@ class Services:
     intelligence: Intelligence
     anomalies: AnomalyService
     forecasts: ForecastService
+    redis_url: str = ""
     clock: Callable[[], float] = time.time
     # Called with every accepted batch (metrics and the realtime channel subscribe here).
     listeners: list[Callable[[list[dict]], None]] = field(default_factory=list)
@@ -86,10 +91,14 @@ class Background:
         self.hub = services.hub
         self.http_stats = services.http_stats
         self.collector = services.collector() if services.settings.collector_enabled else None
-        days = services.settings.retention_days
-        self.forecaster = Forecaster(services.forecasts, refresh_s=services.settings.forecast_refresh_s,
-                                     warm=lambda stop: services.intelligence.log.warm(days, stop)) \
-            if services.settings.forecaster_enabled else None
+        settings = services.settings
+        self.offload = self.forecaster = None
+        if settings.forecaster_enabled:
+            warm, fit = _in_process_work(services)
+            if settings.background_process and services.clock is time.time:  # a child runs on real time
+                self.offload = Offload(nice=settings.background_process_nice)
+                warm, fit = _offloaded_work(services, self.offload)
+            self.forecaster = Forecaster(services.forecasts, refresh_s=settings.forecast_refresh_s, warm=warm, fit=fit)
 
     def start(self) -> "Background":
         self.http_stats.start()
@@ -103,9 +112,31 @@ class Background:
         self.hub.stop()
         if self.forecaster is not None:
             self.forecaster.stop()
+        if self.offload is not None:
+            self.offload.close()
         if self.collector is not None:
             self.collector.stop()
         self.http_stats.stop()
+
+
+def _in_process_work(services: Services):
+    """(warm, fit) of the forecaster run on its own thread."""
+    days = services.settings.retention_days
+    return (lambda stop: services.intelligence.log.warm(days, stop)), forecast
+
+
+def _offloaded_work(services: Services, offload: Offload):
+    """(warm, fit) of the forecaster run in the background's child process (services.offload)."""
+    settings = services.settings
+
+    def warm(stop) -> int:
+        return offload.call(build_facts, services.redis_url, settings.key_prefix, settings.retention_s,
+                            settings.retention_days)
+
+    def fit(history, **kwargs):
+        return offload.call(forecast, history, timeout_s=FIT_TIMEOUT_S, **kwargs)
+
+    return warm, fit
 
 
 def build_services(settings: "Settings", *, redis_url: str | None = None,
@@ -138,7 +169,7 @@ def build_services(settings: "Settings", *, redis_url: str | None = None,
         dashboards=Dashboards(store, queries, tier_prices=settings.tier_prices, prometheus=prometheus,
                               intelligence=intelligence, anomalies=anomalies, forecasts=forecasts),
         users=UserStore(store, clock=clock),
-        intelligence=intelligence, anomalies=anomalies, forecasts=forecasts,
+        intelligence=intelligence, anomalies=anomalies, forecasts=forecasts, redis_url=url,
     )
 
 

@@ -7,6 +7,8 @@ addition across partners and periods (that is what the rollups store).
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
+from itertools import accumulate
 from collections.abc import Iterable, Mapping
 
 __all__ = ["ALPHA", "GAMMA", "ZERO_BUCKET", "bucket_of", "bucket_value", "bucket_upper", "quantile", "quantiles", "merge"]
@@ -47,34 +49,25 @@ def merge(histograms: Iterable[Mapping[int, int]]) -> dict[int, int]:
     return out
 
 
-def _value_at_rank(items: list[tuple[int, int]], rank: int) -> float:
-    """Representative value of the `rank`-th (0-based) smallest counted value."""
-    seen = 0
-    for index, count in items:
-        seen += count
-        if seen > rank:
-            return bucket_value(index)
-    return bucket_value(items[-1][0])
-
-
 def quantiles(hist: Mapping[int, int], qs: Iterable[float]) -> list[float | None]:
     """Quantiles (0–1) with numpy's default linear interpolation between order statistics."""
-    items = sorted((i, c) for i, c in hist.items() if c > 0)
-    total = sum(c for _, c in items)
+    items = sorted(item for item in hist.items() if item[1] > 0)
+    if not items:
+        return [None for _ in qs]
+    indexes = [i for i, _ in items]
+    cumulative = list(accumulate(c for _, c in items))
+    total, last = cumulative[-1], len(items) - 1
+
+    def value_at(rank: int) -> float:  # the rank-th (0-based) smallest counted value
+        return bucket_value(indexes[min(bisect_right(cumulative, rank), last)])
+
     out: list[float | None] = []
     for q in qs:
-        if total == 0:
-            out.append(None)
-            continue
         pos = q * (total - 1)
         lo = math.floor(pos)
         frac = pos - lo
-        low_value = _value_at_rank(items, lo)
-        if frac == 0:
-            out.append(low_value)
-        else:
-            high_value = _value_at_rank(items, min(lo + 1, total - 1))
-            out.append(low_value + frac * (high_value - low_value))
+        low_value = value_at(lo)
+        out.append(low_value if frac == 0 else low_value + frac * (value_at(min(lo + 1, total - 1)) - low_value))
     return out
 
 

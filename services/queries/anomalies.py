@@ -78,20 +78,24 @@ class AnomalyService:
                 found = [a for a in found if _binomial_z(a, completed[a["ts"]]) > BINOMIAL_Z]
             if explain and found:
                 flagged = {a["ts"] for a in found}
+                baselines: dict[int, Totals] = {}  # phase -> its ordinary buckets summed (shared by the anomalies)
                 for a in sorted(found, key=lambda a: -abs(a["score"]))[:MAX_EXPLAINED]:
-                    a["cause"] = self._explain(metric, a, by_ts, flagged, step_s)
+                    a["cause"] = self._explain(metric, a, by_ts, flagged, step_s, baselines)
             out[metric] = {"metric": metric, "step_s": step_s, "from": start, "to": end, "anomalies": found}
         return out
 
-    def _explain(self, metric: str, anomaly: dict, by_ts: dict[int, Totals], flagged: set[int], step_s: int) -> dict:
+    def _explain(self, metric: str, anomaly: dict, by_ts: dict[int, Totals], flagged: set[int], step_s: int,
+                 baselines: dict[int, Totals]) -> dict:
         ts = anomaly["ts"]
         actual = by_ts[ts]
         phase = 86400 if step_s == 3600 else step_s
-        baseline = Totals()
-        for t, totals in by_ts.items():
-            if t not in flagged and (t - ts) % phase == 0:
-                for kind in ("b", "e", "s"):
-                    baseline.add_sum(kind, "*", getattr(totals, kind))
+        baseline = baselines.get(ts % phase)
+        if baseline is None:
+            baseline = baselines[ts % phase] = Totals()
+            for t, totals in by_ts.items():
+                if t not in flagged and (t - ts) % phase == 0:
+                    for kind in ("b", "e", "s"):
+                        baseline.add_sum(kind, "*", getattr(totals, kind))
         breakdowns = _breakdowns(metric, anomaly, actual, baseline)
         best_dim, best = None, []
         for dimension, (a, b, a_units, b_units, direction) in breakdowns.items():

@@ -158,8 +158,9 @@ class ForecastService:
         first = next((i for i, v in enumerate(values) if not empty(v)), len(values))
         return history.iloc[first + 1:] if first < len(values) else history.iloc[len(values):]
 
-    def compute(self, metric: str, step: str, partners: list[str] | None) -> dict:
-        """Fit, backtest and cache one forecast (the worker's job)."""
+    def compute(self, metric: str, step: str, partners: list[str] | None, *, fit: Callable = forecast) -> dict:
+        """Fit, backtest and cache one forecast (the worker's job). `fit`: the pure
+        `services.analytics.forecast.forecast`, here or in the background's child process."""
         spec = FORECAST_STEPS[step]
         started = time.perf_counter()
         end = self.last_complete_bucket(spec)
@@ -169,7 +170,7 @@ class ForecastService:
             result = {"model": "none", "points": [], "backtest": None,
                       "note": f"no history: no builds in the last {days} days"}
         else:
-            result = forecast(history, horizon=spec.max_horizon, season=spec.season,
+            result = fit(history, horizon=spec.max_horizon, season=spec.season,
                               kind=FORECAST_METRICS[metric][1])
         out = {
             "metric": metric, "step_s": spec.step_s, "model": result["model"],
@@ -214,8 +215,9 @@ class Forecaster:
     view is always ready, then runs `warm` (building what the pages would otherwise wait for)."""
 
     def __init__(self, service: ForecastService, *, refresh_s: float = 300.0,
-                 warm: Callable[[threading.Event], int] | None = None):
+                 warm: Callable[[threading.Event], int] | None = None, fit: Callable = forecast):
         self.service = service
+        self.fit = fit  # the model fit (services.offload runs it in a child process)
         self.refresh_s = refresh_s
         self.warm = warm  # more work ahead of the pages (the build log's stored facts), when idle
         self._stop = threading.Event()
@@ -259,7 +261,7 @@ class Forecaster:
             if self.service.is_fresh(metric, step, partners):
                 continue  # computed meanwhile (by another process, or queued twice)
             try:
-                self.service.compute(metric, step, partners)
+                self.service.compute(metric, step, partners, fit=self.fit)
             except StoreUnavailable:
                 raise
             except Exception as exc:  # one bad series must not stop the worker
