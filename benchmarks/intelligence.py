@@ -11,8 +11,9 @@ Prints one JSON line. Seeds an embedded Valkey (temporary directory) with demo h
 * starts a real `serve` process, lets its background worker warm the build log's facts and the
   all-partner forecasts, and measures every server-side callback of /builds through
   `POST /_dash-update-component` for ranges 24h, 7d, 30d, 90d and all partners vs one partner:
-  cold (query cache flushed) and cached (the same request again), forecasts cached as the page finds
-  them in a running deployment;
+  first (the first request of the filter set), cold (query cache flushed; the forecasts and the
+  process memos of exact anomaly fits and per-day duration profiles kept, as a running deployment
+  has them) and cached (the same request again);
 * export: `GET /api/v1/export/stages.csv` and `builds.csv` over HTTP, rows/s, and the serving
   process's peak RSS before and after streaming `--export-rows` rows (the stages dataset has six rows
   a build, so a 90-day demo holds millions).
@@ -123,16 +124,19 @@ def measure_callbacks(base: str, client, prefix: str, partner: str, repeats: int
                 filters = {"range": rng, "from": None, "to": None, "partners": [] if mode == "all" else [partner],
                            "refresh": "off"}
                 body = dash_bench.request_body(dep, filters)
-                caller.post(body)  # the first call of a filter set may queue its forecast: not counted
+                # the first call of a filter set queues its forecasts and fills the process memos
+                # (exact anomaly fits, per-day duration profiles): reported apart as `first_ms`
+                first_ms = caller.post(body)[0] * 1000
                 cold, cached = [], []
                 for _ in range(repeats):
                     dash_bench.flush_cache(client, prefix)
                     cold.append(caller.post(body)[0])
                     cached.append(caller.post(body)[0])
-                figures = {"cold": dash_bench.summary_ms(cold), "cached": dash_bench.summary_ms(cached)}
+                figures = {"first_ms": round(first_ms, 1), "cold": dash_bench.summary_ms(cold),
+                           "cached": dash_bench.summary_ms(cached)}
                 results.setdefault(name, {})[f"{rng}/{mode}"] = figures
                 worst = max(worst, figures["cold"]["p95_ms"])
-                log(f"{name:<12} {rng:>4} {mode:<3} cold p95 {figures['cold']['p95_ms']:7.1f} ms  cached p95 "
+                log(f"{name:<12} {rng:>4} {mode:<3} first {first_ms:7.1f} ms  cold p95 {figures['cold']['p95_ms']:7.1f} ms  cached p95 "
                     f"{figures['cached']['p95_ms']:6.1f} ms")
     return results, worst
 

@@ -3,6 +3,7 @@ every read (columns: docs/exports.md)."""
 from __future__ import annotations
 
 import itertools
+import operator
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -11,7 +12,7 @@ from flask import Blueprint, Response, stream_with_context
 from app.api.errors import ApiError, install_handlers, services
 from app.api.read import request_scope
 from services.export import FORMATS, MEDIA_TYPES, content_disposition, stream
-from services.queries.buildlog import BUILD_COLUMNS, iter_builds, iter_raw
+from services.queries.buildlog import BUILD_COLUMNS, iter_builds, iter_raw_batches
 from services.scope import Scope
 from services.timerange import cover_range
 
@@ -29,16 +30,25 @@ class Dataset:
     rows: Callable[[Scope], Iterator[tuple]]
 
 
+# Rows are made a stored batch at a time (a list comprehension per batch, chained in C): a
+# generator step per row was a third of an export's time.
+_STAGE_ROW = operator.itemgetter("build_id", "partner_id", "stage", "status", "ts", "duration_s")
+
+
 def _stages(scope: Scope) -> Iterator[tuple]:
-    for e in iter_raw(services().store, scope, "build.stage"):
-        yield e["build_id"], e["partner_id"], e["stage"], e["status"], e["ts"], e["duration_s"]
+    return itertools.chain.from_iterable(list(map(_STAGE_ROW, events))
+                                         for events in iter_raw_batches(services().store, scope, "build.stage"))
+
+
+def _asset_row(e: dict) -> tuple:
+    original, output = e["original_bytes"], e["output_bytes"]
+    return (e["partner_id"], e["ts"], e["asset_type"], e["format"], e["density"], original, output,
+            (1 - output / original) if original else None, e["quality_score"], e["duration_s"])
 
 
 def _assets(scope: Scope) -> Iterator[tuple]:
-    for e in iter_raw(services().store, scope, "asset.processed"):
-        original, output = e["original_bytes"], e["output_bytes"]
-        yield (e["partner_id"], e["ts"], e["asset_type"], e["format"], e["density"], original, output,
-               (1 - output / original) if original else None, e["quality_score"], e["duration_s"])
+    return itertools.chain.from_iterable(list(map(_asset_row, events))
+                               for events in iter_raw_batches(services().store, scope, "asset.processed"))
 
 
 def _failures(scope: Scope) -> Iterator[tuple]:

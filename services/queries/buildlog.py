@@ -24,6 +24,8 @@ import math
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
+from itertools import chain
+from operator import itemgetter
 from dataclasses import dataclass, fields as dataclass_fields
 
 import numpy as np
@@ -36,7 +38,7 @@ from services.store.keys import day_of
 from services.store.store import STORE_ERRORS
 from services.vocabulary import STAGES
 
-__all__ = ["BuildLog", "BuildTable", "iter_builds", "iter_raw", "BUILD_COLUMNS", "MAX_EXPORT_DAYS", "RECENT_DAYS"]
+__all__ = ["BuildLog", "BuildTable", "DurationProfile", "iter_builds", "iter_raw", "iter_raw_batches", "BUILD_COLUMNS", "MAX_EXPORT_DAYS", "RECENT_DAYS"]
 
 DAY_S = 86400
 CHUNKS_PER_READ = 64  # raw chunks (batches) fetched per round trip while streaming
@@ -53,9 +55,11 @@ def _days(start: float, end: float) -> list[int]:
     return list(range(first, -(-int(math.ceil(end)) // DAY_S) * DAY_S, DAY_S)) if end > start else []
 
 
-def iter_raw(store: Store, scope: Scope, event_type: str) -> Iterator[dict]:
-    """Raw events of one type with ts in the scope's [start, end) and of its partners, day by day
-    (arrival order inside a day), read CHUNKS_PER_READ batch chunks per round trip."""
+def iter_raw_batches(store: Store, scope: Scope, event_type: str) -> Iterator[list[dict]]:
+    """Raw events of one type with ts in the scope's [start, end) and of its partners, a stored
+    batch at a time (a list per chunk; empty lists are skipped), day by day (arrival order inside a
+    day), CHUNKS_PER_READ chunks per round trip. A day wholly inside the range and without a
+    partner filter passes its batches through unfiltered (every event of a partition is of its day)."""
     partners = scope.partner_list()
     allowed = None if partners is None else frozenset(partners)
     if allowed is not None and not allowed:
@@ -67,31 +71,48 @@ def iter_raw(store: Store, scope: Scope, event_type: str) -> Iterator[dict]:
     loads = orjson.loads
     for day in days:
         key = store.keys.raw(event_type, day_of(day))
+        whole = allowed is None and start <= day and day + DAY_S <= end
         offset = 0
         while True:
             chunks = store.run(lambda c: c.lrange(key, offset, offset + CHUNKS_PER_READ - 1))
             offset += len(chunks)
             for chunk in chunks:
-                for e in loads(chunk):
-                    ts = e["ts"]
-                    if start <= ts < end and (allowed is None or e["partner_id"] in allowed):
-                        yield e
+                events = loads(chunk)
+                if not whole:
+                    events = [e for e in events if start <= e["ts"] < end
+                              and (allowed is None or e["partner_id"] in allowed)]
+                if events:
+                    yield events
             if len(chunks) < CHUNKS_PER_READ:
                 break
 
 
-def _finished_row(e: dict) -> tuple:
-    message = e.get("error_message")
-    sig = signature(message)[0] if message and e["status"] == "failed" else None
-    return (e["build_id"], e["partner_id"], e["build_type"], e["status"], e["ts"], e["duration_s"],
-            e.get("failed_stage"), e.get("error_category"), sig, message)
+def iter_raw(store: Store, scope: Scope, event_type: str) -> Iterator[dict]:
+    """The events of `iter_raw_batches` one by one."""
+    return chain.from_iterable(iter_raw_batches(store, scope, event_type))
+
+
+_FINISHED_HEAD = itemgetter("build_id", "partner_id", "build_type", "status", "ts", "duration_s")  # required
+_NO_FAILURE = (None, None, None, None)
+
+
+def _finished_rows(events: list[dict]) -> list[tuple]:
+    """BUILD_COLUMNS rows of finished events (the signature of a failed build's message)."""
+    rows = list(map(_FINISHED_HEAD, events))
+    for i, e in enumerate(events):
+        if "error_message" in e or "failed_stage" in e or "error_category" in e:  # optional: a success has none
+            message = e.get("error_message")
+            sig = signature(message)[0] if message and e["status"] == "failed" else None
+            rows[i] += (e.get("failed_stage"), e.get("error_category"), sig, message)
+        else:
+            rows[i] += _NO_FAILURE
+    return rows
 
 
 def iter_builds(store: Store, scope: Scope) -> Iterator[tuple]:
     """Rows (BUILD_COLUMNS order, finished_at as epoch seconds) of every build finished in the
     scope's [start, end) and partners."""
-    for e in iter_raw(store, scope, "build.finished"):
-        yield _finished_row(e)
+    return chain.from_iterable(map(_finished_rows, iter_raw_batches(store, scope, "build.finished")))
 
 
 @dataclass
@@ -127,6 +148,30 @@ class BuildTable:
         if len(tables) == 1:
             return tables[0]
         return cls(**{f.name: np.concatenate([getattr(t, f.name) for t in tables]) for f in dataclass_fields(cls)})
+
+
+@dataclass(frozen=True)
+class DurationProfile:
+    """Completed and failed builds (cancelled ones left out) of some rows of the facts: their
+    durations in descending order and the running sums of their stage seconds, so "the stage
+    seconds of the builds at least T long" is one search: `cum_stage[count_at_least(T)]`."""
+
+    durations: np.ndarray  # descending
+    cum_stage: np.ndarray  # (len + 1) × STAGES, float64: row k = stage seconds of the k longest builds
+
+    @classmethod
+    def of(cls, status: np.ndarray, duration_s: np.ndarray, stage_s: np.ndarray) -> "DurationProfile":
+        keep = status != "cancelled"
+        durations = duration_s[keep]
+        order = np.argsort(-durations, kind="stable")
+        stages = np.nan_to_num(stage_s[keep][order].astype(np.float64), nan=0.0)
+        cum = np.empty((len(durations) + 1, len(STAGES)))
+        cum[0] = 0.0
+        np.cumsum(stages, axis=0, out=cum[1:])
+        return cls(durations[order], cum)
+
+    def count_at_least(self, threshold: float) -> int:
+        return int(np.searchsorted(-self.durations, -threshold, side="right"))
 
 
 def _empty_table() -> BuildTable:
@@ -240,6 +285,7 @@ class BuildLog:
         self.cached_days = cached_days
         self._stored: OrderedDict[int, tuple[tuple, BuildTable]] = OrderedDict()
         self._recent: dict[int, _Recent] = {}
+        self._profiles: OrderedDict[int, tuple[BuildTable, DurationProfile]] = OrderedDict()
         self._lock = threading.Lock()
 
     def _partition_keys(self, day: int) -> tuple[str, str]:
@@ -251,38 +297,63 @@ class BuildLog:
         (days whose stored facts are missing or out of date are built first)."""
         return self.table_ready(scope, build=True)[0]
 
+    def _parts(self, scope: Scope, build: bool) -> tuple[list[tuple[BuildTable, np.ndarray | None]], int]:
+        """([(a ready day's table, the mask of its rows in the scope, or None for all of them)],
+        days pending) — see `table_ready`."""
+        partners = scope.partner_list()
+        if partners is not None and not partners:
+            return [], 0
+        days = _days(scope.start, scope.end)
+        if len(days) > MAX_EXPORT_DAYS:
+            raise ValueError(f"from: more than {MAX_EXPORT_DAYS} days")
+        wanted = None if partners is None else np.array(sorted(partners), dtype=object)
+        tables, stale = self._tables(days, build)
+        missing = sum(1 for t in tables if t is None) + stale
+        parts = []
+        for table in tables:
+            if table is None or not len(table):
+                continue
+            mask = (table.finished_at >= scope.start) & (table.finished_at < scope.end)
+            if wanted is not None:
+                mask &= np.isin(table.partner_id, wanted)
+            parts.append((table, None if mask.all() else mask))
+        return parts, missing
+
     def table_ready(self, scope: Scope, *, build: bool = False,
                     columns: tuple[str, ...] | None = None) -> tuple[BuildTable | dict, int]:
         """(facts of the days that are ready, the number of days whose facts are still to be built:
         left out, or — after a late event — answered as they were before it). With `build`, every
         day is current: those days are built first. `columns`: only those, as {name: array} (a
         90-day table is ~450,000 rows: copying the columns nobody reads is most of the cost)."""
-        partners = scope.partner_list()
-        if partners is not None and not partners:
-            empty = _empty_table()
-            return (empty if columns is None else {c: getattr(empty, c) for c in columns}), 0
-        days = _days(scope.start, scope.end)
-        if len(days) > MAX_EXPORT_DAYS:
-            raise ValueError(f"from: more than {MAX_EXPORT_DAYS} days")
-        wanted = None if partners is None else np.array(sorted(partners), dtype=object)
-        parts = []
-        tables, stale = self._tables(days, build)
-        missing = sum(1 for t in tables if t is None) + stale
-        for day, table in zip(days, tables):
-            if table is None or not len(table):
-                continue
-            mask = (table.finished_at >= scope.start) & (table.finished_at < scope.end)
-            if wanted is not None:
-                mask &= np.isin(table.partner_id, wanted)
-            whole = mask.all()
-            if columns is not None:
-                parts.append({c: getattr(table, c) if whole else getattr(table, c)[mask] for c in columns})
-            else:
-                parts.append(table if whole else table.take(mask))
+        parts, missing = self._parts(scope, build)
         if columns is not None:
             empty = _empty_table()
-            return {c: np.concatenate([p[c] for p in parts]) if parts else getattr(empty, c) for c in columns}, missing
-        return BuildTable.concat(parts), missing
+            picked = [{c: getattr(t, c) if mask is None else getattr(t, c)[mask] for c in columns} for t, mask in parts]
+            return {c: np.concatenate([p[c] for p in picked]) if picked else getattr(empty, c) for c in columns}, missing
+        return BuildTable.concat([t if mask is None else t.take(mask) for t, mask in parts]), missing
+
+    def profiles_ready(self, scope: Scope, *, build: bool = False) -> tuple[list["DurationProfile"], int]:
+        """(the duration profile of each ready day's builds in the scope, days pending): what the
+        slowest-builds analysis needs. A whole day's profile is kept with its table (a 90-day
+        period then sums 90 profiles instead of sorting 450,000 rows); the scope's edge days and
+        partner filters are profiled on the fly."""
+        parts, missing = self._parts(scope, build)
+        out = []
+        for table, mask in parts:
+            if mask is not None:
+                out.append(DurationProfile.of(table.status[mask], table.duration_s[mask], table.stage_s[mask]))
+                continue
+            with self._lock:
+                hit = self._profiles.get(table.day[0])
+            if hit is None or hit[0] is not table:
+                hit = (table, DurationProfile.of(table.status, table.duration_s, table.stage_s))
+                with self._lock:
+                    self._profiles[table.day[0]] = hit
+                    self._profiles.move_to_end(table.day[0])
+                    while len(self._profiles) > self.cached_days + RECENT_DAYS:
+                        self._profiles.popitem(last=False)
+            out.append(hit[1])
+        return out, missing
 
     def _tables(self, days: list[int], build: bool) -> tuple[list[BuildTable | None], int]:
         recent_from = (int(self.clock() // DAY_S) - RECENT_DAYS + 1) * DAY_S
@@ -446,7 +517,6 @@ class BuildLog:
     # -- rows of the grid ---------------------------------------------------------------------------
     def rows(self, table: BuildTable) -> list[dict]:
         """The full rows (BUILD_COLUMNS) of a (small) facts table, read from their partitions."""
-        out = []
         by_day: dict[int, list[int]] = {}
         for day, pos in zip(table.day.tolist(), table.pos.tolist()):
             by_day.setdefault(day, []).append(pos)
@@ -455,10 +525,8 @@ class BuildLog:
             finished = self._day_events(day, max(positions) + 1)
             for pos in positions:
                 events[(day, pos)] = finished[pos]
-        for day, pos in zip(table.day.tolist(), table.pos.tolist()):
-            row = _finished_row(events[(day, pos)])
-            out.append(dict(zip(BUILD_COLUMNS, row)))
-        return out
+        picked = [events[(day, pos)] for day, pos in zip(table.day.tolist(), table.pos.tolist())]
+        return [dict(zip(BUILD_COLUMNS, row)) for row in _finished_rows(picked)]
 
     def _day_events(self, day: int, needed: int) -> list[dict]:
         """The day's finished events, at least `needed` of them: what this process holds of a recent

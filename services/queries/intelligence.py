@@ -175,19 +175,17 @@ class Intelligence:
         hists = _stage_hists(totals.sh)
         seconds = {stage: float(totals.s.get(rf.stage_seconds(stage), 0)) for stage in STAGES}
         all_seconds = sum(seconds.values())
-        table, pending = self.log.table_ready(self._aligned(scope, now), build=not ready_only,
-                                              columns=("status", "duration_s", "stage_s"))
-        keep = table["status"] != "cancelled"
-        durations, stage_s = table["duration_s"][keep], table["stage_s"][keep]
+        profiles, pending = self.log.profiles_ready(self._aligned(scope, now), build=not ready_only)
+        durations = np.concatenate([p.durations for p in profiles]) if profiles else np.empty(0)
         slow_share = typical = None
         threshold = None
         slow_n = 0
         if len(durations) >= 20:
             threshold = float(np.quantile(durations, 1 - SLOWEST_SHARE))
-            slow = durations >= threshold
-            slow_n = int(slow.sum())
-            slow_stage = np.nansum(stage_s[slow], axis=0, dtype=np.float64)
-            all_stage = np.nansum(stage_s, axis=0, dtype=np.float64)
+            counts = [p.count_at_least(threshold) for p in profiles]
+            slow_n = sum(counts)
+            slow_stage = np.sum([p.cum_stage[k] for p, k in zip(profiles, counts)], axis=0)
+            all_stage = np.sum([p.cum_stage[-1] for p in profiles], axis=0)
             if slow_stage.sum() > 0:
                 slow_share = slow_stage / slow_stage.sum()
                 # seconds per build a stage adds in slow builds over a typical build

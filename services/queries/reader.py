@@ -606,7 +606,7 @@ def _kinds_for(metric: str) -> tuple[str, ...]:
     return ("b",)
 
 
-def _status_counts(totals: Totals) -> dict[str, float]:
+def status_counts(totals: Totals) -> dict[str, float]:
     """Finished builds by status, in one pass over the `b` fields."""
     out: dict[str, float] = defaultdict(int)
     for f, v in totals.b.items():
@@ -617,7 +617,7 @@ def _status_counts(totals: Totals) -> dict[str, float]:
 
 def _finished_value(name: str):
     def value(totals: Totals):
-        n = _status_counts(totals)
+        n = status_counts(totals)
         succeeded, failed, cancelled = n["success"], n["failed"], n["cancelled"]
         if name == "success_rate":
             return succeeded / (succeeded + failed) if succeeded + failed else None

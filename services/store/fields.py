@@ -17,6 +17,8 @@ the key names). A rollup bucket of one kind holds {field: number}; the fields of
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 __all__ = [
     "finished", "status_of", "finished_seconds", "started", "failed_stage", "error_category", "partner_finished",
     "stage_count", "stage_seconds", "stage_bucket", "asset_dims", "asset", "parse_stage_bucket", "parse_asset",
@@ -87,6 +89,7 @@ def stage_bucket(stage: str, index: int) -> str:
     return f"{stage}:{index}"
 
 
+@lru_cache(maxsize=1 << 16)  # the same few thousand fields come back in every window read
 def parse_stage_bucket(field: str) -> tuple[str, int]:
     """(stage, bucket index) of a `stage_bucket` field."""
     stage, _, index = field.rpartition(":")
@@ -115,6 +118,7 @@ def type_bucket(build_type: str, index: int) -> str:
     return f"{build_type}:{index}"
 
 
+@lru_cache(maxsize=1 << 16)
 def parse_type_bucket(field: str) -> tuple[str, int]:
     """(build type, bucket index) of a `type_bucket` field."""
     build_type, _, index = field.partition(":")

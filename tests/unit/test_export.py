@@ -201,3 +201,18 @@ def test_unknown_format_and_bad_rows_raise():
         body("csv", ["a", "b"], [(1, 2), (3,)])
     with pytest.raises(TypeError, match="dict_rows"):
         body("ndjson", ["a"], [{"a": 1}])
+
+
+def test_time_cells_of_a_batch_equal_iso_utc_of_each_value():
+    """The vectorised path (numpy) writes exactly what `iso_utc` writes, edges and fallbacks included."""
+    import random
+
+    from services.export import _iso_cells, iso_utc
+
+    rng = random.Random(5)
+    values = [0, 1.999, 1764581400.5, None, float("nan"), float("inf"), float("-inf"), -1.5, 253402300799.9,
+              253402300800.0 - 1e-3, True, 86399, -86400 * 365 * 1900, 2**40 / 8]
+    values += [rng.uniform(0, 4e9) for _ in range(20000)] + [rng.randrange(0, 2**33) for _ in range(2000)]
+    assert _iso_cells(values) == [iso_utc(v) for v in values]
+    assert _iso_cells([None, None]) == [None, None]
+    assert _iso_cells([]) == []
