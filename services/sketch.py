@@ -9,9 +9,11 @@ from __future__ import annotations
 import math
 from bisect import bisect_right
 from itertools import accumulate
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
-__all__ = ["ALPHA", "GAMMA", "ZERO_BUCKET", "bucket_of", "bucket_value", "bucket_upper", "quantile", "quantiles", "merge"]
+import numpy as np
+
+__all__ = ["ALPHA", "GAMMA", "ZERO_BUCKET", "bucket_of", "bucket_value", "bucket_upper", "quantile", "quantiles", "quantiles_many", "merge"]
 
 ALPHA = 0.01
 GAMMA = (1 + ALPHA) / (1 - ALPHA)
@@ -69,6 +71,41 @@ def quantiles(hist: Mapping[int, int], qs: Iterable[float]) -> list[float | None
         low_value = value_at(lo)
         out.append(low_value if frac == 0 else low_value + frac * (value_at(min(lo + 1, total - 1)) - low_value))
     return out
+
+
+def quantiles_many(hists: Sequence[Mapping[int, int]], qs: Sequence[float]) -> list[list[float | None]]:
+    """`quantiles(hist, qs)` of every histogram (the same numbers), computed together with numpy:
+    one matrix of counts (histograms × the buckets any of them uses) and its running sums, instead
+    of a sort and a walk per histogram (a 30-day percentile chart asks for a thousand of them)."""
+    if not hists:
+        return []
+    columns = sorted({i for hist in hists for i, c in hist.items() if c > 0})
+    if not columns:
+        return [[None] * len(qs) for _ in hists]
+    position = {index: j for j, index in enumerate(columns)}
+    counts = np.zeros((len(hists), len(columns)), dtype=np.int64)
+    for row, hist in enumerate(hists):
+        for index, count in hist.items():
+            if count > 0:
+                counts[row, position[index]] = count
+    values = np.array([bucket_value(i) for i in columns])  # the same floats as bucket_value
+    cumulative = np.cumsum(counts, axis=1)
+    total = cumulative[:, -1]
+    last = len(columns) - 1
+
+    def value_at(rank: np.ndarray) -> np.ndarray:  # first bucket whose running count exceeds the rank
+        return values[np.minimum((cumulative <= rank[:, None]).sum(axis=1), last)]
+
+    out = np.empty((len(qs), len(hists)))
+    for k, q in enumerate(qs):
+        pos = q * (total - 1).astype(float)
+        lo = np.floor(pos)
+        frac = pos - lo
+        low = value_at(lo.astype(np.int64))
+        high = value_at(np.minimum(lo.astype(np.int64) + 1, total - 1))
+        out[k] = np.where(frac == 0, low, low + frac * (high - low))
+    empty = total == 0
+    return [[None if empty[row] else float(out[k, row]) for k in range(len(qs))] for row in range(len(hists))]
 
 
 def quantile(hist: Mapping[int, int], q: float) -> float | None:

@@ -14,6 +14,7 @@ import orjson
 
 import pandas as pd
 
+from services import sketch
 from services.analytics.anomalies import contributors, describe, detect
 from services.queries.reader import QueryService, Totals, TooMuchWork, _metric_value, _partners, status_counts
 from services.scope import Scope
@@ -205,6 +206,8 @@ def _values(metric: str, windows: list[tuple[int, Totals]], counts: list[dict]) 
         return [int(n["success"] + n["failed"] + n["cancelled"]) for n in counts]
     if metric == "success_rate":
         return [n["success"] / (n["success"] + n["failed"]) if n["success"] + n["failed"] else None for n in counts]
+    if metric == "duration_p95":
+        return [v[0] for v in sketch.quantiles_many([totals.bh for _, totals in windows], (0.95,))]
     return [_metric_value(metric, totals) for _, totals in windows]
 
 

@@ -154,12 +154,11 @@ class Intelligence:
         step, windows = self.queries.windows(scope, step, ("sh",))
         trend = {"step_s": step, "ts": [ts for ts, _ in windows], "p50": {s: [] for s in STAGES},
                  "p95": {s: [] for s in STAGES}}
-        for _, totals in windows:
-            hists = _stage_hists(totals.sh)
-            for stage in STAGES:
-                p50, p95 = sketch.quantiles(hists.get(stage, {}), (0.5, 0.95))
-                trend["p50"][stage].append(p50)
-                trend["p95"][stage].append(p95)
+        per_window = [_stage_hists(totals.sh) for _, totals in windows]
+        for stage in STAGES:
+            values = sketch.quantiles_many([hists.get(stage, {}) for hists in per_window], (0.5, 0.95))
+            trend["p50"][stage] = [v[0] for v in values]
+            trend["p95"][stage] = [v[1] for v in values]
         cover = cover_range(scope.start, scope.end, now)
         out = {"from": cover.start, "to": cover.end, "stages": current["stages"],
                "days_pending": current["days_pending"] + previous["days_pending"],
@@ -213,18 +212,22 @@ class Intelligence:
     def duration_percentiles(self, scope: Scope, step_s: int | None = None) -> dict:
         """p50/p95/p99 of completed builds per window, per build type and for all."""
         step, windows = self.queries.windows(scope, step_s, ("th",))
-        out = {t: {"p50": [], "p95": [], "p99": []} for t in (*BUILD_TYPES, "all")}
+        types = (*BUILD_TYPES, "all")
+        hists: dict[str, list[dict[int, int]]] = {t: [] for t in types}
         for _, totals in windows:
-            hists: dict[str, dict[int, int]] = defaultdict(dict)
+            per_type: dict[str, dict[int, int]] = defaultdict(dict)
             merged: dict[int, int] = defaultdict(int)
             for field, count in totals.th.items():
                 build_type, index = rf.parse_type_bucket(field)
-                hists[build_type][index] = count
+                per_type[build_type][index] = count
                 merged[index] += count
-            hists["all"] = merged
-            for t in out:
-                for q, v in zip(("p50", "p95", "p99"), sketch.quantiles(hists.get(t, {}), (0.5, 0.95, 0.99))):
-                    out[t][q].append(v)
+            per_type["all"] = merged
+            for t in types:
+                hists[t].append(per_type.get(t, {}))
+        out = {}
+        for t in types:
+            values = sketch.quantiles_many(hists[t], (0.5, 0.95, 0.99))
+            out[t] = {q: [v[i] for v in values] for i, q in enumerate(("p50", "p95", "p99"))}
         return {"step_s": step, "ts": [ts for ts, _ in windows], "types": out}
 
     # -- builds grid -----------------------------------------------------------------------------
