@@ -312,7 +312,7 @@ def users_revoke_tokens(name: str) -> None:
 def _run_demo(services, stop: threading.Event, sim_rate: float, days: int, builds_per_day: int) -> None:
     """Seed an empty store, then keep the simulator running until `stop`."""
     from services.demo.generator import Simulator
-    from services.demo.seeding import seed_store, store_is_seeded
+    from services.demo.seeding import save_in_progress, seed_store, store_is_seeded, take_in_progress
     from services.store import StoreUnavailable
 
     try:
@@ -325,9 +325,13 @@ def _run_demo(services, stop: threading.Event, sim_rate: float, days: int, build
             click.echo("store already holds data: no seeding")
         if stop.is_set():
             return
-        simulator = Simulator(services.ingest.ingest_batch, rate=sim_rate).start()
+        simulator = Simulator(services.ingest.ingest_batch, rate=sim_rate)
+        # the builds the seed (or the last run's simulator) left running finish now or when due
+        simulator.schedule(take_in_progress(services.store))
+        simulator.start()
         stop.wait()
         simulator.stop()
+        save_in_progress(services.store, simulator.pending())
     except StoreUnavailable as exc:
         # Ctrl-C in a terminal reaches the embedded Valkey too, which may stop before this thread.
         log.warning("demo data stopped: store unreachable (%s); an unfinished seed resumes on the next start", exc)

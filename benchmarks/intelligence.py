@@ -127,6 +127,8 @@ def measure_callbacks(base: str, client, prefix: str, partner: str, repeats: int
                 # the first call of a filter set queues its forecasts and fills the process memos
                 # (exact anomaly fits, per-day duration profiles): reported apart as `first_ms`
                 first_ms = caller.post(body)[0] * 1000
+                if mode == "one":  # "with forecasts cached": let the server's worker fit this partner's
+                    wait_forecasts(base, [partner])
                 cold, cached = [], []
                 for _ in range(repeats):
                     dash_bench.flush_cache(client, prefix)
@@ -139,6 +141,18 @@ def measure_callbacks(base: str, client, prefix: str, partner: str, repeats: int
                 log(f"{name:<12} {rng:>4} {mode:<3} first {first_ms:7.1f} ms  cold p95 {figures['cold']['p95_ms']:7.1f} ms  cached p95 "
                     f"{figures['cached']['p95_ms']:6.1f} ms")
     return results, worst
+
+
+def wait_forecasts(base: str, partners: list[str] | None) -> None:
+    """Until every forecast of the partner set is cached and fresh (queued by the pages' reads)."""
+    params = [("partner", p) for p in partners or []]
+
+    def fresh(metric: str, step: str) -> bool:
+        answer = requests.get(f"{base}/api/v1/forecast/{metric}", params=params + [("step", step)], timeout=30)
+        return answer.status_code == 200 and answer.json().get("fresh") is True
+
+    wait_until(lambda: all(fresh(m, s) for m in FORECAST_METRICS for s in FORECAST_STEPS),
+               timeout=300, interval=0.5, message=f"forecasts of {partners or 'all partners'} cached")
 
 
 def measure_export(base: str, server_pid: int, dataset: str, start: float, limit: int) -> dict:
@@ -205,10 +219,7 @@ def main() -> None:
             base = f"http://127.0.0.1:{port}"
             wait_ready(base, server)
             # the server's worker computes the all-partner forecasts; wait until they are cached
-            wait_until(lambda: all(requests.get(f"{base}/api/v1/forecast/{m}", params={"step": s},
-                                                timeout=30).status_code == 200
-                                   for m in FORECAST_METRICS for s in FORECAST_STEPS),
-                       timeout=300, interval=1.0, message="forecasts cached by the server's worker")
+            wait_forecasts(base, None)
             partner = requests.get(base + "/api/v1/partners", timeout=30).json()["partners"][0]["partner_id"]
             figures["partner_one"] = partner
             results, worst = measure_callbacks(base, client, services.store.keys.cache_prefix(), partner,

@@ -485,15 +485,18 @@ def _partner_events(ps: _Partners, changes: list[_Change], seed: int, start: flo
 
 
 def generate_history(*, days: int = 90, partners: int = 40, builds_per_day: int = 5000,
-                     now: float, seed: int = 42, batch_size: int = 1000) -> Iterator[list[dict]]:
-    """Yield batches (lists of event dicts) of realistic history covering [now - days*86400, now), chronological-ish."""
+                     now: float, seed: int = 42, batch_size: int = 1000,
+                     future: list[dict] | None = None) -> Iterator[list[dict]]:
+    """Yield batches (lists of event dicts) of realistic history covering [now - days*86400, now), chronological-ish.
+    The builds still running at `now` have events after it: they are appended to `future` (in ts
+    order) when the history is exhausted, for the simulator to send when their time comes."""
     if days < 1 or partners < 1 or builds_per_day < 0 or batch_size < 1:
         raise ValueError("days, partners and batch_size must be positive, builds_per_day non-negative")
-    return _history(days, partners, builds_per_day, float(now), seed, batch_size)
+    return _history(days, partners, builds_per_day, float(now), seed, batch_size, future)
 
 
 def _history(days: int, partners: int, builds_per_day: int, now: float, seed: int,
-             batch_size: int) -> Iterator[list[dict]]:
+             batch_size: int, future: list[dict] | None) -> Iterator[list[dict]]:
     """Day by day: draw build starts, expand them into events, release those before the day's end in ts order."""
     rng = np.random.default_rng([seed, 3])
     rnd = random.Random(seed)
@@ -547,8 +550,10 @@ def _history(days: int, partners: int, builds_per_day: int, now: float, seed: in
         for i in range(0, full, batch_size):
             yield out[i:i + batch_size]
         out = out[full:]
-    if out:  # whatever is still pending would happen at or after `now`: builds in progress
+    if out:
         yield out
+    if future is not None:  # what is still pending happens at or after `now`: the builds in progress
+        future.extend(pending)
 
 
 class Simulator:
@@ -591,6 +596,19 @@ class Simulator:
             while self._queue and self._queue[0][0] <= now:
                 due.append(heapq.heappop(self._queue)[2])
             return due
+
+    def schedule(self, events: list[dict]) -> None:
+        """Send these events when their `ts` comes (at the next tick for those already past): the
+        rest of the builds the seed or an earlier simulator left running."""
+        with self._lock:
+            for event in events:
+                heapq.heappush(self._queue, (float(event["ts"]), self._seq, event))
+                self._seq += 1
+
+    def pending(self) -> list[dict]:
+        """The events not sent yet (builds in progress), in ts order."""
+        with self._lock:
+            return [event for _, _, event in sorted(self._queue)]
 
     def _start_builds(self, start_ts: np.ndarray) -> None:
         partner_idx = self._rng.choice(len(self._share), size=len(start_ts), p=self._share)

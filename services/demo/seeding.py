@@ -8,11 +8,13 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+import orjson
+
 from services.demo.generator import generate_history
 from services.ingest.service import IngestService, PreparedBatch
 from services.store import Store
 
-__all__ = ["SeedReport", "seed_store", "store_is_seeded"]
+__all__ = ["SeedReport", "save_in_progress", "seed_store", "store_is_seeded", "take_in_progress"]
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +53,9 @@ def seed_store(store: Store, ingest: IngestService, *, days: int = 90, partners:
         now = float(now if now is not None else ingest.clock())
         store.run(lambda c: c.set(now_key, repr(now)))
     accepted = duplicates = 0
+    future: list[dict] = []
     history = generate_history(days=days, partners=partners, builds_per_day=builds_per_day, now=now, seed=seed,
-                               batch_size=batch_size)
+                               batch_size=batch_size, future=future)
     # Prepare (validate + plan, CPU) batch n+1 in a thread while batch n is written (mostly waiting
     # on the store): the two overlap on two cores.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="seed-prepare") as pool:
@@ -70,8 +73,23 @@ def seed_store(store: Store, ingest: IngestService, *, days: int = 90, partners:
             duplicates += result.duplicates
             if progress is not None:
                 progress(accepted, duplicates)
+    save_in_progress(store, future)
     store.run(lambda c: c.set(store.keys.meta("seed_complete"), repr(now)))
     return SeedReport(accepted, duplicates, time.perf_counter() - started)
+
+
+def save_in_progress(store: Store, events: list[dict]) -> None:
+    """Keep the rest of the demo builds still running (their events after now) for the simulator of
+    the next start (`take_in_progress`), added to what is kept already."""
+    if events:
+        store.run(lambda c: c.rpush(store.keys.meta("demo_in_progress"), *[orjson.dumps(e) for e in events]))
+
+
+def take_in_progress(store: Store) -> list[dict]:
+    """The kept events of demo builds in progress (removed from the store: they are sent once)."""
+    key = store.keys.meta("demo_in_progress")
+    rows = store.run(lambda c: c.pipeline().lrange(key, 0, -1).delete(key).execute()[0])
+    return [orjson.loads(row) for row in rows]
 
 
 def _prepare_next(history, ingest: IngestService) -> PreparedBatch | None:
