@@ -32,9 +32,10 @@ def on_starting(server):
 
 
 def post_worker_init(worker):
-    from app.factory import background
+    from app.factory import background, freeze_startup_objects
     from app.wsgi import app
 
+    freeze_startup_objects()
     background(app).start()
 
 

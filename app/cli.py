@@ -138,7 +138,7 @@ def serve(host: str | None, port: int | None, demo: bool, demo_days: int, demo_b
     """Serve the web app (pages, API, metrics) on one process."""
     from werkzeug.serving import run_simple
 
-    from app.factory import background, create_app
+    from app.factory import background, create_app, freeze_startup_objects
     from services.container import build_services
 
     settings = _settings_or_exit()
@@ -153,6 +153,7 @@ def serve(host: str | None, port: int | None, demo: bool, demo_days: int, demo_b
         url = stack.enter_context(_store_url(settings))
         services = build_services(settings, redis_url=url)
         app = create_app(settings, services)
+        freeze_startup_objects()
         stack.callback(background(app).start().stop)
         if demo:
             demo_thread = threading.Thread(target=_run_demo, name="demo", daemon=True,

@@ -1,6 +1,7 @@
 """The app factory: Flask server + Dash app, services bound once, pages and callbacks registered."""
 from __future__ import annotations
 
+import gc
 import hashlib
 import logging
 
@@ -68,6 +69,18 @@ def background(app: dash.Dash) -> Background:
     """The app's per-process background parts (collector, HTTP statistics flusher): `start()` them
     in the serving process after any fork, `stop()` them at shutdown."""
     return app.server.extensions["lulupay_background"]
+
+
+def freeze_startup_objects() -> int:
+    """Exempt everything built so far (modules, settings, the Dash app and its layouts — about
+    180,000 objects) from the garbage collector's scans; the number frozen. Call once in a serving
+    process, after the app is created and before it serves. Measured on the 90-day demo: a full
+    collection, which Python runs every so often in the middle of some request, took 100 ms and now
+    takes 6 ms — it was the cause of the odd slow callback (a p95 6× its p50). Those objects live as
+    long as the process anyway."""
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()
 
 
 # What plotly's JSON encoder escapes (plotly.io._json): the same bytes on the wire as Dash's own.

@@ -130,6 +130,8 @@ PROP_RULES: dict[tuple[str, str], Callable[[object], bool]] = {
     ("builds-forecast-poll", "n_intervals"): _count,
     ("builds-signature-csv", "n_clicks"): _count,
     ("builds-grid-csv", "n_clicks"): _count,
+    ("partners-risk-csv", "n_clicks"): _count,
+    ("partners-table-csv", "n_clicks"): _count,
     ("builds-grid", "getRowsRequest"): lambda v: v is None or _grid_request(v),
     ("builds-grid", "filterModel"): lambda v: v is None or _grid_filter_model(v),
     ("builds-signature-grid", "cellClicked"): lambda v: v is None or (

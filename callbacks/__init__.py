@@ -12,6 +12,7 @@ __all__ = ["register", "PAGES"]
 PAGES = (("executive", "", "Executive", "Executive · LuluPay Analytics"),
          ("operations", "operations", "Operations", "Operations · LuluPay Analytics"),
          ("builds", "builds", "Build intelligence", "Build intelligence · LuluPay Analytics"),
+         ("partners", "partners", "Partners", "Partners · LuluPay Analytics"),
          ("live", "live", "Live", "Live · LuluPay Analytics"))
 
 
@@ -19,11 +20,11 @@ def register(app: dash.Dash, services) -> dict[str, tuple[str, Callable[[dict, s
     """Bind every page's callbacks and register the pages with Dash Pages. Returns page path
     (relative to the app) → (title, draw(filters, theme)): the first view of a page is drawn on the
     server, by the app's layout for a page load and by Dash Pages on navigation."""
-    from callbacks import builds, executive, live, operations, shell
+    from callbacks import builds, executive, live, operations, partners, shell
 
     shell.register(app, services)
     views = {"executive": executive.register(app, services), "operations": operations.register(app, services),
-             "builds": builds.register(app, services),
+             "builds": builds.register(app, services), "partners": partners.register(app, services),
              "live": live.register(app, services)}
     pages = {}
     for module, path, name, title in PAGES:

@@ -80,6 +80,24 @@ class BUILDS:
     FORECAST_POLL = "builds-forecast-poll"
 
 
+class PARTNERS:
+    SUMMARY = "partners-summary"
+    TIER_MIX = "partners-tier-mix"
+    CHANGES = "partners-changes"
+    USAGE = "partners-usage"
+    QUOTA = "partners-quota"
+    RISK_GRID = "partners-risk-grid"
+    RISK_CSV = "partners-risk-csv"
+    RISK_NOTE = "partners-risk-note"
+    TABLE = "partners-table"
+    TABLE_CSV = "partners-table-csv"
+    EXPORT = "partners-export"
+
+
+# data-panel attribute values of the Partners page, in order.
+PARTNERS_PANEL_IDS = ("partners-summary", "tier-mix", "subscription-changes", "churn-risk", "quota-use",
+                      "usage-heatmap", "top-partners")
+
 # data-panel attribute values of the Build intelligence page, in order.
 BUILDS_PANEL_IDS = ("builds-summary", "success-trend", "volume-trend", "duration-percentiles", "stage-bottlenecks",
                     "stage-trend", "anomalies", "failure-signatures", "builds-table")

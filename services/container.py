@@ -20,6 +20,7 @@ from services.queries.boards import Dashboards
 from services.queries.buildlog import BuildLog
 from services.queries.forecasts import Forecaster, ForecastService
 from services.queries.intelligence import Intelligence
+from services.queries.partners import PartnerService
 from services.queries.promql import Prometheus
 from services.queries.reader import QueryService
 from services.queries.system import HttpStats
@@ -51,6 +52,7 @@ class Services:
     intelligence: Intelligence
     anomalies: AnomalyService
     forecasts: ForecastService
+    partners: PartnerService
     redis_url: str = ""
     clock: Callable[[], float] = time.time
     # Called with every accepted batch (metrics and the realtime channel subscribe here).
@@ -161,15 +163,18 @@ def build_services(settings: "Settings", *, redis_url: str | None = None,
                                                        cached_days=settings.build_log_days))
     anomalies = AnomalyService(queries)
     forecasts = ForecastService(store, queries, clock=clock)
+    partners = PartnerService(queries)
     return Services(
         settings=settings, store=store, clock=clock, listeners=listeners, partner_labels=labels,
         ingest=IngestService(store, retention_s=settings.retention_s, live_window_s=settings.live_window_s,
                              future_tolerance_s=settings.future_tolerance_s, clock=clock, on_ingested=notify),
         queries=queries,
         dashboards=Dashboards(store, queries, tier_prices=settings.tier_prices, prometheus=prometheus,
-                              intelligence=intelligence, anomalies=anomalies, forecasts=forecasts),
+                              intelligence=intelligence, anomalies=anomalies, forecasts=forecasts,
+                              partners=partners),
         users=UserStore(store, clock=clock),
-        intelligence=intelligence, anomalies=anomalies, forecasts=forecasts, redis_url=url,
+        intelligence=intelligence, anomalies=anomalies, forecasts=forecasts, partners=partners,
+        redis_url=url,
     )
 
 

@@ -103,6 +103,12 @@ class Scope:
         same filters within a minute share one cached result."""
         return (math.floor(self.start / 60), math.ceil(self.end / 60), self.partner_list())
 
+    def narrowed(self, partners: Iterable[str]) -> "Scope":
+        """The same principal and range over those of `partners` this scope holds (never wider)."""
+        wanted = set(partners)
+        held = wanted if self.partners is None else wanted & set(self.partners)
+        return replace(self, partners=tuple(sorted(held)))
+
     def within(self, start: float, end: float) -> "Scope":
         """The same partners over another range (e.g. the previous period); not re-bounded, so
         only for ranges the service derives itself."""

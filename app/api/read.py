@@ -10,6 +10,7 @@ from flask import Blueprint, request
 from app.api.errors import ApiError, install_handlers, json_response, services
 from app.auth import current_principal
 from services import metrics
+from services.export import iso_utc
 from services.ingest.events import parse_ts
 from services.queries.reader import SERIES_METRICS
 from services.scope import MAX_RANGE_S, Scope, scope_for
@@ -106,10 +107,13 @@ def get_partner(partner_id: str):
     if not principal.may_see(partner_id):  # another partner's record does not exist for this caller
         raise ApiError(404, "no such partner", "partner_id")
     scope = scope_for(principal, requested=[partner_id])
-    records = services().queries.partners(scope)
-    if not records:
+    with metrics.QUERY_DURATION.labels("partner").time():
+        detail = services().partners.detail(scope, partner_id)
+    if detail is None:
         raise ApiError(404, "no such partner", "partner_id")
-    return json_response({**records[0], "history": services().queries.partner_history(scope, partner_id)})
+    for field in ("quota_projected_exhaustion_at", "last_build_at"):  # ISO-8601 UTC (DESIGN: the API's dates)
+        detail[field] = iso_utc(detail[field])
+    return json_response(detail)
 
 
 @read.route("/api/<path:rest>", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])

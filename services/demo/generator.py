@@ -119,7 +119,7 @@ class _Change:
     partner: int
     tier: int
     status: str
-    kind: str  # upgrade, downgrade, churn, suspend, reactivate
+    kind: str  # upgrade, downgrade, churn, suspend, reactivate; fade, silent (activity only, no record change)
 
 
 def _schedule(ps: _Partners, days: int) -> list[_Change]:
@@ -151,6 +151,14 @@ def _schedule(ps: _Partners, days: int) -> list[_Change]:
         p = pick(tier, largest=False)
         if p is not None:
             out.append(_Change(day(frac), p, tier, "churned", "churn"))
+    # still active, but drifting away: activity fading over the last fifth of the history, and a
+    # partner that stopped building nine days before the end (the churn-risk list's story)
+    p = pick(1, largest=True)
+    if p is not None and days >= 10:
+        out.append(_Change(day(0.80), p, 1, "active", "fade"))
+    p = pick(2, largest=False)
+    if p is not None and days >= 20:
+        out.append(_Change(days - 9, p, 2, "active", "silent"))
     p = pick(1, largest=False)
     if p is not None:
         start = day(0.52)
@@ -175,6 +183,10 @@ def _daily_weights(ps: _Partners, changes: list[_Change], days: int) -> tuple[np
         elif c.kind == "churn":  # fading activity, then nothing from the churn day on
             lo = max(0, c.day - ramp_days)
             weight[lo:c.day, c.partner] *= np.linspace(1.0, 0.15, c.day - lo)
+            weight[c.day:, c.partner] = 0.0
+        elif c.kind == "fade":
+            weight[c.day:, c.partner] *= np.linspace(1.0, 0.1, days - c.day)
+        elif c.kind == "silent":
             weight[c.day:, c.partner] = 0.0
         elif c.kind == "suspend":
             back = next((x.day for x in changes if x.kind == "reactivate" and x.partner == c.partner), days)
@@ -476,6 +488,8 @@ def _partner_events(ps: _Partners, changes: list[_Change], seed: int, start: flo
     events = [_upsert(ps, seed, i, 0, start + _LEAD_IN_S / 2, int(t), "active") for i, t in enumerate(ps.tier0)]
     seen: dict[int, int] = {}
     for c in changes:
+        if c.kind in ("fade", "silent"):  # activity only: the record does not change
+            continue
         window_start = start + c.day * DAY_S
         hours = [h for h in range(9, 18) if (h * 3600 - window_start % DAY_S) % DAY_S >= 3600]
         ts = _first_utc_hour_at_or_after(window_start, float(rng.choice(hours))) + float(rng.uniform(0, 3000))

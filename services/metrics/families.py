@@ -98,7 +98,7 @@ COLLECTOR_LEADER = Gauge("lulupay_collector_leader", "1 in the process that hold
 COLLECTOR_SAMPLES = Counter("lulupay_collector_samples", "System samples written by this process's collector.")
 COLLECTOR_ERRORS = Counter("lulupay_collector_errors", "Collector rounds that failed (store unreachable...).")
 
-QUERIES = ("summary", "series", "partners", "dashboard", "forecast", "anomalies", "failures", "bottlenecks")
+QUERIES = ("summary", "series", "partners", "partner", "dashboard", "forecast", "anomalies", "failures", "bottlenecks")
 INGEST_RESULTS = ("accepted", "duplicate", "rejected")
 WS_STREAMS = ("builds", "metrics", "alerts", "partners", "error")
 WS_DROP_REASONS = ("slow", "idle", "error", "bad_origin")

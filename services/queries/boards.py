@@ -12,6 +12,7 @@ from services.queries.anomalies import AnomalyService
 from services.queries.forecasts import ForecastService
 from services.queries.intelligence import Intelligence
 from services.queries.dashboard import DashboardData, executive, monthly_trend
+from services.queries.partners import PartnerService
 from services.queries.promql import Prometheus
 from services.queries.reader import QueryService
 from services.scope import Scope
@@ -28,7 +29,7 @@ class Dashboards:
     def __init__(self, store: Store, queries: QueryService, *, tier_prices: dict[str, float],
                  prometheus: Prometheus | None = None, cache: QueryCache | None = None,
                  intelligence: Intelligence | None = None, anomalies: AnomalyService | None = None,
-                 forecasts: ForecastService | None = None):
+                 forecasts: ForecastService | None = None, partners: PartnerService | None = None):
         self.store = store
         self.queries = queries
         self.data = DashboardData(queries)
@@ -38,6 +39,7 @@ class Dashboards:
         self.intelligence = intelligence
         self.anomaly_service = anomalies
         self.forecasts = forecasts
+        self.partner_service = partners
 
     def _cached(self, name: str, scope: Scope, compute, key: tuple | None = None):
         return self.cache.get_or_compute(name, scope.cache_key() if key is None else key, compute)
@@ -116,6 +118,16 @@ class Dashboards:
 
     def series(self, scope: Scope, metric: str, step_s: int | None = None) -> dict:
         return self._cached(f"series:{metric}:{step_s}", scope, lambda: self.queries.series(metric, scope, step_s))
+
+    # -- Partners ------------------------------------------------------------------------------
+    def partner_table(self, scope: Scope) -> list[dict]:
+        return self._cached("partner_table", scope, lambda: self.partner_service.table(scope))
+
+    def partner_subscriptions(self, scope: Scope) -> dict:
+        return self._cached("partner_subscriptions", scope, lambda: self.partner_service.subscriptions(scope))
+
+    def partner_usage(self, scope: Scope) -> list:
+        return self._cached("partner_usage", scope, lambda: self.partner_service.usage_profile(scope))
 
     # -- shell and Live --------------------------------------------------------------------------
     def partner_names(self, scope: Scope) -> dict[str, str]:

@@ -41,7 +41,7 @@ SAMPLE_VALUES = {
     ("filters", "data"): {"range": "24h", "from": None, "to": None, "partners": [B], "refresh": "30s"},
     ("refresh-tick", "n_intervals"): 1, ("theme", "data"): "light", ("ops-asset-csv", "n_clicks"): 1,
     ("builds-forecast-poll", "n_intervals"): 1, ("builds-signature-csv", "n_clicks"): 1,
-    ("builds-grid-csv", "n_clicks"): 1,
+    ("builds-grid-csv", "n_clicks"): 1, ("partners-risk-csv", "n_clicks"): 1, ("partners-table-csv", "n_clicks"): 1,
     ("builds-grid", "getRowsRequest"): {"startRow": 0, "endRow": 100, "sortModel": [], "filterModel": {}},
     ("builds-grid", "filterModel"): {},
     ("builds-signature-grid", "cellClicked"): None,

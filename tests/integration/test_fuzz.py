@@ -178,6 +178,8 @@ VALID: dict[tuple[str, str], list] = {
     ("builds-forecast-poll", "n_intervals"): [0, 1, 59],
     ("builds-signature-csv", "n_clicks"): [None, 1],
     ("builds-grid-csv", "n_clicks"): [None, 1],
+    ("partners-risk-csv", "n_clicks"): [None, 1],
+    ("partners-table-csv", "n_clicks"): [None, 1],
     ("builds-grid", "getRowsRequest"): [
         {"startRow": 0, "endRow": 100, "sortModel": [{"sort": "desc", "type": "default", "colId": "finished_at"}],
          "filterModel": {}, "api": {}},
@@ -226,6 +228,8 @@ ODD: dict[tuple[str, str], list] = {
     ("builds-forecast-poll", "n_intervals"): [2**53 - 1],
     ("builds-signature-csv", "n_clicks"): [0],
     ("builds-grid-csv", "n_clicks"): [0],
+    ("partners-risk-csv", "n_clicks"): [2**53 - 1],
+    ("partners-table-csv", "n_clicks"): [0],
     ("builds-grid", "getRowsRequest"): [
         {"startRow": 10**9, "endRow": 10**9 + 1000, "sortModel": [], "filterModel": {}},
         {"startRow": 0, "endRow": 100, "sortModel": [{"colId": "build_id", "sort": "asc"}], "filterModel": {}},

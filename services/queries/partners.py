@@ -1,0 +1,147 @@
+"""Partner success (docs/partners.md): each partner's period figures, quota projection, churn
+risk and last build; the tier mix and subscription changes per month. Reads the rollups (the
+all-partner scope's per-partner counts, and each partner's own rollups for its build times) and the
+partner record histories; the arithmetic is `services.analytics.partners`."""
+from __future__ import annotations
+
+from services.analytics.partners import (BASELINE_DAYS, PACE_DAYS, churn_risk, hour_of_week, month_starts,
+                                         monthly_changes, quota_projection, tier_mix)
+from services.queries.reader import QueryService, _month_start, status_counts
+from services.scope import Scope, system_scope
+from services.store import fields as rf
+from services.timerange import cover_range
+
+__all__ = ["PartnerService", "LAST_BUILD_DAYS"]
+
+DAY_S = 86400
+LAST_BUILD_DAYS = PACE_DAYS + BASELINE_DAYS  # how far back "last build" is looked for (hourly buckets)
+
+
+def _next_month(ts: float) -> int:
+    start = _month_start(ts)
+    return _month_start(start + 32 * DAY_S)
+
+
+class PartnerService:
+    """GET /api/v1/partners(/<id>) and the /partners pages."""
+
+    def __init__(self, queries: QueryService):
+        self.queries = queries
+
+    # -- what every partner row carries ----------------------------------------------------------
+    def activity(self, scope: Scope) -> dict[str, dict]:
+        """partner_id → quota projection (this month), churn risk and last build (hour) of every
+        partner of the scope, from four reads of the all-partner rollups whatever the partner count."""
+        now = self.queries.clock()
+        records = {r["partner_id"]: r for r in self.queries.partners(scope)}
+        if not records:
+            return {}
+        histories = self.queries.partner_histories(scope)
+        q = self.queries
+        everyone = system_scope()
+
+        def per_partner(start: float, end: float) -> dict[str, dict[str, float]]:
+            b = q.totals(cover_range(start, end, now), everyone, kinds=("b",)).b
+            out: dict[str, dict[str, float]] = {}
+            for field, value in b.items():
+                if field.startswith(rf.PARTNER_FINISHED) and value:
+                    _, pid, status = field.split(":", 2)
+                    out.setdefault(pid, {})[status] = out.get(pid, {}).get(status, 0) + value
+            return out
+
+        recent = per_partner(now - PACE_DAYS * DAY_S, now)
+        baseline = per_partner(now - LAST_BUILD_DAYS * DAY_S, now - PACE_DAYS * DAY_S)
+        month_start, month_end = _month_start(now), _next_month(now)
+        # the month's days (to date an exhaustion) and the hours of the last 35 days (last build)
+        _, days = q.windows(everyone.within(month_start, now), DAY_S, ("b",))
+        _, hours = q.windows(everyone.within(now - LAST_BUILD_DAYS * DAY_S, now), 3600, ("b",))
+        last_hour: dict[str, int] = {}
+        for ts, totals in hours:
+            for field, value in totals.b.items():
+                if field.startswith(rf.PARTNER_FINISHED) and value:
+                    last_hour[rf.partner_of(field)] = ts
+        out = {}
+        for pid, record in records.items():
+            used = record["builds_this_month"]
+            buckets = [(ts, min(ts + DAY_S, now), int(sum(v for f, v in totals.b.items()
+                                                          if f.startswith(rf.partner_finished(pid)))))
+                       for ts, totals in days]
+            quota = quota_projection(used=used, quota=record["monthly_build_quota"],
+                                     pace_builds=int(sum(recent.get(pid, {}).values())), now=now,
+                                     month_end=month_end, month_buckets=buckets)
+            last = last_hour.get(pid)
+            last_ts = min(last + 3600, now) if last is not None else None
+            risk = churn_risk(status=record["status"], recent_builds=int(sum(recent.get(pid, {}).values())),
+                              baseline_builds=int(sum(baseline.get(pid, {}).values())), last_build_ts=last_ts,
+                              now=now, history=histories.get(pid, []))
+            out[pid] = {**quota, "churn_risk": risk, "last_build_at": last_ts,
+                        "builds_last_7d": int(sum(recent.get(pid, {}).values())),
+                        "builds_previous_28d": int(sum(baseline.get(pid, {}).values()))}
+        return out
+
+    def detail(self, scope: Scope, partner_id: str) -> dict | None:
+        """GET /api/v1/partners/<id>: the record, its history, quota projection and churn risk;
+        None when the scope does not hold the partner."""
+        one = scope.narrowed([partner_id])
+        if one.is_empty:
+            return None
+        records = self.queries.partners(one)
+        if not records:
+            return None
+        activity = self.activity(one)[partner_id]
+        return {**records[0], **activity, "history": self.queries.partner_history(one, partner_id)}
+
+    # -- the period's table ----------------------------------------------------------------------
+    def table(self, scope: Scope) -> list[dict]:
+        """Every partner of the scope with its period figures (builds, success rate, average build
+        time), quota use, tier, status, last build and churn risk; most builds first."""
+        now = self.queries.clock()
+        records = self.queries.partners(scope)
+        if not records:
+            return []
+        activity = self.activity(scope)
+        cover = cover_range(scope.start, scope.end, now)
+        period = self.queries.totals_by_partner(cover, [r["partner_id"] for r in records], kinds=("b",))
+        rows = []
+        for record in records:
+            pid = record["partner_id"]
+            totals = period[pid]
+            n = status_counts(totals)
+            completed = n["success"] + n["failed"]
+            seconds = totals.count("b", rf.FINISHED_SECONDS)
+            a = activity[pid]
+            rows.append({
+                "partner_id": pid, "name": record["name"], "tier": record["tier"], "status": record["status"],
+                "builds": int(n["success"] + n["failed"] + n["cancelled"]),
+                "success_rate": (n["success"] / completed) if completed else None,
+                "duration_avg_s": (seconds / completed) if completed else None,
+                "quota_used": a["quota_used"], "monthly_build_quota": record["monthly_build_quota"],
+                "quota_used_ratio": a["quota_used_ratio"], "quota_pace_per_day": a["quota_pace_per_day"],
+                "quota_projected_exhaustion_at": a["quota_projected_exhaustion_at"],
+                "quota_exhausted": a["quota_exhausted"], "last_build_at": a["last_build_at"],
+                "churn_score": a["churn_risk"]["score"], "churn_level": a["churn_risk"]["level"],
+                "churn_reasons": a["churn_risk"]["reasons"],
+                "builds_last_7d": a["builds_last_7d"], "builds_previous_28d": a["builds_previous_28d"]})
+        rows.sort(key=lambda r: (-r["builds"], r["partner_id"]))
+        return rows
+
+    # -- the fleet over time ---------------------------------------------------------------------
+    def subscriptions(self, scope: Scope) -> dict:
+        """Tier mix of active partners at each month's end (and now) and the changes per month of
+        the period: {"ts", "tiers": {tier: [...]}, "months": [{month, new, upgrades, …}]}."""
+        now = self.queries.clock()
+        histories = self.queries.partner_histories(scope)
+        months = month_starts(scope.start, min(scope.end, now))
+        at = [min(_next_month(m), now) - 1 for m in months] or [now]
+        mix = tier_mix(histories, at)
+        return {**mix, "months": monthly_changes(histories, months)}
+
+    def usage_profile(self, scope: Scope) -> list[list[float | None]]:
+        """Mean finished builds per UTC hour of the week over the scope's period, at most its last
+        35 days (hourly buckets are kept that long)."""
+        now = self.queries.clock()
+        start = max(scope.start, now - LAST_BUILD_DAYS * DAY_S)  # hourly buckets are kept 35 days
+        if start >= scope.end:
+            return hour_of_week([])
+        _, hours = self.queries.windows(scope.within(start, scope.end), 3600, ("b",))
+        return hour_of_week((ts, sum(status_counts(t).values())) for ts, t in hours)
