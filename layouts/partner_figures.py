@@ -26,17 +26,23 @@ def tier_mix_figure(mix: dict, theme: str) -> dict:
 
 
 def changes_figure(months: list[dict], theme: str) -> dict:
-    """Upgrades, downgrades, churned and new partners per month."""
+    """Upgrades, downgrades and churned partners per month (new partners are named in the hover:
+    a store's first month creates them all and would dwarf the changes)."""
     x = [_month(m["month"]) for m in months]
-    series = (("new", "new", "#69db7c"), ("upgrades", "upgrades", "#4263eb"), ("downgrades", "downgrades", "#f59f00"),
-              ("churned", "churned", "#e03131"))
+    series = (("upgrades", "upgrades", "#4263eb"), ("downgrades", "downgrades", "#f59f00"),
+              ("churned", "churned", "#e03131"), ("suspended", "suspended", "#868e96"))
     traces = [{"type": "bar", "name": label, "x": x, "y": [len(m[key]) for m in months],
                "customdata": [", ".join(m[key]) or "—" for m in months], "marker": {"color": colour},
                "hovertemplate": "%{x}: %{y} " + label + "<br>%{customdata}<extra></extra>"}
               for key, label, colour in series]
-    return _figure(traces, theme, height=260, barmode="group", yaxis={"title": {"text": "partners"}, "dtick": 1,
-                                                                      "rangemode": "tozero"},
-                   xaxis={"type": "category"})
+    top = max((len(m[key]) for m in months for key, _, _ in series), default=0)
+    new = {"type": "scatter", "mode": "markers", "name": "new partners", "x": x, "y": [0] * len(x), "opacity": 0,
+           "showlegend": False, "customdata": [f"{len(m['new'])} new: {', '.join(m['new'][:8])}"
+                                               f"{' …' if len(m['new']) > 8 else ''}" if m["new"] else "no new partner"
+                                               for m in months],
+           "hovertemplate": "%{x}: %{customdata}<extra></extra>"}
+    yaxis = {"title": {"text": "partners"}, "rangemode": "tozero", "tickformat": "d", **({"dtick": 1} if top <= 8 else {})}
+    return _figure([*traces, new], theme, height=260, barmode="group", yaxis=yaxis, xaxis={"type": "category"})
 
 
 def usage_heatmap_figure(grid: list[list[float | None]], theme: str) -> dict:

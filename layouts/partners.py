@@ -75,7 +75,8 @@ def layout(content: dict | None = None, risk_rows: list[dict] | None = None, tab
                           "Active partners per subscription tier at the end of each month of the period (the last bar: "
                           "now).", PARTNERS.TIER_MIX, min_height=260, content=content), xl=6, className="mb-3"),
             dbc.Col(panel("subscription-changes", "Upgrades, downgrades and churn per month",
-                          "Changes of tier and status in the partners' record history; hover for who.",
+                          "Changes of tier and status in the partners' record history; hover for who (and the month's new "
+                          "partners).",
                           PARTNERS.CHANGES, min_height=260, content=content), xl=6, className="mb-3"),
         ]),
         dbc.Row(dbc.Col(panel("churn-risk", "Churn risk",
