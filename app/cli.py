@@ -133,8 +133,10 @@ def simulate(rate: float, url: str | None, token: str | None) -> None:
 @click.option("--demo-days", default=90, show_default=True, type=click.IntRange(1, 730), help="days of demo history")
 @click.option("--demo-builds-per-day", default=5000, show_default=True, type=click.IntRange(1, 1_000_000))
 @click.option("--sim-rate", default=0.1, show_default=True, type=float, help="builds/s of the demo simulator (0.1 ≈ the history's daily volume)")
+@click.option("--access-log/--no-access-log", default=None,
+              help="one line per request on the terminal (default: LULUPAY_ACCESS_LOG, off)")
 def serve(host: str | None, port: int | None, demo: bool, demo_days: int, demo_builds_per_day: int,
-          sim_rate: float) -> None:
+          sim_rate: float, access_log: bool | None) -> None:
     """Serve the web app (pages, API, metrics) on one process."""
     from werkzeug.serving import run_simple
 
@@ -144,6 +146,10 @@ def serve(host: str | None, port: int | None, demo: bool, demo_days: int, demo_b
     settings = _settings_or_exit()
     host = host or settings.host
     port = port or settings.port
+    # werkzeug logs every request at INFO: a page load is dozens of lines, a refreshing page a
+    # stream of them. Off unless asked for (warnings and errors still show).
+    if not (settings.access_log if access_log is None else access_log):
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
     stop = threading.Event()
     # Ctrl-C and SIGTERM stop the server — also when it was started from a shell's background job,
     # which leaves SIGINT ignored (Python then installs no handler of its own).

@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     currency: str = "USD"
     # The background collector (one leader per deployment): off in a web process when the Procfile's
     # `worker:` line runs it as its own process (it is harmless to leave on: only the leader writes).
+    # `serve`: one terminal line per request (werkzeug's access log); gunicorn's is its own flag.
+    access_log: bool = False
     collector_enabled: bool = True
     collector_interval_s: float = Field(default=5.0, ge=0.5, le=300)
     # Partners that get their own metric label (the first N seen by the deployment); the rest: "other".

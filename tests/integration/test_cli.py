@@ -40,10 +40,10 @@ def test_seed_command_writes_consistent_history(valkey_url, redis_client):
     assert services.queries.summary(system_scope(now - 4 * 86400, now))["builds_total"] == summary["builds_total"]
 
 
-def _serve_demo(data_dir, port):
+def _serve_demo(data_dir, port, *extra):
     env = server_env(LULUPAY_DATA_DIR=str(data_dir))
     return subprocess.Popen([sys.executable, "-m", "app", "serve", "--port", str(port), "--demo", "--demo-days", "2",
-                             "--demo-builds-per-day", "200", "--sim-rate", "2"],
+                             "--demo-builds-per-day", "200", "--sim-rate", "2", *extra],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -72,8 +72,9 @@ def test_serve_demo_seeds_once_and_stops_cleanly(tmp_path):
     finally:
         output = _stop(proc)
     assert "seeding 2 days" in output and "embedded Valkey stopped" in output
+    assert "GET /api/v1/summary" not in output  # no access log unless asked for
 
-    proc = _serve_demo(tmp_path / "data", port)
+    proc = _serve_demo(tmp_path / "data", port, "--access-log")
     try:
         wait_until(lambda: requests.get(url + "/readyz", timeout=5).ok, timeout=60, message="restart")
         total = requests.get(url + "/api/v1/summary", params={"from": time.time() - 3 * 86400}, timeout=5).json()
@@ -81,6 +82,7 @@ def test_serve_demo_seeds_once_and_stops_cleanly(tmp_path):
     finally:
         output = _stop(proc)
     assert "no seeding" in output
+    assert "GET /api/v1/summary" in output and "GET /readyz" in output
 
 
 def test_commands_share_the_embedded_store_another_process_runs(tmp_path):
