@@ -11,19 +11,21 @@ from layouts.panels import empty_state, panel
 __all__ = ["layout", "ASSET_COLUMNS"]
 
 
+# Widths that fit the panel (8 of 12 columns) at 1280 px without a horizontal scroll.
 ASSET_COLUMNS = [
-    {"field": "asset_type", "headerName": "Type"},
-    {"field": "format", "headerName": "Format"},
-    {"field": "density", "headerName": "Density"},
-    {"field": "processed", "headerName": "Processed", "type": "numericColumn", "minWidth": 120,
+    {"field": "asset_type", "headerName": "Type", "minWidth": 76},
+    {"field": "format", "headerName": "Format", "minWidth": 88},
+    {"field": "density", "headerName": "Density", "minWidth": 90},
+    {"field": "processed", "headerName": "Processed", "type": "numericColumn", "minWidth": 108,
      "valueFormatter": {"function": "d3.format(',')(params.value)"}},
-    {"field": "compression_ratio", "headerName": "Compression", "type": "numericColumn", "minWidth": 130,
+    {"field": "compression_ratio", "headerName": "Compression", "type": "numericColumn", "minWidth": 124,
      "valueFormatter": {"function": "params.value == null ? '—' : d3.format('.1%')(params.value)"}},
-    {"field": "bytes_saved", "headerName": "Saved", "type": "numericColumn",
-     "valueFormatter": {"function": "d3.format('.3~s')(params.value) + 'B'"}},
-    {"field": "quality_avg", "headerName": "Quality", "type": "numericColumn",
+    {"field": "bytes_saved", "headerName": "Saved", "type": "numericColumn", "minWidth": 96,
+     "valueFormatter": {"function": "binaryBytes(params.value)"}},
+    {"field": "quality_avg", "headerName": "Quality", "type": "numericColumn", "minWidth": 88,
      "valueFormatter": {"function": "d3.format('.1f')(params.value)"}},
-    {"field": "duration_avg_s", "headerName": "Avg time (s)", "type": "numericColumn",
+    {"field": "duration_avg_s", "headerName": "Time (s)", "type": "numericColumn", "minWidth": 90,
+     "headerTooltip": "average processing time per asset, seconds",
      "valueFormatter": {"function": "d3.format('.2f')(params.value)"}},
 ]
 
@@ -66,7 +68,7 @@ def layout(content: dict | None = None, asset_rows: list[dict] | None = None):
         ]),
         dbc.Row([
             dbc.Col(panel("stage-durations", "Stage durations", "p50 and p95 duration of each build stage in the period.",
-                          OPS.STAGES, min_height=260, content=content), xl=5, className="mb-3"),
+                          OPS.STAGES, min_height=260, content=content), xl=4, className="mb-3"),
             dbc.Col(panel("asset-table", "Asset processing",
                           "Assets processed in the period by type, format and density. Sort, filter, download.",
                           OPS.ASSETS + "-body", min_height=260, body=[
@@ -77,11 +79,11 @@ def layout(content: dict | None = None, asset_rows: list[dict] | None = None):
                                          # CSV carries raw numbers, not the on-screen formatting
                                          defaultColDef={"sortable": True, "filter": True, "resizable": True, "flex": 1,
                                                         "useValueFormatterForExport": False,
-                                                        "minWidth": 90},
+                                                        },
                                          csvExportParams={"fileName": "assets.csv"},
                                          dashGridOptions={"animateRows": False, "domLayout": "normal"},
                                          style={"height": "320px"}),
-                          ]), xl=7, className="mb-3"),
+                          ]), xl=8, className="mb-3"),
         ]),
         dbc.Row([
             dbc.Col(panel("http-latency", "HTTP latency and request rate",

@@ -1,0 +1,17 @@
+// Value formatters the AG Grid column definitions name ("valueFormatter": {"function": "binaryBytes(params.value)"}).
+var dagfuncs = (window.dashAgGridFunctions = window.dashAgGridFunctions || {});
+
+// Bytes in binary units, as the server writes them everywhere (layouts/figures.format_bytes):
+// "129.4 MiB", "474.0 KiB", "812 B"; "—" for none.
+dagfuncs.binaryBytes = function (n) {
+  if (n === null || n === undefined || isNaN(n)) {
+    return "—";
+  }
+  var units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  var i = 0;
+  while (Math.abs(n) >= 1024 && i < units.length - 1) {
+    n /= 1024;
+    i += 1;
+  }
+  return (i === 0 ? n.toFixed(0) : n.toFixed(1)) + " " + units[i];
+};
