@@ -31,7 +31,8 @@ def quota_projection(*, used: int, quota: int | None, pace_builds: int, now: flo
     """When the month's quota runs out at the pace of the last PACE_DAYS.
 
     `used`: builds finished this calendar month (UTC) so far; `quota`: the monthly quota (None or
-    0: no quota); `pace_builds`: builds finished in the last PACE_DAYS × 24 h; `month_end`: start of
+    0: no quota); `pace_builds`: builds finished in the last PACE_DAYS days (the query layer starts the
+    window on the hour); `month_end`: start of
     the next month; `month_buckets`: (start, end, builds) of this month in time order, to date an
     exhaustion that already happened (interpolated inside the bucket where the running count
     reaches the quota)."""

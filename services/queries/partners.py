@@ -49,8 +49,11 @@ class PartnerService:
                     out.setdefault(pid, {})[status] = out.get(pid, {}).get(status, 0) + value
             return out
 
-        recent = per_partner(now - PACE_DAYS * DAY_S, now)
-        baseline = per_partner(now - LAST_BUILD_DAYS * DAY_S, now - PACE_DAYS * DAY_S)
+        # the windows start on an hour (the hourly rollups count them exactly): the last 7 days and
+        # the current hour so far, and the 28 days before them
+        hour = int(now // 3600) * 3600
+        recent = per_partner(hour - PACE_DAYS * DAY_S, now)
+        baseline = per_partner(hour - LAST_BUILD_DAYS * DAY_S, hour - PACE_DAYS * DAY_S)
         month_start, month_end = _month_start(now), _next_month(now)
         # the month's days (to date an exhaustion) and the hours of the last 35 days (last build)
         _, days = q.windows(everyone.within(month_start, now), DAY_S, ("b",))

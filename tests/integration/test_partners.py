@@ -29,7 +29,8 @@ def _history(now: float) -> tuple[list[dict], dict[str, list[float]]]:
             for d in days_back:
                 count = int(per_day) if per_day >= 1 else (1 if d == 3 and per_day else 0)
                 for i in range(count):
-                    ts = now - d * DAY + (i + 0.5) * (DAY / max(count, 1))
+                    # inside the first 22 hours of the day slot: clear of the windows' on-the-hour edges
+                    ts = now - d * DAY + (i + 0.5) * ((DAY - 2 * HOUR) / max(count, 1))
                     if ts >= now - 60:
                         continue
                     bid = f"{pid}-{d}-{i}"
@@ -47,7 +48,7 @@ def _expected_quota(finished: list[float], quota: int, now: float) -> dict:
     year, month = (moment.year + 1, 1) if moment.month == 12 else (moment.year, moment.month + 1)
     month_end = datetime(year, month, 1, tzinfo=timezone.utc).timestamp()
     this_month = sorted(ts for ts in finished if ts >= month_start)
-    pace = sum(1 for ts in finished if ts >= now - 7 * DAY) / 7
+    pace = sum(1 for ts in finished if ts >= now // HOUR * HOUR - 7 * DAY) / 7  # the window starts on an hour
     if len(this_month) >= quota:
         return {"used": len(this_month), "pace": pace, "exhausted": True, "at": this_month[quota - 1]}
     at = now + (quota - len(this_month)) / pace * DAY if pace else None
