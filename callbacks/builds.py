@@ -164,17 +164,19 @@ class BuildsPanels:
         return bars, dcc.Graph(figure=figs.stage_trend_figure(data["trend"], theme), config=GRAPH_CONFIG), data["sentence"]
 
     def durations(self, filters, theme):
-        """(percentiles, bottlenecks, stage trend)."""
+        """(percentiles, bottlenecks, stage trend, the summary's bottleneck line)."""
         scope = self.scope(filters)
         try:
             percentiles = self.percentiles(scope, theme)
-            bars, trend, _ = self.bottlenecks(scope, theme)
+            bars, trend, sentence = self.bottlenecks(scope, theme)
         except StoreUnavailable:
-            return error_state(), error_state(), error_state()
+            return error_state(), error_state(), error_state(), None
         except TooMuchWork as exc:
             message = error_state(str(exc))
-            return message, message, message
-        return percentiles, bars, trend
+            return message, message, message, None
+        line = html.Ul(html.Li(sentence, className="mb-1", **{"data-finding": "bottleneck"}),
+                       className="mb-0") if sentence else None
+        return percentiles, bars, trend, line
 
     # -- anomalies and signatures ------------------------------------------------------------------
     def anomaly_list(self, scope: Scope) -> list[dict]:
@@ -208,7 +210,7 @@ class BuildsPanels:
         rows = signature_rows(failures)
         return rows, (None if rows else empty_state("No failed builds with an error message in this period")), failures
 
-    def summary(self, scope: Scope, success_forecast: dict | None, bottleneck: str | None, failures: dict,
+    def summary(self, scope: Scope, success_forecast: dict | None, failures: dict,
                 anomalies: list[dict], summary: dict):
         """The page's findings in words."""
         if summary["builds_total"] == 0:
@@ -222,8 +224,6 @@ class BuildsPanels:
                      f" is {_pct(mean)} on average (95 % band {_pct(min(p['lower_95'] for p in points))}–"
                      f"{_pct(max(p['upper_95'] for p in points))}) — {success_forecast.get('summary') or ''}")
         lines.append(("success", text + "."))
-        if bottleneck:
-            lines.append(("bottleneck", bottleneck))
         top = failures["signatures"][:3]
         if top:
             parts = [f"'{s['pattern'][:70]}{'…' if len(s['pattern']) > 70 else ''}' ({s['count']:,} builds, "
@@ -245,14 +245,13 @@ class BuildsPanels:
         try:
             rows, message, failures = self.signatures(scope)
             found = self.anomaly_list(scope)
-            _, _, sentence = self.bottlenecks(scope, theme)
             forecast, _ = self._forecast(scope, "success_rate", step_for(scope))
             summary = self.boards.summary(scope)
         except StoreUnavailable:
             return error_state(), error_state(), [], error_state()
         except TooMuchWork as exc:
             return error_state(str(exc)), error_state(str(exc)), [], None
-        return (self.summary(scope, forecast, sentence, failures, found, summary), self.anomalies(scope), rows,
+        return (self.summary(scope, forecast, failures, found, summary), self.anomalies(scope), rows,
                 message)
 
     # -- builds table ------------------------------------------------------------------------------
@@ -277,10 +276,11 @@ class BuildsPanels:
     def page(self, filters: dict, theme: str):
         """The whole page with every panel drawn (the builds table fills itself from the server)."""
         success, volume, done = self.trends(filters, theme)
-        percentiles, bars, trend = self.durations(filters, theme)
+        percentiles, bars, trend, bottleneck = self.durations(filters, theme)
         summary, anomalies, rows, message = self.findings(filters, theme)
         return builds_layout.layout(content={
-            BUILDS.SUMMARY: summary, BUILDS.SUCCESS: success, BUILDS.VOLUME: volume,
+            BUILDS.SUMMARY: summary, BUILDS.SUMMARY_BOTTLENECK: bottleneck, BUILDS.SUCCESS: success,
+            BUILDS.VOLUME: volume,
             BUILDS.PERCENTILES: percentiles, BUILDS.BOTTLENECKS: bars, BUILDS.STAGE_TREND: trend,
             BUILDS.ANOMALIES: anomalies, BUILDS.SIGNATURES: message}, signature_rows=rows,
             export_href=self.export_href(filters), poll=not done)
@@ -298,7 +298,7 @@ def register(app, services) -> BuildsPanels:
         return view.trends(filters, theme)
 
     @app.callback(Output(BUILDS.PERCENTILES, "children"), Output(BUILDS.BOTTLENECKS, "children"),
-                  Output(BUILDS.STAGE_TREND, "children"),
+                  Output(BUILDS.STAGE_TREND, "children"), Output(BUILDS.SUMMARY_BOTTLENECK, "children"),
                   Input(SHELL.TICK, "n_intervals"), Input(SHELL.THEME, "data"),
                   State(SHELL.FILTERS, "data"), prevent_initial_call=True)
     def durations(_n, theme, filters):

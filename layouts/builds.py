@@ -61,8 +61,11 @@ def layout(content: dict | None = None, signature_rows: list[dict] | None = None
         dcc.Interval(id=BUILDS.FORECAST_POLL, interval=2000, max_intervals=60, disabled=not poll, n_intervals=0),
         dbc.Row(dbc.Col(panel("builds-summary", "What this period says",
                               "The success-rate trend and its forecast, the stage that slows builds, the top failure "
-                              "signatures and the anomalies, in words.", BUILDS.SUMMARY, min_height=110,
-                              content=content)), className="mb-3"),
+                              "signatures and the anomalies, in words.", BUILDS.SUMMARY + "-body", min_height=110,
+                              body=[html.Div(content.get(BUILDS.SUMMARY), id=BUILDS.SUMMARY),
+                                    # the bottleneck's sentence comes with the bottleneck panel (its callback)
+                                    html.Div(content.get(BUILDS.SUMMARY_BOTTLENECK), id=BUILDS.SUMMARY_BOTTLENECK)])),
+                className="mb-3"),
         dbc.Row([
             dbc.Col(panel("success-trend", "Success rate and forecast",
                           "Succeeded ÷ completed per step; dashed: the forecast with its 80 % and 95 % prediction "

@@ -65,6 +65,7 @@ class LIVE:
 
 class BUILDS:
     SUMMARY = "builds-summary"
+    SUMMARY_BOTTLENECK = "builds-summary-bottleneck"
     SUCCESS = "builds-success"
     VOLUME = "builds-volume"
     PERCENTILES = "builds-percentiles"

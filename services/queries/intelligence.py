@@ -128,8 +128,10 @@ class Intelligence:
         first = -(-cover.start // width) * width
         edges = [cover.start] + [t for t in range(first, cover.end, width) if t > cover.start] + [cover.end]
         series = {sig: [] for sig in ids}
-        for lo, hi in zip(edges, edges[1:]):
-            e = self.queries.totals(cover_range(lo, hi, now), scope, kinds=("e",)).e
+        windows = self.queries.totals_many([cover_range(lo, hi, now) for lo, hi in zip(edges, edges[1:])], scope,
+                                           kinds=("e",))
+        for totals in windows:
+            e = totals.e
             for sig in ids:
                 series[sig].append(int(e.get(rf.signature_count(sig), 0)))
         return {"step_s": width, "ts": edges[:-1], "series": series}

@@ -268,6 +268,25 @@ class QueryService:
             totals.add_sum(kind, scope, self._group_sum(keys, sums))
         return totals
 
+    def totals_many(self, covers: list[Cover], scope: Scope, kinds: Iterable[str] = ("b",)) -> list[Totals]:
+        """`totals` of each cover (one round trip for all of them: a trend's windows)."""
+        partners = _partners(scope)
+        kinds = tuple(kinds)
+        scopes = self._scopes(partners)
+        if sum(len(c.buckets) for c in covers) * len(kinds) * len(scopes) > MAX_ROLLUP_READS:
+            raise TooMuchWork("partner: this range over this many partners would read too many rollups; choose "
+                              "fewer partners or a shorter range", "partner")
+        buckets = list(dict.fromkeys(b for c in covers for b in c.buckets))  # each bucket read once
+        sums = {(res, bucket, kind, sc): fields for (res, bucket, kind, sc), fields in self._fetch(buckets, kinds, scopes)}
+        out = []
+        for cover in covers:
+            totals = Totals()
+            for kind in kinds:
+                for sc in scopes:
+                    totals.add_sum(kind, sc, _add_all([sums[(res, bucket, kind, sc)] for res, bucket in cover.buckets]))
+            out.append(totals)
+        return out
+
     def totals_by_partner(self, cover: Cover, partners: list[str], kinds: Iterable[str] = ("b",)) -> dict[str, Totals]:
         """`totals` of each partner on its own (one round trip for all of them)."""
         kinds = tuple(kinds)
