@@ -52,6 +52,9 @@ PENDING_S = 120  # a queued job is not queued again for this long
 MAX_QUEUED = 1000  # jobs waiting at most (another partner set's forecast waits for the next read)
 FAILED_TTL_S = 600  # a forecast that could not be computed is not tried again for this long
 WAIT_POLL_S = 0.05
+# How often the worker looks at the all-partner forecasts (stale, or fitted on history that has
+# changed since — a seed still writing, late data) and warms the build log; at most refresh_s.
+CHECK_S = 60.0
 
 
 def parse_horizon(text: str | None, spec: StepSpec) -> int:
@@ -121,7 +124,7 @@ class ForecastService:
         return bool(raw) and orjson.loads(raw)["history_end"] >= self.last_complete_bucket(FORECAST_STEPS[step])
 
     def enqueue(self, metric: str, step: str, partners: list[str] | None, digest: str | None = None, *,
-                first: bool = False) -> bool:
+                first: bool = False, force: bool = False) -> bool:
         """Queue a job unless one for the same forecast was queued in the last PENDING_S, or the
         queue already holds MAX_QUEUED jobs (`first`: ahead of the others — the default view's)."""
         digest = digest or self._digest(metric, step, partners)
@@ -132,7 +135,8 @@ class ForecastService:
                 return False
             if not client.set(keys.forecast(digest) + ":pending", "1", nx=True, ex=PENDING_S):
                 return False
-            job = orjson.dumps({"metric": metric, "step": step, "partners": partners, "digest": digest})
+            job = orjson.dumps({"metric": metric, "step": step, "partners": partners, "digest": digest,
+                                **({"force": True} if force else {})})
             # the worker pops from the right: `first` jobs go there
             (client.rpush if first else client.lpush)(keys.forecast_jobs(), job)
             return True
@@ -178,10 +182,24 @@ class ForecastService:
             "points": result["points"], "backtest": result["backtest"], "note": result["note"],
             "summary": describe_backtest(result["backtest"], step) if result["backtest"] else None,
             "partners": partners, "history_end": end, "computed_at": self.clock(),
-            "compute_s": round(time.perf_counter() - started, 3),
+            "compute_s": round(time.perf_counter() - started, 3), "history_digest": _history_digest(history),
         }
         self._save(metric, step, partners, out)
         return out
+
+    def history_changed(self, metric: str, step: str, partners: list[str] | None) -> bool:
+        """True when the cached forecast was fitted on other history than the store holds now for
+        the same buckets (data that arrived late — a seed still writing, a backfill); False when
+        there is none cached (`is_fresh` covers that) or it is the same."""
+        raw = self.store.run(lambda c: c.get(self.store.keys.forecast(self._digest(metric, step, partners))))
+        if not raw:
+            return False
+        cached = orjson.loads(raw)
+        if "history_digest" not in cached:
+            return False  # a failure cached as a note: tried again when it expires
+        if cached.get("history_end") != self.last_complete_bucket(FORECAST_STEPS[step]):
+            return False  # a new bucket: stale anyway
+        return cached.get("history_digest") != _history_digest(self.history(metric, step, partners))
 
     def _save(self, metric: str, step: str, partners: list[str] | None, out: dict, ttl: int | None = None) -> None:
         key = self.store.keys.forecast(self._digest(metric, step, partners))
@@ -202,8 +220,15 @@ class ForecastService:
             "computed_at": self.clock(), "compute_s": None})
 
 
+def _history_digest(history: pd.Series) -> str:
+    """What a forecast was fitted on: the buckets and their values (rounded to 9 digits)."""
+    values = [int(ts.timestamp()) for ts in history.index] + [None if v != v else round(float(v), 9)
+                                                             for v in history.to_numpy()]
+    return hashlib.blake2b(orjson.dumps(values), digest_size=12).hexdigest()
+
+
 def _cut(cached: dict, horizon: int, fresh: bool) -> dict:
-    out = {k: v for k, v in cached.items() if k not in ("history_end",)}
+    out = {k: v for k, v in cached.items() if k not in ("history_end", "history_digest")}
     out["points"] = cached["points"][:horizon]
     out["fresh"] = fresh
     return out
@@ -211,7 +236,8 @@ def _cut(cached: dict, horizon: int, fresh: bool) -> dict:
 
 class Forecaster:
     """The background worker: takes queued jobs from the store (every web process runs one; a job
-    is taken by exactly one) and, every `refresh_s`, queues the all-partner forecasts so the default
+    is taken by exactly one) and, every `refresh_s` (at most every CHECK_S), queues the all-partner forecasts
+    that are stale or were fitted on history that changed since, so the default
     view is always ready, then runs `warm` (building what the pages would otherwise wait for)."""
 
     def __init__(self, service: ForecastService, *, refresh_s: float = 300.0,
@@ -258,7 +284,7 @@ class Forecaster:
             except (ValueError, KeyError, TypeError):
                 log.warning("forecast job dropped: %r", raw[:200])
                 continue
-            if self.service.is_fresh(metric, step, partners):
+            if not job.get("force") and self.service.is_fresh(metric, step, partners):
                 continue  # computed meanwhile (by another process, or queued twice)
             try:
                 self.service.compute(metric, step, partners, fit=self.fit)
@@ -281,7 +307,9 @@ class Forecaster:
                         for step in FORECAST_STEPS:
                             if not self.service.is_fresh(metric, step, None):
                                 self.service.enqueue(metric, step, None, first=True)
-                    next_refresh = time.monotonic() + self.refresh_s
+                            elif self.service.history_changed(metric, step, None):
+                                self.service.enqueue(metric, step, None, first=True, force=True)
+                    next_refresh = time.monotonic() + min(self.refresh_s, CHECK_S)
                 self.run_once()
                 if refresh and self.warm is not None:
                     built = self.warm(self._stop)

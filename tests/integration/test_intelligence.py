@@ -850,3 +850,30 @@ def test_forecast_of_partners_without_builds_says_there_is_no_history(open_serve
     answer = api(open_server, url, step="1d", partner="nova-fin")
     assert answer.status_code == 200, answer.text
     assert answer.json()["model"] == "none" and answer.json()["points"] == []
+
+
+def test_a_forecast_fitted_before_its_history_arrived_is_fitted_again(services):
+    """`make run` starts the worker while the seed is still writing: a forecast of a store without
+    history (or half of it) must not stay until the next day's bucket."""
+    now = time.time()
+    events = daily_events(now, random.Random(43))
+    cut = now - 20 * DAY
+    forecaster = Forecaster(services.forecasts)
+    first = services.forecasts.compute("builds", "1d", None)  # nothing ingested yet
+    assert first["model"] == "none" and services.forecasts.is_fresh("builds", "1d", None)
+    assert not services.forecasts.history_changed("builds", "1d", None)
+    ingest(services, [e for e in events if e["ts"] < cut])  # the seed writes the older part first
+    assert services.forecasts.history_changed("builds", "1d", None)
+    # the worker's round queues a forced job: computed although the cached answer is "fresh"
+    assert services.forecasts.enqueue("builds", "1d", None, first=True, force=True)
+    assert forecaster.run_once() == 1
+    second = services.forecasts.get("builds", "1d", 14, system_scope())
+    assert second["model"] != "none" and second["history"] and second["fresh"] is True
+    assert not services.forecasts.history_changed("builds", "1d", None)
+    ingest(services, [e for e in events if e["ts"] >= cut])
+    assert services.forecasts.history_changed("builds", "1d", None)
+    # an unforced job of a fresh forecast is skipped (computed meanwhile elsewhere)
+    services.store.client.delete(services.store.keys.forecast(services.forecasts._digest("builds", "1d", None))
+                                 + ":pending")
+    assert services.forecasts.enqueue("builds", "1d", None)
+    assert forecaster.run_once() == 0
