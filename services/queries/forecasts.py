@@ -195,7 +195,7 @@ class ForecastService:
         if not raw:
             return False
         cached = orjson.loads(raw)
-        if "history_digest" not in cached:
+        if cached.get("failed"):
             return False  # a failure cached as a note: tried again when it expires
         if cached.get("history_end") != self.last_complete_bucket(FORECAST_STEPS[step]):
             return False  # a new bucket: stale anyway
@@ -217,7 +217,7 @@ class ForecastService:
             "metric": metric, "step_s": spec.step_s, "model": "none", "history": [], "points": [], "backtest": None,
             "note": f"the forecast could not be computed ({type(error).__name__}); see the server log",
             "summary": None, "partners": partners, "history_end": self.last_complete_bucket(spec),
-            "computed_at": self.clock(), "compute_s": None})
+            "computed_at": self.clock(), "compute_s": None, "failed": True})
 
 
 def _history_digest(history: pd.Series) -> str:
@@ -228,7 +228,7 @@ def _history_digest(history: pd.Series) -> str:
 
 
 def _cut(cached: dict, horizon: int, fresh: bool) -> dict:
-    out = {k: v for k, v in cached.items() if k not in ("history_end", "history_digest")}
+    out = {k: v for k, v in cached.items() if k not in ("history_end", "history_digest", "failed")}
     out["points"] = cached["points"][:horizon]
     out["fresh"] = fresh
     return out
