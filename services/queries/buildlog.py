@@ -24,6 +24,7 @@ import math
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from itertools import chain
 from operator import itemgetter
 from dataclasses import dataclass, fields as dataclass_fields
@@ -69,22 +70,42 @@ def iter_raw_batches(store: Store, scope: Scope, event_type: str) -> Iterator[li
     if len(days) > MAX_EXPORT_DAYS:
         raise ValueError(f"from: more than {MAX_EXPORT_DAYS} days")
     loads = orjson.loads
-    for day in days:
-        key = store.keys.raw(event_type, day_of(day))
+    keys = [store.keys.raw(event_type, day_of(day)) for day in days]
+    for index, chunks in _slices(store, keys):
+        day = days[index]
         whole = allowed is None and start <= day and day + DAY_S <= end
-        offset = 0
-        while True:
-            chunks = store.run(lambda c: c.lrange(key, offset, offset + CHUNKS_PER_READ - 1))
-            offset += len(chunks)
-            for chunk in chunks:
-                events = loads(chunk)
-                if not whole:
-                    events = [e for e in events if start <= e["ts"] < end
-                              and (allowed is None or e["partner_id"] in allowed)]
-                if events:
-                    yield events
-            if len(chunks) < CHUNKS_PER_READ:
-                break
+        for chunk in chunks:
+            events = loads(chunk)
+            if not whole:
+                events = [e for e in events if start <= e["ts"] < end
+                          and (allowed is None or e["partner_id"] in allowed)]
+            if events:
+                yield events
+
+
+def _slices(store: Store, keys: list[str]) -> Iterator[tuple[int, list[bytes]]]:
+    """(key index, chunks) of every key, CHUNKS_PER_READ chunks per round trip, the next round trip
+    already under way on a helper thread while the caller parses this slice (the socket wait
+    releases the interpreter lock: a seventh of an export's time was spent waiting on it)."""
+    if not keys:
+        return
+
+    def fetch(key: str, offset: int) -> list[bytes]:
+        return store.run(lambda c: c.lrange(key, offset, offset + CHUNKS_PER_READ - 1))
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="raw-read") as pool:
+        index, offset = 0, 0
+        pending = pool.submit(fetch, keys[0], 0)
+        while pending is not None:
+            chunks = pending.result()
+            current = index
+            if len(chunks) == CHUNKS_PER_READ:  # this partition may hold more
+                offset += CHUNKS_PER_READ
+            else:
+                index, offset = index + 1, 0
+            pending = pool.submit(fetch, keys[index], offset) if index < len(keys) else None
+            if chunks:
+                yield current, chunks
 
 
 def iter_raw(store: Store, scope: Scope, event_type: str) -> Iterator[dict]:
