@@ -29,11 +29,12 @@ class PartnerService:
         self.queries = queries
 
     # -- what every partner row carries ----------------------------------------------------------
-    def activity(self, scope: Scope) -> dict[str, dict]:
+    def activity(self, scope: Scope, records: list[dict] | None = None) -> dict[str, dict]:
         """partner_id → quota projection (this month), churn risk and last build (hour) of every
-        partner of the scope, from four reads of the all-partner rollups whatever the partner count."""
+        partner of the scope (`records`: its `QueryService.partners`, when already read), from
+        four reads of the all-partner rollups whatever the partner count."""
         now = self.queries.clock()
-        records = {r["partner_id"]: r for r in self.queries.partners(scope)}
+        records = {r["partner_id"]: r for r in (self.queries.partners(scope) if records is None else records)}
         if not records:
             return {}
         histories = self.queries.partner_histories(scope)
@@ -91,7 +92,7 @@ class PartnerService:
         records = self.queries.partners(one)
         if not records:
             return None
-        activity = self.activity(one)[partner_id]
+        activity = self.activity(one, records)[partner_id]
         return {**records[0], **activity, "history": self.queries.partner_history(one, partner_id)}
 
     # -- the period's table ----------------------------------------------------------------------
@@ -102,7 +103,7 @@ class PartnerService:
         records = self.queries.partners(scope)
         if not records:
             return []
-        activity = self.activity(scope)
+        activity = self.activity(scope, records)
         cover = cover_range(scope.start, scope.end, now)
         period = self.queries.totals_by_partner(cover, [r["partner_id"] for r in records], kinds=("b",))
         rows = []
