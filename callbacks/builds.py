@@ -13,6 +13,7 @@ import dash_bootstrap_components as dbc
 from dash import Input, Output, State, dcc, html
 
 from callbacks.filters import filters_scope
+from callbacks.tables import bind_csv_export
 from callbacks.operations import GRAPH_CONFIG
 from layouts import builds as builds_layout
 from layouts import series_figures as figs
@@ -325,14 +326,7 @@ def register(app, services) -> BuildsPanels:
             return dash.no_update
         return {**(model or {}), "error_signature": {"filterType": "text", "type": "equals", "filter": signature}}
 
-    @app.callback(Output(BUILDS.SIGNATURE_GRID, "exportDataAsCsv"), Input(BUILDS.SIGNATURE_CSV, "n_clicks"),
-                  prevent_initial_call=True)
-    def export_signatures(_clicks):
-        return True
-
-    @app.callback(Output(BUILDS.GRID, "exportDataAsCsv"), Input(BUILDS.GRID_CSV, "n_clicks"),
-                  prevent_initial_call=True)
-    def export_builds(_clicks):
-        return True
+    bind_csv_export(app, BUILDS.SIGNATURE_CSV, BUILDS.SIGNATURE_GRID)
+    bind_csv_export(app, BUILDS.GRID_CSV, BUILDS.GRID)
 
     return view

@@ -6,6 +6,7 @@ import logging
 import dash_bootstrap_components as dbc
 from dash import Input, Output, State, dcc, html
 
+from callbacks.tables import bind_csv_export
 from callbacks.filters import filters_scope
 from layouts import figures
 from layouts import operations as operations_layout
@@ -209,8 +210,5 @@ def register(app, services) -> OperationsPanels:
         prevent_initial_call=True,
     )
 
-    @app.callback(Output(OPS.ASSET_GRID, "exportDataAsCsv"), Input(OPS.ASSET_CSV, "n_clicks"), prevent_initial_call=True)
-    def export_assets(_clicks):
-        return True
-
+    bind_csv_export(app, OPS.ASSET_CSV, OPS.ASSET_GRID)
     return view

@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 from dash import Input, Output, State, dcc, html
 
 from callbacks.filters import filters_scope
+from callbacks.tables import bind_csv_export
 from callbacks.operations import GRAPH_CONFIG
 from layouts import partner_figures as figs
 from layouts import partners as partners_layout
@@ -142,14 +143,7 @@ def register(app, services) -> PartnersPanels:
         content, risky, rows = view.panels(filters, theme)
         return (*[content[b] for b in bodies], risky, rows)
 
-    @app.callback(Output(PARTNERS.RISK_GRID, "exportDataAsCsv"), Input(PARTNERS.RISK_CSV, "n_clicks"),
-                  prevent_initial_call=True)
-    def export_risk(_clicks):
-        return True
-
-    @app.callback(Output(PARTNERS.TABLE, "exportDataAsCsv"), Input(PARTNERS.TABLE_CSV, "n_clicks"),
-                  prevent_initial_call=True)
-    def export_table(_clicks):
-        return True
+    bind_csv_export(app, PARTNERS.RISK_CSV, PARTNERS.RISK_GRID)
+    bind_csv_export(app, PARTNERS.TABLE_CSV, PARTNERS.TABLE)
 
     return view

@@ -7,7 +7,7 @@ import dash_bootstrap_components as dbc
 from dash import dcc, html
 
 from layouts.ids import BUILDS
-from layouts.panels import panel
+from layouts.panels import csv_button, panel
 
 __all__ = ["layout", "SIGNATURE_COLUMNS", "BUILD_COLUMNS", "GRID_BLOCK_ROWS"]
 
@@ -44,11 +44,6 @@ BUILD_COLUMNS = [
     {"field": "error_message", "headerName": "Error message", "minWidth": 320, "flex": 2,
      "tooltipField": "error_message"},
 ]
-
-
-def _csv_button(button_id: str):
-    return dbc.Button([html.I(className="bi bi-download me-1"), "CSV"], id=button_id, size="sm", color="secondary",
-                      outline=True)
 
 
 def layout(content: dict | None = None, signature_rows: list[dict] | None = None, export_href: str = "",
@@ -96,7 +91,7 @@ def layout(content: dict | None = None, signature_rows: list[dict] | None = None
                               "versions masked). Click a row to see its builds below.", BUILDS.SIGNATURES + "-body",
                               min_height=200, body=[
                                   html.Div(content.get(BUILDS.SIGNATURES), id=BUILDS.SIGNATURES),
-                                  html.Div(_csv_button(BUILDS.SIGNATURE_CSV), className="text-end mb-2"),
+                                  html.Div(csv_button(BUILDS.SIGNATURE_CSV), className="text-end mb-2"),
                                   dag.AgGrid(id=BUILDS.SIGNATURE_GRID, columnDefs=SIGNATURE_COLUMNS,
                                              rowData=signature_rows or [],
                                              getRowId="params.data.signature",
@@ -121,7 +116,7 @@ def layout(content: dict | None = None, signature_rows: list[dict] | None = None
                                   html.Div([html.A([html.I(className="bi bi-box-arrow-down me-1"), "Full export"],
                                                    id=BUILDS.EXPORT, href=export_href, target="_blank",
                                                    className="btn btn-sm btn-outline-secondary me-2"),
-                                            _csv_button(BUILDS.GRID_CSV)], className="text-end mb-2"),
+                                            csv_button(BUILDS.GRID_CSV)], className="text-end mb-2"),
                                   dag.AgGrid(id=BUILDS.GRID, columnDefs=BUILD_COLUMNS, rowModelType="infinite",
                                              getRowId="params.data.build_id",
                                              defaultColDef={"sortable": False, "resizable": True, "minWidth": 90,

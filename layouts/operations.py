@@ -6,7 +6,7 @@ import dash_bootstrap_components as dbc
 from dash import html
 
 from layouts.ids import OPS
-from layouts.panels import empty_state, panel
+from layouts.panels import csv_button, panel
 
 __all__ = ["layout", "ASSET_COLUMNS"]
 
@@ -73,8 +73,7 @@ def layout(content: dict | None = None, asset_rows: list[dict] | None = None):
                           "Assets processed in the period by type, format and density. Sort, filter, download.",
                           OPS.ASSETS + "-body", min_height=260, body=[
                               html.Div(content.get(OPS.ASSETS), id=OPS.ASSETS),
-                              html.Div(dbc.Button([html.I(className="bi bi-download me-1"), "CSV"], id=OPS.ASSET_CSV,
-                                                  size="sm", color="secondary", outline=True), className="text-end mb-2"),
+                              html.Div(csv_button(OPS.ASSET_CSV), className="text-end mb-2"),
                               dag.AgGrid(id=OPS.ASSET_GRID, columnDefs=ASSET_COLUMNS, rowData=asset_rows or [],
                                          # CSV carries raw numbers, not the on-screen formatting
                                          defaultColDef={"sortable": True, "filter": True, "resizable": True, "flex": 1,

@@ -4,7 +4,7 @@ from __future__ import annotations
 import dash_bootstrap_components as dbc
 from dash import dcc, html
 
-__all__ = ["panel", "empty_state", "error_state", "kpi_tile"]
+__all__ = ["panel", "csv_button", "empty_state", "error_state", "kpi_tile"]
 
 
 def panel(data_panel: str, title: str, explanation: str, body_id: str, *, body=None, content: dict | None = None,
@@ -19,6 +19,12 @@ def panel(data_panel: str, title: str, explanation: str, body_id: str, *, body=N
         dbc.CardBody(dcc.Loading(html.Div(body, id=body_id, style={"minHeight": f"{min_height}px"}),
                                  type="dot", delay_show=300)),
     ], className="panel h-100"), className="h-100", **{"data-panel": data_panel})
+
+
+def csv_button(button_id: str):
+    """The small "CSV" button above a table (its callback: callbacks.tables.bind_csv_export)."""
+    return dbc.Button([html.I(className="bi bi-download me-1"), "CSV"], id=button_id, size="sm", color="secondary",
+                      outline=True)
 
 
 def empty_state(message: str, detail: str | None = None):

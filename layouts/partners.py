@@ -7,7 +7,7 @@ import dash_bootstrap_components as dbc
 from dash import html
 
 from layouts.ids import PARTNERS
-from layouts.panels import panel
+from layouts.panels import csv_button, panel
 
 __all__ = ["layout", "RISK_COLUMNS", "TABLE_COLUMNS"]
 
@@ -47,11 +47,6 @@ _EXPORT_KEYS = ["partner_id", "name", "tier", "status", "builds", "success_rate"
                 "last_build_text"]
 
 
-def _csv_button(button_id: str):
-    return dbc.Button([html.I(className="bi bi-download me-1"), "CSV"], id=button_id, size="sm", color="secondary",
-                      outline=True)
-
-
 def _grid(grid_id: str, columns: list[dict], rows: list[dict], height: int, file_name: str, keys=None):
     return dag.AgGrid(id=grid_id, columnDefs=columns, rowData=rows, getRowId="params.data.partner_id",
                       defaultColDef={"sortable": True, "filter": True, "resizable": True, "minWidth": 90},
@@ -84,7 +79,7 @@ def layout(content: dict | None = None, risk_rows: list[dict] | None = None, tab
                               "or who downgraded recently, highest score first (the score is explained on the docs "
                               "page docs/partners.md).", PARTNERS.RISK_GRID + "-body", min_height=160, body=[
                                   html.Div(content.get(PARTNERS.RISK_NOTE), id=PARTNERS.RISK_NOTE),
-                                  html.Div(_csv_button(PARTNERS.RISK_CSV), className="text-end mb-2"),
+                                  html.Div(csv_button(PARTNERS.RISK_CSV), className="text-end mb-2"),
                                   _grid(PARTNERS.RISK_GRID, RISK_COLUMNS, risk_rows or [], 280, "churn-risk.csv"),
                               ])), className="mb-3"),
         dbc.Row([
@@ -103,7 +98,7 @@ def layout(content: dict | None = None, risk_rows: list[dict] | None = None, tab
                                   html.Div([html.A([html.I(className="bi bi-box-arrow-down me-1"), "Full export"],
                                                    id=PARTNERS.EXPORT, href=export_href, target="_blank",
                                                    className="btn btn-sm btn-outline-secondary me-2"),
-                                            _csv_button(PARTNERS.TABLE_CSV)], className="text-end mb-2"),
+                                            csv_button(PARTNERS.TABLE_CSV)], className="text-end mb-2"),
                                   _grid(PARTNERS.TABLE, TABLE_COLUMNS, table_rows or [], 420, "partners.csv",
                                         _EXPORT_KEYS),
                               ])), className="mb-3"),

@@ -29,7 +29,7 @@ class Dashboards:
     def __init__(self, store: Store, queries: QueryService, *, tier_prices: dict[str, float],
                  prometheus: Prometheus | None = None, cache: QueryCache | None = None,
                  intelligence: Intelligence | None = None, anomalies: AnomalyService | None = None,
-                 forecasts: ForecastService | None = None, partners: PartnerService | None = None):
+                 forecasts: ForecastService | None = None, partner_service: PartnerService | None = None):
         self.store = store
         self.queries = queries
         self.data = DashboardData(queries)
@@ -39,7 +39,7 @@ class Dashboards:
         self.intelligence = intelligence
         self.anomaly_service = anomalies
         self.forecasts = forecasts
-        self.partner_service = partners
+        self.partner_service = partner_service
 
     def _cached(self, name: str, scope: Scope, compute, key: tuple | None = None):
         return self.cache.get_or_compute(name, scope.cache_key() if key is None else key, compute)
