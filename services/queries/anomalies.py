@@ -21,7 +21,7 @@ from services.scope import Scope
 from services.store import fields as rf
 from services.timerange import finest_available
 
-__all__ = ["AnomalyService", "ANOMALY_METRICS", "ANOMALY_STEPS", "MAX_EXPLAINED"]
+__all__ = ["AnomalyService", "ANOMALY_METRICS", "ANOMALY_STEPS", "MAX_EXPLAINED", "partner_counts"]
 
 ANOMALY_METRICS = {"builds": "count", "success_rate": "rate", "duration_p95": "duration"}
 # step -> (seconds, seasonal periods in steps, context before the period in steps)
@@ -142,14 +142,14 @@ def _breakdowns(metric: str, anomaly: dict, actual: Totals, baseline: Totals) ->
         return {
             "signature": (_prefixed(actual.e, rf.SIGNATURE_COUNT), _prefixed(baseline.e, rf.SIGNATURE_COUNT), *units, side),
             "stage": (_prefixed(actual.b, "fs:"), _prefixed(baseline.b, "fs:"), *units, side),
-            "partner": (_partner_counts(actual, "failed"), _partner_counts(baseline, "failed"), *units, side),
+            "partner": (partner_counts(actual, "failed"), partner_counts(baseline, "failed"), *units, side),
             "build type": (_type_counts(actual, "failed"), _type_counts(baseline, "failed"), *units, side),
         }
     if metric == "builds":
         expected = anomaly["expected"] or 0.0
         base_total = sum(_type_counts(baseline).values())
         return {
-            "partner": (_partner_counts(actual), _partner_counts(baseline), expected, base_total, direction),
+            "partner": (partner_counts(actual), partner_counts(baseline), expected, base_total, direction),
             "build type": (_type_counts(actual), _type_counts(baseline), expected, base_total, direction),
         }
     # build time: the stages' seconds per completed build against the baseline's
@@ -229,7 +229,8 @@ def _counts(t: Totals, prefix: str, status: str, key_of) -> dict[str, float]:
     return dict(out)
 
 
-def _partner_counts(t: Totals, status: str = "") -> dict[str, float]:
+def partner_counts(t: Totals, status: str = "") -> dict[str, float]:
+    """Finished builds (of `status`, or all) per partner, from the all-partner scope's `pc:` fields."""
     return _counts(t, rf.PARTNER_FINISHED, status, lambda partner, st: (partner, st))
 
 

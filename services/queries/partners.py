@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from services.analytics.partners import (BASELINE_DAYS, PACE_DAYS, churn_risk, hour_of_week, month_starts,
                                          monthly_changes, quota_projection, tier_mix)
+from services.queries.anomalies import partner_counts
 from services.queries.reader import QueryService, _month_start, status_counts
 from services.scope import Scope, system_scope
 from services.store import fields as rf
@@ -41,14 +42,8 @@ class PartnerService:
         q = self.queries
         everyone = system_scope()
 
-        def per_partner(start: float, end: float) -> dict[str, dict[str, float]]:
-            b = q.totals(cover_range(start, end, now), everyone, kinds=("b",)).b
-            out: dict[str, dict[str, float]] = {}
-            for field, value in b.items():
-                if field.startswith(rf.PARTNER_FINISHED) and value:
-                    _, pid, status = field.split(":", 2)
-                    out.setdefault(pid, {})[status] = out.get(pid, {}).get(status, 0) + value
-            return out
+        def per_partner(start: float, end: float) -> dict[str, float]:
+            return partner_counts(q.totals(cover_range(start, end, now), everyone, kinds=("b",)))
 
         # the windows start on an hour (the hourly rollups count them exactly): the last 7 days and
         # the current hour so far, and the 28 days before them
@@ -59,28 +54,20 @@ class PartnerService:
         # the month's days (to date an exhaustion) and the hours of the last 35 days (last build)
         _, days = q.windows(everyone.within(month_start, now), DAY_S, ("b",))
         _, hours = q.windows(everyone.within(now - LAST_BUILD_DAYS * DAY_S, now), 3600, ("b",))
-        last_hour: dict[str, int] = {}
-        for ts, totals in hours:
-            for field, value in totals.b.items():
-                if field.startswith(rf.PARTNER_FINISHED) and value:
-                    last_hour[rf.partner_of(field)] = ts
+        day_counts = [(ts, partner_counts(totals)) for ts, totals in days]
+        last_hour = {pid: ts for ts, totals in hours for pid in partner_counts(totals)}  # hours in time order
         out = {}
         for pid, record in records.items():
-            used = record["builds_this_month"]
-            buckets = [(ts, min(ts + DAY_S, now), int(sum(v for f, v in totals.b.items()
-                                                          if f.startswith(rf.partner_finished(pid)))))
-                       for ts, totals in days]
-            quota = quota_projection(used=used, quota=record["monthly_build_quota"],
-                                     pace_builds=int(sum(recent.get(pid, {}).values())), now=now,
-                                     month_end=month_end, month_buckets=buckets)
+            recent_n, baseline_n = int(recent.get(pid, 0)), int(baseline.get(pid, 0))
+            buckets = [(ts, min(ts + DAY_S, now), int(counts.get(pid, 0))) for ts, counts in day_counts]
+            quota = quota_projection(used=record["builds_this_month"], quota=record["monthly_build_quota"],
+                                     pace_builds=recent_n, now=now, month_end=month_end, month_buckets=buckets)
             last = last_hour.get(pid)
             last_ts = min(last + 3600, now) if last is not None else None
-            risk = churn_risk(status=record["status"], recent_builds=int(sum(recent.get(pid, {}).values())),
-                              baseline_builds=int(sum(baseline.get(pid, {}).values())), last_build_ts=last_ts,
-                              now=now, history=histories.get(pid, []))
+            risk = churn_risk(status=record["status"], recent_builds=recent_n, baseline_builds=baseline_n,
+                              last_build_ts=last_ts, now=now, history=histories.get(pid, []))
             out[pid] = {**quota, "churn_risk": risk, "last_build_at": last_ts,
-                        "builds_last_7d": int(sum(recent.get(pid, {}).values())),
-                        "builds_previous_28d": int(sum(baseline.get(pid, {}).values()))}
+                        "builds_last_7d": recent_n, "builds_previous_28d": baseline_n}
         return out
 
     def detail(self, scope: Scope, partner_id: str) -> dict | None:
