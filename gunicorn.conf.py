@@ -10,6 +10,8 @@ import shutil
 import tempfile
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '8050')}"
+# The collector's availability probe (docs/capacity.md): this instance's own /readyz, unless set.
+os.environ.setdefault("LULUPAY_PROBE_URL", f"http://127.0.0.1:{os.environ.get('PORT', '8050')}/readyz")
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 # gthread: every open /ws socket holds one pool thread for its lifetime, so the pool is sized for
 # the sockets plus the page and API requests (docs/deployment.md: gthread vs gevent, measured).

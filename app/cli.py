@@ -138,7 +138,7 @@ def simulate(rate: float, url: str | None, token: str | None) -> None:
 def serve(host: str | None, port: int | None, demo: bool, demo_days: int, demo_builds_per_day: int,
           sim_rate: float, access_log: bool | None) -> None:
     """Serve the web app (pages, API, metrics) on one process."""
-    from werkzeug.serving import run_simple
+    from werkzeug.serving import make_server
 
     from app.factory import background, create_app, freeze_startup_objects
     from services.container import build_services
@@ -146,6 +146,8 @@ def serve(host: str | None, port: int | None, demo: bool, demo_days: int, demo_b
     settings = _settings_or_exit()
     host = host or settings.host
     port = port or settings.port
+    # where this process serves: the collector's availability probe defaults to its /readyz
+    settings = settings.model_copy(update={"host": host, "port": port})
     # werkzeug logs every request at INFO: a page load is dozens of lines, a refreshing page a
     # stream of them. Off unless asked for (warnings and errors still show).
     if not (settings.access_log if access_log is None else access_log):
@@ -160,6 +162,9 @@ def serve(host: str | None, port: int | None, demo: bool, demo_days: int, demo_b
         services = build_services(settings, redis_url=url)
         app = create_app(settings, services)
         freeze_startup_objects()
+        # listening before the background starts: the collector's first probe finds the server up
+        server = make_server(host, port, app.server, threaded=True)
+        stack.callback(server.server_close)
         stack.callback(background(app).start().stop)
         if demo:
             demo_thread = threading.Thread(target=_run_demo, name="demo", daemon=True,
@@ -169,7 +174,7 @@ def serve(host: str | None, port: int | None, demo: bool, demo_days: int, demo_b
             stack.callback(stop.set)
         click.echo(f"serving on http://{host}:{port}/")
         try:
-            run_simple(host, port, app.server, threaded=True, use_reloader=False, use_debugger=False)
+            server.serve_forever()
         except KeyboardInterrupt:
             pass
         click.echo("shutting down")
@@ -214,8 +219,8 @@ def collector(metrics_port: int | None, metrics_host: str, interval: float | Non
 @click.option("--summary", default="", help="one line shown in the toast")
 @click.option("--partner", default=None, help="partner id the alert is scoped to (default: all partners)")
 def publish_alert(name: str, severity: str, state: str, summary: str, partner: str | None) -> None:
-    """Publish an alert state change on the live channel (what the alert engine will call); every
-    open page shows it as a toast."""
+    """Record an alert state change in the alert history (the `alerts` export) and publish it on
+    the live channel (what the alert engine will do); every open page shows it as a toast."""
     from services.realtime import publish
     from services.vocabulary import is_partner_id
     from services.container import build_services
@@ -225,11 +230,13 @@ def publish_alert(name: str, severity: str, state: str, summary: str, partner: s
     settings = _settings_or_exit()
     with _store_url(settings) as url:
         services = build_services(settings, redis_url=url)
+        change = services.alerts.record(rule=name, state=state, severity=severity, partner_id=partner,
+                                        summary=summary, source="publish-alert")
         data = {"name": name, "severity": severity, "state": state, "summary": summary}
         if partner:
             data["partner_id"] = partner
         receivers = publish(services.store, "alerts", data)
-        click.echo(f"published to {receivers} process(es)")
+        click.echo(f"recorded {change['alert_id']} ({state}) in the alert history; published to {receivers} process(es)")
 
 
 @main.group()
@@ -324,6 +331,14 @@ def _run_demo(services, stop: threading.Event, sim_rate: float, days: int, build
 
     try:
         if not store_is_seeded(services.store):
+            from services.collector import sample_system
+            from services.demo.host_history import seed_host_history
+            try:  # the history ends at the real host's memory and disk levels
+                host, _ = sample_system(services.settings.data_dir.resolve(), None)
+            except OSError:
+                host = None
+            if seed_host_history(services.store, days=days, now=services.clock(), host=host):
+                click.echo(f"demo host history: {days} days of synthetic host samples and probes (docs/capacity.md)")
             click.echo(f"empty store: seeding {days} days of demo history (the pages fill in as it goes)")
             report = seed_store(services.store, services.ingest, days=days, builds_per_day=builds_per_day,
                                 stop=stop, progress=_progress_printer(days * builds_per_day * 9))

@@ -19,6 +19,7 @@ from flask import Flask, request
 from services.queries.buildlog import BUILD_COLUMNS
 from services.scope import MAX_PARTNERS_PER_REQUEST
 from services.timerange import RANGES
+from services.vocabulary import is_partner_id
 
 __all__ = ["install", "install_url_bound", "content_security_policy", "PROP_RULES", "check_callback_request", "CallbackRequestError"]
 
@@ -132,6 +133,13 @@ PROP_RULES: dict[tuple[str, str], Callable[[object], bool]] = {
     ("builds-grid-csv", "n_clicks"): _count,
     ("partners-risk-csv", "n_clicks"): _count,
     ("partners-table-csv", "n_clicks"): _count,
+    ("assets-table-csv", "n_clicks"): _count,
+    ("capacity-sla-csv", "n_clicks"): _count,
+    ("partner-id", "data"): _none_or(lambda v: isinstance(v, str) and is_partner_id(v)),
+    ("partner-signature-csv", "n_clicks"): _count,
+    ("partner-failed-csv", "n_clicks"): _count,
+    ("partner-asset-csv", "n_clicks"): _count,
+    ("partner-history-csv", "n_clicks"): _count,
     ("builds-grid", "getRowsRequest"): lambda v: v is None or _grid_request(v),
     ("builds-grid", "filterModel"): lambda v: v is None or _grid_filter_model(v),
     ("builds-signature-grid", "cellClicked"): lambda v: v is None or (
@@ -215,6 +223,15 @@ def install(server: Flask, dash_app, settings) -> None:
     """The edge checks and headers on `server` (call after the auth gate is installed, so an
     anonymous request is refused before its body is looked at)."""
     page_paths: set[str] = set()
+    page_templates: list[list[str]] = []  # segments of templated paths ("<name>" = one variable segment)
+
+    def is_page(path: str) -> bool:
+        if path in page_paths or path.rstrip("/") in page_paths:
+            return True
+        segments = path.rstrip("/").split("/")
+        # the only path variables are partner ids (/partners/<partner_id>): anything else is no page
+        return any(len(t) == len(segments) and all(
+            is_partner_id(s) if p.startswith("<") else p == s for p, s in zip(t, segments)) for t in page_templates)
 
     @server.before_request
     def known_pages_and_callbacks():
@@ -222,8 +239,11 @@ def install(server: Flask, dash_app, settings) -> None:
         if rule == DASH_CATCH_ALL:
             if not page_paths:
                 import dash
-                page_paths.update(dash_app.get_relative_path(p["path"]) for p in dash.page_registry.values())
-            if request.path not in page_paths and request.path.rstrip("/") not in page_paths:
+                for page in dash.page_registry.values():
+                    if page.get("path_template"):
+                        page_templates.append(dash_app.get_relative_path(page["path_template"]).split("/"))
+                    page_paths.add(dash_app.get_relative_path(page["path"]))
+            if not is_page(request.path):
                 response = flask.make_response(dash_app.index(), 404)
                 response.headers["Cache-Control"] = "no-store"
                 return response

@@ -170,7 +170,7 @@ def openapi_document() -> dict[str, Any]:
                 "summary": "A whole dataset of the period, streamed (columns: docs/exports.md)", "security": read,
                 "parameters": [
                     {"name": "dataset", "in": "path", "required": True,
-                     "schema": {"type": "string", "enum": ["builds", "stages", "assets", "failures", "partners"]}},
+                     "schema": {"type": "string", "enum": ["builds", "stages", "assets", "failures", "partners", "system"]}},
                     {"name": "format", "in": "path", "required": True,
                      "schema": {"type": "string", "enum": ["csv", "json", "ndjson"]}},
                     *time_params],

@@ -96,6 +96,25 @@ class Settings(BaseSettings):
     trusted_proxies: int = Field(default=0, ge=0, le=5)
     # Longest URL (path and query) a request may have, in bytes.
     max_url_bytes: int = Field(default=8192, ge=1024, le=65536)
+    # Availability record and Capacity page (docs/capacity.md): the URL the collector's leader probes
+    # every round (unset: /readyz on LULUPAY_HOST:LULUPAY_PORT, the address `serve` listens on), its
+    # timeout, the objectives and the thresholds of the time-to-threshold projections.
+    probe_url: str | None = Field(default=None, pattern=r"^https?://[^\s]{1,2000}$")
+    probe_timeout_s: float = Field(default=2.0, gt=0, le=30)
+    slo_availability: float = Field(default=0.999, gt=0, lt=1)
+    slo_latency_p95_ms: float = Field(default=500.0, gt=0, le=600_000)
+    capacity_cpu_percent: float = Field(default=85.0, gt=0, le=100)
+    capacity_memory_percent: float = Field(default=90.0, gt=0, le=100)
+    capacity_disk_percent: float = Field(default=90.0, gt=0, le=100)
+    capacity_network_bytes_s: float = Field(default=100_000_000.0, gt=0)
+
+    @property
+    def probe_target(self) -> str:
+        """The URL the collector probes: LULUPAY_PROBE_URL, else /readyz where this process serves."""
+        if self.probe_url:
+            return self.probe_url
+        host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(self.host, self.host)
+        return f"http://{f'[{host}]' if ':' in host else host}:{self.port}/readyz"
 
     @field_validator("ingest_tokens")
     @classmethod

@@ -15,3 +15,19 @@ dagfuncs.binaryBytes = function (n) {
   }
   return (i === 0 ? n.toFixed(0) : n.toFixed(1)) + " " + units[i];
 };
+
+// A partner id cell that opens the one-partner view (/partners/<id>) with the page's period and
+// refresh, without its partner selection ("cellRenderer": "PartnerLink"). The cell's value (and
+// the CSV) stays the plain id.
+var dagcomponentfuncs = (window.dashAgGridComponentFunctions = window.dashAgGridComponentFunctions || {});
+dagcomponentfuncs.PartnerLink = function (props) {
+  var id = props.value;
+  if (!id) {
+    return "";
+  }
+  var params = new URLSearchParams(window.location.search);
+  params.delete("partner");
+  var query = params.toString();
+  return React.createElement("a", {href: "/partners/" + encodeURIComponent(id) + (query ? "?" + query : ""),
+                                   "data-partner-link": id}, id);
+};

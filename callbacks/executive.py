@@ -9,27 +9,40 @@ from callbacks.operations import GRAPH_CONFIG
 from layouts import executive as executive_layout
 from layouts import figures
 from layouts.figures import SUCCESS_AMBER, SUCCESS_RED, change, format_duration
+from layouts.capacity_figures import format_availability
 from layouts.ids import EXEC, SHELL
 from layouts.panels import empty_state, error_state, kpi_tile
 from services.store import StoreUnavailable
 
-__all__ = ["register", "ExecutivePanels", "executive_tiles", "health_items"]
+__all__ = ["register", "ExecutivePanels", "executive_tiles", "health_items", "PREVIOUS_MIN_COVERED"]
+
+PREVIOUS_MIN_COVERED = 0.1  # a previous period recorded for less than this share of its length is not compared
 
 
 def executive_tiles(data: dict, currency: str) -> dbc.Row:
     """KPI tiles with their change against the previous period (plain function, unit-tested)."""
     cur, prev = data["current"], data["previous"]
     revenue_now, revenue_before = sum(cur["revenue"].values()), sum(prev["revenue"].values())
+    length = data.get("previous_days")
+    covered = data.get("previous_covered_days", length)
+    compare = change
+    if length and covered < PREVIOUS_MIN_COVERED * length:
+        # (almost) nothing recorded before this period: a comparison would be a number made of nothing
+        note = ("no previous data" if covered <= 0 else
+                f"previous period recorded for {covered:.1f} of {length:.0f} days: not compared")
+        compare = lambda *_args, **_kwargs: (note, None)  # noqa: E731
     specs = [
         ("Builds per day", f"{cur['builds_per_day']:,.0f}", "builds_per_day",
-         change(cur["builds_per_day"], prev["builds_per_day"])),
+         compare(cur["builds_per_day"], prev["builds_per_day"])),
         ("Success rate", "—" if cur["success_rate"] is None else f"{cur['success_rate'] * 100:.1f} %", "success_rate",
-         change(cur["success_rate"], prev["success_rate"], as_points=True)),
+         compare(cur["success_rate"], prev["success_rate"], as_points=True)),
         ("Average build time", format_duration(cur["duration_avg_s"]), "duration_avg_s",
-         change(cur["duration_avg_s"], prev["duration_avg_s"], higher_is_better=False)),
+         compare(cur["duration_avg_s"], prev["duration_avg_s"], higher_is_better=False)),
         ("Active partners", f"{cur['active_partners']:,}", "active_partners",
-         change(cur["active_partners"], prev["active_partners"])),
-        ("Monthly revenue", f"{revenue_now:,.0f} {currency}", "revenue", change(revenue_now, revenue_before)),
+         compare(cur["active_partners"], prev["active_partners"])),
+        ("Monthly revenue", f"{revenue_now:,.0f} {currency}", "revenue", compare(revenue_now, revenue_before)),
+        ("Uptime", format_availability(cur.get("availability")), "uptime",
+         compare(cur.get("availability"), prev.get("availability"), as_points=True, digits=3)),
     ]
     return dbc.Row([dbc.Col(kpi_tile(label, value, kpi, detail, tone), xs=6, md=4, xl=True)
                     for label, value, kpi, (detail, tone) in specs], className="g-3")

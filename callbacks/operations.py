@@ -10,6 +10,7 @@ from callbacks.tables import bind_csv_export
 from callbacks.filters import filters_scope
 from layouts import figures
 from layouts import operations as operations_layout
+from layouts.capacity_figures import format_availability
 from layouts.ids import OPS, SHELL
 from layouts.panels import empty_state, error_state, kpi_tile
 from services.queries.promql import PrometheusUnavailable, display_url
@@ -17,15 +18,23 @@ from services.store import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
-__all__ = ["register", "OperationsPanels", "kpi_tiles", "system_gauge", "graph", "GRAPH_CONFIG"]
+__all__ = ["register", "OperationsPanels", "kpi_tiles", "uptime_detail", "system_gauge", "graph", "GRAPH_CONFIG"]
 
 # Dashboards are filtered by the global bar, not zoomed per chart: no mode bar over the panels.
 GRAPH_CONFIG = {"displaylogo": False, "responsive": True, "displayModeBar": False}
 NO_BUILDS = "No builds in this period"
 
 
-def kpi_tiles(summary: dict) -> list:
-    """The overview row from a summary (plain function, unit-tested)."""
+def uptime_detail(availability: dict | None) -> str:
+    """The line under an uptime KPI: how many of the period's /readyz probes failed."""
+    if not availability or availability.get("availability") is None:
+        return "no probes in the period"
+    total = availability["probes_up"] + availability["probes_down"]
+    return f"{availability['probes_down']:,} of {total:,} probes down"
+
+
+def kpi_tiles(summary: dict, availability: dict | None = None) -> list:
+    """The overview row from a summary and the period's probe record (plain function, unit-tested)."""
     rate = summary["success_rate"]
     tiles = [
         ("Builds", f"{summary['builds_total']:,}", "builds_total",
@@ -35,7 +44,8 @@ def kpi_tiles(summary: dict) -> list:
          f"p95 {figures.format_duration(summary['duration_p95_s'])}"),
         ("Active builds", f"{summary['active_builds']:,}", "active_builds", "running now · live"),
         ("Active partners", f"{summary['active_partners']:,}", "active_partners", "with a finished build"),
-        ("Builds started", f"{summary['builds_started']:,}", "builds_started", "in the period"),
+        ("Uptime", format_availability((availability or {}).get("availability")), "uptime",
+         uptime_detail(availability)),
     ]
     return dbc.Row([dbc.Col(kpi_tile(label, value, kpi, detail,
                                      value_id=OPS.ACTIVE_BUILDS if kpi == "active_builds" else None), xs=6, md=4, xl=2)
@@ -78,12 +88,13 @@ class OperationsPanels:
         scope = self.scope(filters)
         try:
             summary = self.boards.summary(scope)
+            availability = self.boards.availability(scope)
         except StoreUnavailable:
             return error_state(), error_state(), error_state()
         if summary["builds_total"] == 0:
             empty = empty_state(NO_BUILDS)
-            return kpi_tiles(summary), empty, empty
-        return (kpi_tiles(summary), graph(figures.success_rate_gauge(summary["success_rate"], theme)),
+            return kpi_tiles(summary, availability), empty, empty
+        return (kpi_tiles(summary, availability), graph(figures.success_rate_gauge(summary["success_rate"], theme)),
                 graph(figures.build_time_gauge(summary["duration_avg_s"], self.target_s, theme)))
 
     def over_time(self, filters, theme):

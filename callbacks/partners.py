@@ -51,6 +51,7 @@ class PartnersPanels:
     def __init__(self, services):
         self.boards = services.dashboards
         self.clock = services.clock
+        self.partner_view = None  # the one-partner view (callbacks/partner_view.py), set by callbacks.register
 
     def scope(self, filters):
         return filters_scope(filters, self.clock())
@@ -124,6 +125,10 @@ class PartnersPanels:
         return "/api/v1/export/partners.csv?" + urlencode(args)
 
     def page(self, filters: dict, theme: str):
+        """The fleet view, or the one-partner view when exactly one partner is selected."""
+        selected = (filters or {}).get("partners") or []
+        if len(selected) == 1 and self.partner_view is not None:
+            return self.partner_view.page(filters, theme, selected[0])
         content, risky, rows = self.panels(filters, theme)
         return partners_layout.layout(content=content, risk_rows=risky, table_rows=rows,
                                       export_href=self.export_href(filters))

@@ -20,7 +20,7 @@ from services.queries.promql import display_url
 from services.store import StoreUnavailable
 from services.vocabulary import is_partner_id
 
-__all__ = ["register", "first_view", "page_layout", "request_theme", "requested_location", "range_is_settled",
+__all__ = ["register", "first_view", "page_layout", "match_page", "request_theme", "requested_location", "range_is_settled",
            "THEME_COOKIE", "ROUTING_INPUTS"]
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,9 @@ def partner_options(services, selected: list[str]) -> list[dict]:
 
 def nav_links(pathname: str | None, search: str | None) -> list:
     """Links keep the current filters."""
-    return [dbc.NavItem(dbc.NavLink(name, href=path + (search or ""), active=(pathname or "/") == path))
+    here = pathname or "/"
+    return [dbc.NavItem(dbc.NavLink(name, href=path + (search or ""),
+                                    active=here == path or (path != "/" and here.startswith(path + "/"))))
             for name, path in PAGES]
 
 
@@ -119,11 +121,12 @@ def first_view(app, services, pages: dict[str, tuple[str, Callable[[dict, str], 
         theme = request_theme()
         location = requested_location(app)
         try:
-            page = pages.get(app.strip_relative_path(location[0])) if location else None
+            page = match_page(pages, app.strip_relative_path(location[0])) if location else None
         except UnsupportedRelativePath:  # a Referer outside the app's path prefix
             page = None
         if page is not None:
-            title, draw = page
+            title, page_draw, variables = page
+            draw = (lambda f, t: page_draw(f, t, **variables)) if variables else page_draw
             filters = visible_filters(parse_filters(location[1]))
             try:
                 return shell_layout.shell(
@@ -142,15 +145,40 @@ def first_view(app, services, pages: dict[str, tuple[str, Callable[[dict, str], 
     return layout
 
 
-def page_layout(draw: Callable[[dict, str], object]):
+def page_layout(draw: Callable[..., object], path_args: tuple[str, ...] = ()):
     """A Dash Pages layout function for navigation and filter changes: Dash Pages calls it with the
-    URL's query arguments and the page's theme (ROUTING_INPUTS), and it draws the page for them."""
+    URL's query arguments, the path template's variables (`path_args`, passed on to `draw` by
+    name) and the page's theme (ROUTING_INPUTS), and it draws the page for them."""
 
     def layout(_theme: str | None = None, **query):
+        variables = {name: query.pop(name, None) for name in path_args}
         search = urlencode({k: v for k, v in query.items() if isinstance(v, (str, list))}, doseq=True)
-        return draw(visible_filters(parse_filters(search)), _theme if _theme in THEMES else request_theme())
+        return draw(visible_filters(parse_filters(search)), _theme if _theme in THEMES else request_theme(),
+                    **{k: v if isinstance(v, str) else "" for k, v in variables.items()})
 
     return layout
+
+
+def match_page(pages: dict, path: str) -> tuple[str, Callable[..., object], dict] | None:
+    """(title, draw, path variables) of the page at `path` (relative to the app): an exact page, or
+    a template such as `partners/<partner_id>` whose fixed segments match (one segment per variable)."""
+    if path in pages:
+        title, draw = pages[path]
+        return title, draw, {}
+    segments = path.split("/")
+    for template, (title, draw) in pages.items():
+        parts = template.split("/")
+        if "<" not in template or len(parts) != len(segments):
+            continue
+        variables = {}
+        for part, segment in zip(parts, segments):
+            if part.startswith("<") and part.endswith(">"):
+                variables[part[1:-1]] = segment
+            elif part != segment:
+                break
+        else:
+            return title, draw, variables
+    return None
 
 
 # Extra state Dash Pages' router passes to page layouts (Dash(routing_callback_inputs=...)).

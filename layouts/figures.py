@@ -11,7 +11,7 @@ from functools import lru_cache
 __all__ = ["template_for", "plotly_template", "success_rate_gauge", "build_time_gauge", "build_rate_figure",
            "duration_heatmap_figure", "stage_durations_figure", "monthly_trend_figure", "revenue_figure",
            "change", "format_duration", "SUCCESS_RED", "SUCCESS_AMBER", "STATUS_COLOURS", "usage_gauge",
-           "http_latency_figure", "http_errors_figure", "format_bytes", "USAGE_AMBER", "USAGE_RED"]
+           "http_latency_figure", "http_errors_figure", "format_bytes", "USAGE_AMBER", "USAGE_RED", "nice_axis"]
 
 SUCCESS_RED = 0.90    # below: red
 SUCCESS_AMBER = 0.95  # below: amber
@@ -129,6 +129,36 @@ def usage_gauge(percent: float | None, theme: str) -> dict:
     return _figure([trace], theme, height=170, margin=dict(l=48, r=48, t=20, b=4))
 
 
+def nice_axis(top: float, ticks: int = 4) -> dict:
+    """A 0-based axis up to a round number above `top` with round tick steps (1, 2, 2.5, 5 × 10^k),
+    the 0 tick unlabelled (on a right axis it would sit on the time labels)."""
+    import math
+
+    if not top or top <= 0 or not math.isfinite(top):
+        return {"range": [0, 1], "tickvals": [0.5, 1], "ticktext": ["0.5", "1"]}
+    raw = top / ticks
+    power = 10 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw)
+    count = math.ceil(top / step - 1e-9)
+    values = [round(step * i, 12) for i in range(1, count + 1)]
+    decimals = max(0, -math.floor(math.log10(step)) + (1 if step / power == 2.5 else 0))
+    return {"range": [0, step * count * 1.02], "tickvals": values, "ticktext": [f"{v:,.{decimals}f}" for v in values]}
+
+
+def _recording_since(rows: list[dict], key: str) -> dict | None:
+    """A dotted line and label where the records of a period start, when they start late in it
+    (a fresh store: a few minutes on a 24-hour axis)."""
+    first = next((r["ts"] for r in rows if r.get(key)), None)
+    if first is None or len(rows) < 2 or first <= rows[0]["ts"] + (rows[-1]["ts"] - rows[0]["ts"]) * 0.1:
+        return None
+    at = _times([first])[0]
+    label = datetime.fromtimestamp(first, tz=timezone.utc).strftime("recorded since %H:%M UTC")
+    return {"shape": {"type": "line", "x0": at, "x1": at, "yref": "paper", "y0": 0, "y1": 1,
+                      "line": {"color": "#868e96", "dash": "dot", "width": 1}},
+            "annotation": {"x": at, "xref": "x", "y": 1, "yref": "paper", "text": label, "showarrow": False,
+                           "xanchor": "right", "yanchor": "top", "font": {"size": 11, "color": "#868e96"}}}
+
+
 def http_latency_figure(data: dict, theme: str) -> dict:
     """p50/p95/p99 latency (ms, left axis) and requests per second (bars, right axis)."""
     rows = data["rows"]
@@ -140,11 +170,14 @@ def http_latency_figure(data: dict, theme: str) -> dict:
         traces.append({"type": "scatter", "mode": "lines", "x": x, "name": name, "line": {"color": colour, "width": 2},
                        "y": [None if r[key] is None else r[key] * 1000 for r in rows], "connectgaps": False,
                        "hovertemplate": "%{x|%Y-%m-%d %H:%M} UTC<br>" + name + " %{y:,.1f} ms<extra></extra>"})
+    since = _recording_since(rows, "requests")
+    rate_axis = nice_axis(max((r["requests_per_s"] for r in rows), default=0))
     return _figure(traces, theme, height=240,
                    yaxis=dict(title=dict(text="latency (ms)"), rangemode="tozero"),
-                   yaxis2=dict(title=dict(text="requests/s"), overlaying="y", side="right", rangemode="tozero",
-                               showgrid=False),
-                   margin=dict(l=64, r=64, t=16, b=40))
+                   yaxis2=dict(title=dict(text="requests/s"), overlaying="y", side="right", showgrid=False,
+                               zeroline=False, tickmode="array", **rate_axis),
+                   margin=dict(l=64, r=64, t=16, b=40),
+                   **({"shapes": [since["shape"]], "annotations": [since["annotation"]]} if since else {}))
 
 
 def http_errors_figure(data: dict, theme: str) -> dict:
@@ -156,8 +189,10 @@ def http_errors_figure(data: dict, theme: str) -> dict:
         y = [(r[key] / r["requests_per_s"] * 100) if r["requests_per_s"] else None for r in rows]
         traces.append({"type": "bar", "x": x, "y": y, "name": name, "marker": {"color": colour},
                        "hovertemplate": "%{x|%Y-%m-%d %H:%M} UTC<br>" + name + " %{y:.2f} % of responses<extra></extra>"})
+    since = _recording_since(rows, "requests")
     return _figure(traces, theme, height=240, barmode="stack", bargap=0.1,
-                   yaxis=dict(title=dict(text="% of responses"), rangemode="tozero", ticksuffix=" %"))
+                   yaxis=dict(title=dict(text="% of responses"), rangemode="tozero", ticksuffix=" %"),
+                   **({"shapes": [since["shape"]], "annotations": [since["annotation"]]} if since else {}))
 
 
 def build_rate_figure(data: dict, theme: str) -> dict:
@@ -196,17 +231,23 @@ def stage_durations_figure(rows: list[dict], theme: str) -> dict:
 
 
 def monthly_trend_figure(rows: list[dict], theme: str) -> dict:
-    """Builds per month (bars) and success rate (line, right axis)."""
-    months = [r["month"] for r in rows]
+    """Builds per day of each month (bars: like with like, a partial month is not a collapse; partial
+    months hatched and marked "partial") and success rate (line, right axis)."""
+    months = [r["month"] + (" (partial)" if r.get("partial") and r["builds"] else "") for r in rows]
+    custom = [[r["builds"], f"{r['days']:.1f} of {r['month_days']} days" if r.get("partial") else "whole month"]
+              for r in rows]
     traces = [
-        {"type": "bar", "x": months, "y": [r["builds"] for r in rows], "name": "builds",
-         "marker": {"color": "#4dabf7"}, "hovertemplate": "%{x}: %{y:,} builds<extra></extra>"},
+        {"type": "bar", "x": months, "y": [r.get("builds_per_day") for r in rows], "name": "builds per day",
+         "marker": {"color": "#4dabf7",
+                    "pattern": {"shape": ["/" if r.get("partial") else "" for r in rows], "solidity": 0.35}},
+         "customdata": custom,
+         "hovertemplate": "%{x}: %{y:,.0f} builds/day<br>%{customdata[0]:,} builds, %{customdata[1]}<extra></extra>"},
         {"type": "scatter", "x": months, "yaxis": "y2", "mode": "lines+markers", "name": "success rate",
          "y": [None if r["success_rate"] is None else r["success_rate"] * 100 for r in rows],
          "line": {"color": "#2f9e44", "width": 2}, "hovertemplate": "%{x}: %{y:.1f} %<extra></extra>"},
     ]
     return _figure(traces, theme, xaxis=dict(type="category"),
-                   yaxis=dict(title=dict(text="builds"), rangemode="tozero"),
+                   yaxis=dict(title=dict(text="builds per day"), rangemode="tozero"),
                    yaxis2=dict(title=dict(text="success rate"), overlaying="y", side="right", ticksuffix=" %",
                                range=[0, 100], dtick=25, showgrid=False),
                    margin=dict(l=64, r=72, t=16, b=40))
@@ -226,19 +267,20 @@ def revenue_figure(current: dict, previous: dict, currency: str, theme: str) -> 
 
 
 def change(current: float | None, previous: float | None, *, higher_is_better: bool = True,
-           as_points: bool = False) -> tuple[str, str | None]:
-    """'▲ 12.3 %' against the previous period, and a tone (success/danger) — or ('no previous data', None)."""
+           as_points: bool = False, digits: int = 1) -> tuple[str, str | None]:
+    """'▲ 12.3 %' against the previous period, and a tone (success/danger) — or ('no previous data', None).
+    `digits`: decimals shown (a change that rounds to zero has no tone)."""
     if current is None or previous is None:
         return "no previous data", None
     if as_points:
         delta = (current - previous) * 100
-        text = f"{'▲' if delta >= 0 else '▼'} {abs(delta):.1f} pts vs previous period"
+        text = f"{'▲' if delta >= 0 else '▼'} {abs(delta):.{digits}f} pts vs previous period"
     else:
         if previous == 0:
             return ("new this period" if current else "no change"), None
         delta = (current - previous) / abs(previous) * 100
-        text = f"{'▲' if delta >= 0 else '▼'} {abs(delta):.1f} % vs previous period"
-    if abs(delta) < 0.05:
+        text = f"{'▲' if delta >= 0 else '▼'} {abs(delta):.{digits}f} % vs previous period"
+    if abs(delta) < 0.5 * 10 ** -digits:
         return text, None
     good = (delta > 0) == higher_is_better
     return text, "success" if good else "danger"

@@ -1,7 +1,8 @@
 """Component ids: one owner, no string literals scattered across layouts and callbacks."""
 from __future__ import annotations
 
-__all__ = ["SHELL", "OPS", "EXEC", "LIVE", "BUILDS", "PANEL_IDS", "BUILDS_PANEL_IDS"]
+__all__ = ["SHELL", "OPS", "EXEC", "LIVE", "BUILDS", "PANEL_IDS", "BUILDS_PANEL_IDS", "ASSETS", "ASSETS_PANEL_IDS",
+           "CAPACITY", "CAPACITY_PANEL_IDS"]
 
 
 class SHELL:
@@ -98,6 +99,75 @@ class PARTNERS:
 # data-panel attribute values of the Partners page, in order.
 PARTNERS_PANEL_IDS = ("partners-summary", "tier-mix", "subscription-changes", "churn-risk", "quota-use",
                       "usage-heatmap", "top-partners")
+
+
+class PARTNER:
+    """The one-partner view (/partners/<id>, or /partners with exactly one partner selected)."""
+    ID = "partner-id"  # store: the partner the view is drawn for
+    HEADER = "partner-header"
+    KPIS = "partner-kpis"
+    COMPARISON = "partner-comparison"
+    BURN_DOWN = "partner-burn-down"
+    USAGE = "partner-usage"
+    SIGNATURE_GRID = "partner-signature-grid"
+    SIGNATURE_CSV = "partner-signature-csv"
+    SIGNATURE_NOTE = "partner-signature-note"
+    FAILED_GRID = "partner-failed-grid"
+    FAILED_CSV = "partner-failed-csv"
+    FAILED_NOTE = "partner-failed-note"
+    ASSET_GRID = "partner-asset-grid"
+    ASSET_CSV = "partner-asset-csv"
+    ASSET_NOTE = "partner-asset-note"
+    HISTORY_GRID = "partner-history-grid"
+    HISTORY_CSV = "partner-history-csv"
+
+
+# data-panel attribute values of the one-partner view, in order.
+PARTNER_PANEL_IDS = ("partner-header", "partner-kpis", "partner-vs-fleet", "quota-burn-down", "partner-usage",
+                     "partner-signatures", "partner-failed-builds", "partner-assets", "subscription-history")
+
+
+class ASSETS:
+    SUMMARY = "assets-summary"
+    BY_TYPE = "assets-by-type"
+    BY_FORMAT = "assets-by-format"
+    BY_DENSITY = "assets-by-density"
+    SAVED = "assets-saved"
+    FORMAT_TREND = "assets-format-trend"
+    FORMAT_MIX = "assets-format-mix"
+    TIMES = "assets-times"
+    TIME_TREND = "assets-time-trend"
+    TABLE_NOTE = "assets-table-note"
+    TABLE = "assets-table"
+    TABLE_CSV = "assets-table-csv"
+    EXPORT = "assets-export"
+
+
+# data-panel attribute values of the Assets page, in order.
+ASSETS_PANEL_IDS = ("asset-summary", "asset-by-type", "asset-by-format", "asset-by-density", "asset-bytes-saved",
+                    "asset-format-trend", "asset-format-mix", "asset-processing-times", "asset-processing-trend",
+                    "asset-combinations")
+
+
+class CAPACITY:
+    SUMMARY = "capacity-summary"
+    CPU = "capacity-cpu"
+    MEMORY = "capacity-memory"
+    DISK = "capacity-disk"
+    NETWORK = "capacity-network"
+    INGEST = "capacity-ingest"
+    BUILDS = "capacity-builds"
+    AVAILABILITY = "capacity-availability"
+    LATENCY = "capacity-latency"
+    SLA_NOTE = "capacity-sla-note"
+    SLA_GRID = "capacity-sla-grid"
+    SLA_CSV = "capacity-sla-csv"
+    EXPORT = "capacity-export"
+
+
+# data-panel attribute values of the Capacity page, in order.
+CAPACITY_PANEL_IDS = ("capacity-summary", "cpu-trend", "memory-trend", "disk-trend", "network-trend",
+                      "ingest-throughput", "build-throughput", "availability-sla", "latency-sla", "sla-buckets")
 
 # data-panel attribute values of the Build intelligence page, in order.
 BUILDS_PANEL_IDS = ("builds-summary", "success-trend", "volume-trend", "duration-percentiles", "stage-bottlenecks",

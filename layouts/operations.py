@@ -42,7 +42,8 @@ def layout(content: dict | None = None, asset_rows: list[dict] | None = None):
     content = content or {}
     return html.Div([
         html.H4("Operations", className="mt-2"),
-        dbc.Row(dbc.Col(panel("kpi-overview", "Overview", "Finished builds in the selected period, from the store's rollups; active builds now.",
+        dbc.Row(dbc.Col(panel("kpi-overview", "Overview", "Finished builds in the selected period, from the store's rollups; active builds now; "
+                              "uptime: the share of the collector's /readyz probes that answered.",
                               OPS.KPIS, min_height=90, content=content)), className="mb-3"),
         dbc.Row([
             dbc.Col(panel("success-rate-gauge", "Build success rate",

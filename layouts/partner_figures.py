@@ -3,10 +3,11 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from layouts.figures import _figure
+from layouts.figures import _figure, _times
 from services.vocabulary import TIERS
 
-__all__ = ["tier_mix_figure", "changes_figure", "usage_heatmap_figure", "quota_figure", "TIER_COLOURS"]
+__all__ = ["tier_mix_figure", "changes_figure", "usage_heatmap_figure", "quota_figure", "TIER_COLOURS",
+           "comparison_figure", "burn_down_figure"]
 
 TIER_COLOURS = {"free": "#adb5bd", "basic": "#74c0fc", "pro": "#4263eb", "enterprise": "#7048e8"}
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -48,7 +49,7 @@ def changes_figure(months: list[dict], theme: str) -> dict:
 def usage_heatmap_figure(grid: list[list[float | None]], theme: str) -> dict:
     """Mean finished builds per UTC hour of the week."""
     trace = {"type": "heatmap", "z": grid, "x": [f"{h:02d}" for h in range(24)], "y": list(_DAYS),
-             "colorscale": "Blues", "hoverongaps": False, "colorbar": {"title": {"text": "builds/h"}},
+             "colorscale": "Blues", "reversescale": True, "hoverongaps": False, "colorbar": {"title": {"text": "builds/h"}},
              "hovertemplate": "%{y} %{x}:00 UTC: %{z:.1f} builds per hour<extra></extra>"}
     return _figure([trace], theme, height=260, yaxis={"autorange": "reversed"}, margin=dict(l=48, r=16, t=16, b=40),
                    xaxis={"title": {"text": "hour (UTC)"}})
@@ -70,3 +71,71 @@ def quota_figure(rows: list[dict], theme: str, limit: int = 15) -> dict:
                    yaxis={"autorange": "reversed"}, margin=dict(l=150, r=16, t=16, b=40),
                    shapes=[{"type": "line", "x0": 100, "x1": 100, "yref": "paper", "y0": 0, "y1": 1,
                             "line": {"color": "#e03131", "dash": "dash"}}], showlegend=False)
+
+
+_PARTNER, _FLEET = "#4263eb", "#868e96"
+
+
+def comparison_figure(comparison: dict, partner_id: str, theme: str) -> dict:
+    """The partner's builds (bars) and success rate (line) per bucket, against the fleet's median
+    and its middle half (25th–75th percentile band)."""
+    x = _times(comparison["ts"])
+    fb, fs = comparison["fleet_builds"], comparison["fleet_success_rate"]
+
+    def band(quartiles, axis: str, scale: float = 1.0):
+        lo = [q[0] * scale if q else None for q in quartiles]
+        hi = [q[2] * scale if q else None for q in quartiles]
+        mid = [q[1] * scale if q else None for q in quartiles]
+        return [{"type": "scatter", "mode": "lines", "x": x, "y": lo, "yaxis": axis, "line": {"width": 0},
+                 "hoverinfo": "skip", "showlegend": False},
+                {"type": "scatter", "mode": "lines", "x": x, "y": hi, "yaxis": axis, "line": {"width": 0},
+                 "fill": "tonexty", "fillcolor": "rgba(134,142,150,0.22)", "name": "fleet 25–75 %",
+                 "legendgroup": "band", "showlegend": axis == "y", "hoverinfo": "skip"},
+                {"type": "scatter", "mode": "lines", "x": x, "y": mid, "yaxis": axis, "name": "fleet median",
+                 "legendgroup": "median", "showlegend": axis == "y", "line": {"color": _FLEET, "dash": "dash"},
+                 "hovertemplate": "fleet median %{y:" + (".1f" if scale == 1 else ".1f") + "}"
+                                  + ("" if scale == 1 else " %") + "<extra></extra>"}]
+
+    rates = [None if v is None else v * 100 for v in comparison["success_rate"]]
+    traces = [{"type": "bar", "x": x, "y": comparison["builds"], "name": partner_id, "legendgroup": "own",
+               "marker": {"color": _PARTNER}, "hovertemplate": "%{x}: %{y:,} builds<extra></extra>"},
+              *band(fb, "y"),
+              {"type": "scatter", "mode": "lines+markers", "x": x, "y": rates, "yaxis": "y2", "name": partner_id,
+               "legendgroup": "own", "showlegend": False, "connectgaps": False,
+               "line": {"color": _PARTNER}, "marker": {"size": 5},
+               "hovertemplate": "%{x}: %{y:.1f} % success<extra></extra>"},
+              *band(fs, "y2", 100.0)]
+    return _figure(traces, theme, height=380, barmode="overlay",
+                   xaxis={"type": "date", "anchor": "y2"},
+                   yaxis={"domain": [0.56, 1.0], "title": {"text": "builds"}, "rangemode": "tozero"},
+                   yaxis2={"domain": [0.0, 0.42], "title": {"text": "success %"}, "ticksuffix": "",
+                           "range": [max(0.0, min([v for v in rates if v is not None] +
+                                                   [q[0] * 100 for q in fs if q] + [100.0]) - 5), 101]},
+                   legend={"orientation": "h", "y": -0.14}, margin=dict(l=64, r=16, t=16, b=56))
+
+
+def burn_down_figure(burn: dict, theme: str) -> dict:
+    """Quota left this month, day by day, and its projection at the pace of the last 7 days (the
+    cumulative builds when the partner has no quota)."""
+    quota = burn["quota"]
+    if burn["left"] is None:
+        used = burn["used"]
+        traces = [{"type": "scatter", "mode": "lines+markers", "x": _times([t for t, _ in used]),
+                   "y": [n for _, n in used], "name": "builds this month", "line": {"color": _PARTNER, "shape": "hv"},
+                   "hovertemplate": "%{x}: %{y:,} builds<extra></extra>"}]
+        return _figure(traces, theme, height=260, yaxis={"title": {"text": "builds (no quota)"}, "rangemode": "tozero"},
+                       xaxis={"type": "date", "range": _times([burn["month_start"], burn["month_end"]])},
+                       showlegend=False)
+    left = burn["left"]
+    traces = [{"type": "scatter", "mode": "lines+markers", "x": _times([t for t, _ in left]), "y": [n for _, n in left],
+               "name": "quota left", "line": {"color": _PARTNER}, "marker": {"size": 5},
+               "hovertemplate": "%{x}: %{y:,} builds left<extra></extra>"}]
+    if burn["projection"]:
+        p = burn["projection"]
+        traces.append({"type": "scatter", "mode": "lines", "x": _times([t for t, _ in p]), "y": [n for _, n in p],
+                       "name": "projection (7-day pace)", "line": {"color": "#f59f00", "dash": "dash"},
+                       "hovertemplate": "%{x}: %{y:,.0f} left (projected)<extra></extra>"})
+    return _figure(traces, theme, height=260,
+                   yaxis={"title": {"text": f"builds left of {quota:,}"}, "range": [0, quota * 1.05]},
+                   xaxis={"type": "date", "range": _times([burn["month_start"], burn["month_end"]])},
+                   legend={"orientation": "h", "y": -0.2})

@@ -14,7 +14,7 @@ __all__ = ["layout", "RISK_COLUMNS", "TABLE_COLUMNS"]
 _PCT = {"function": "params.value == null ? '—' : d3.format('.1%')(params.value)"}
 _INT = {"function": "params.value == null ? '—' : d3.format(',')(params.value)"}
 RISK_COLUMNS = [
-    {"field": "partner_id", "headerName": "Partner", "minWidth": 160, "pinned": "left"},
+    {"field": "partner_id", "headerName": "Partner", "minWidth": 160, "pinned": "left", "cellRenderer": "PartnerLink"},
     {"field": "churn_level", "headerName": "Risk", "maxWidth": 100},
     {"field": "churn_score", "headerName": "Score", "type": "numericColumn", "maxWidth": 100, "sort": "desc",
      "valueFormatter": {"function": "d3.format('.2f')(params.value)"}},
@@ -25,7 +25,7 @@ RISK_COLUMNS = [
     {"field": "last_build_text", "headerName": "Last build (UTC)", "minWidth": 150},
 ]
 TABLE_COLUMNS = [
-    {"field": "partner_id", "headerName": "Partner", "minWidth": 160, "pinned": "left"},
+    {"field": "partner_id", "headerName": "Partner", "minWidth": 160, "pinned": "left", "cellRenderer": "PartnerLink"},
     {"field": "name", "headerName": "Name", "minWidth": 170},
     {"field": "tier", "headerName": "Tier", "maxWidth": 110},
     {"field": "status", "headerName": "Status", "maxWidth": 110},

@@ -18,7 +18,7 @@ RANGE_LABELS = {"1h": "Last 1 hour", "6h": "Last 6 hours", "24h": "Last 24 hours
 REFRESH_CHOICES = {"off": None, "5s": 5_000, "30s": 30_000, "1m": 60_000}
 REFRESH_LABELS = {"off": "Refresh off", "5s": "Every 5 s", "30s": "Every 30 s", "1m": "Every minute"}
 PAGES = (("Executive", "/"), ("Operations", "/operations"), ("Builds", "/builds"), ("Partners", "/partners"),
-         ("Live", "/live"))
+         ("Assets", "/assets"), ("Capacity", "/capacity"), ("Live", "/live"))
 DEFAULT_FILTERS = {"range": "24h", "from": None, "to": None, "partners": [], "refresh": "30s"}
 
 

@@ -5,6 +5,10 @@ Leader election (services/store/leader.py): a Redis key `SET NX PX` with the hol
 by the holder every round (compare-and-expire). The lock lives 1.5 intervals; candidates try every quarter interval, so when
 a leader dies another takes over within ~1.75 intervals. A leader that cannot renew (store outage,
 lock taken over) stops writing at once.
+
+The leader also probes the app's `/readyz` every round (services/probe.py): the availability record.
+A leader that loses the store keeps probing at its pace and buffers the outcomes per minute; they
+are written to their own minutes as soon as the store answers again (whoever leads by then).
 """
 from __future__ import annotations
 
@@ -25,8 +29,9 @@ from services import metrics, realtime
 from services.backoff import Backoff
 from services.scope import system_scope
 from services.store import STORE_ERRORS, StoreUnavailable
+from services.probe import Prober
 from services.store.leader import LeaderLock
-from services.queries.system import write_system_sample
+from services.queries.system import write_probe_counts, write_system_sample
 
 __all__ = ["Collector", "sample_system"]
 
@@ -61,7 +66,8 @@ class Collector:
     it, samples every `interval_s`. `run_once()` is one round (for tests and the CLI)."""
 
     def __init__(self, services, *, interval_s: float = 5.0, disk_path: Path | None = None,
-                 labels: metrics.PartnerLabels | None = None, owner: str | None = None):
+                 labels: metrics.PartnerLabels | None = None, owner: str | None = None,
+                 prober: Prober | None = None):
         self.services = services
         self.store = services.store
         self.keys = services.store.keys
@@ -73,6 +79,9 @@ class Collector:
         self.is_leader = False
         self.samples = 0
         self._net: tuple[int, int] | None = None
+        self._net_ts: float | None = None
+        self.prober = prober
+        self._probing = False  # leader in the last round, or its successor in spirit through an outage
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._failures = 0
@@ -85,7 +94,7 @@ class Collector:
         was_leader = self.lock.held
         leader = self.lock.acquire_or_renew()
         if leader and not was_leader:
-            self._net = None  # network deltas start afresh with a new leader
+            self._net = self._net_ts = None  # network deltas start afresh with a new leader
         return leader
 
     def _set_leader(self, leader: bool) -> None:
@@ -93,17 +102,27 @@ class Collector:
         metrics.COLLECTOR_LEADER.set(1 if leader else 0)
 
     def run_once(self) -> bool:
-        """One round: elect or renew, then sample and publish when leader. True when it sampled."""
+        """One round: elect or renew, then probe, sample and publish when leader. True when it sampled.
+        A leader that finds the store unreachable keeps probing (buffered) in the rounds that follow."""
+        probed = False
         try:
             self._set_leader(self._elect())
             if not self.is_leader:
                 self._failures = 0
+                self._probing = False
+                self._write_probes()  # what a former leader buffered through an outage
                 return False
+            self._probing = True
+            if self.prober is not None:
+                self.prober.probe()
+                probed = True
             self._sample_and_write()
             self._failures = 0
             return True
         except (StoreUnavailable, redis.RedisError, *STORE_ERRORS) as exc:
             self._set_leader(False)
+            if self._probing and self.prober is not None and not probed:
+                self.prober.probe()  # kept in the buffer until the store is back
             self._failures += 1
             metrics.COLLECTOR_ERRORS.inc()
             if self._failures == 1:
@@ -112,14 +131,30 @@ class Collector:
 
     def _sample_and_write(self) -> None:
         now = self.services.clock()
+        previous_ts = self._net_ts if self._net is not None else None
         sample, self._net = sample_system(self.disk_path, self._net)
+        self._net_ts = now
+        if previous_ts is not None and now > previous_ts:
+            sample["net_seconds_delta"] = now - previous_ts  # the time the byte deltas cover
         write_system_sample(self.store, sample, now)
+        self._write_probes()
         snapshot = self.snapshot(sample, now)
         self.store.run(lambda c: c.set(self.keys.metrics_snapshot(), orjson.dumps(snapshot),
                                        px=int(self.interval_s * 3000)))
         realtime.publish(self.store, "metrics", snapshot)
         self.samples += 1
         metrics.COLLECTOR_SAMPLES.inc()
+
+    def _write_probes(self) -> None:
+        """Write the buffered probe counts to their minutes; on a store error they stay buffered."""
+        if self.prober is None:
+            return
+        taken = self.prober.take()
+        try:
+            write_probe_counts(self.store, taken)
+        except BaseException:
+            self.prober.restore(taken)
+            raise
 
     def snapshot(self, sample: dict, now: float) -> dict:
         """The deployment gauges: the system sample, active builds and partner figures."""
@@ -146,9 +181,10 @@ class Collector:
 
     # -- thread --------------------------------------------------------------------------------
     def _wait_s(self) -> float:
-        if self._failures:
+        if self._failures and not (self._probing and self.prober is not None):
             return self.backoff.delay(self._failures - 1)
-        return self.interval_s if self.is_leader else self.interval_s / 4
+        # a leader, and a former leader probing through an outage, keep the probe's pace
+        return self.interval_s if self.is_leader or self._probing else self.interval_s / 4
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -176,3 +212,9 @@ class Collector:
             self._thread = None
         self.lock.release()
         self._set_leader(False)
+        if self.prober is not None:
+            try:
+                self._write_probes()
+            except (StoreUnavailable, redis.RedisError, *STORE_ERRORS) as exc:
+                log.warning("collector: %d buffered probe minutes not written (%s)", len(self.prober.pending()), exc)
+            self.prober.close()

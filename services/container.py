@@ -14,11 +14,15 @@ from services.collector import Collector
 from services.ingest.service import IngestService
 from services.analytics.forecast import forecast
 from services.offload import Offload, build_facts
+from services.probe import Prober
 from services.metrics import PartnerLabels, SnapshotCollector, record_events
 from services.queries.anomalies import AnomalyService
+from services.queries.assets import AssetService
 from services.queries.boards import Dashboards
+from services.queries.capacity import CapacityService
 from services.queries.buildlog import BuildLog
 from services.queries.forecasts import Forecaster, ForecastService
+from services.alerting.history import AlertHistory
 from services.queries.intelligence import Intelligence
 from services.queries.partners import PartnerService
 from services.queries.promql import Prometheus
@@ -53,6 +57,8 @@ class Services:
     anomalies: AnomalyService
     forecasts: ForecastService
     partners: PartnerService
+    assets: AssetService
+    alerts: AlertHistory
     redis_url: str = ""
     clock: Callable[[], float] = time.time
     # Called with every accepted batch (metrics and the realtime channel subscribe here).
@@ -80,8 +86,10 @@ class Services:
 
     def collector(self, *, interval_s: float | None = None, disk_path: Path | None = None) -> Collector:
         """A collector candidate of this deployment (one leader at a time, elected in the store)."""
+        prober = Prober(self.settings.probe_target, timeout_s=self.settings.probe_timeout_s, clock=self.clock)
         return Collector(self, interval_s=interval_s or self.settings.collector_interval_s,
-                         disk_path=disk_path or _existing(self.settings.data_dir), labels=self.partner_labels)
+                         disk_path=disk_path or _existing(self.settings.data_dir), labels=self.partner_labels,
+                         prober=prober)
 
 
 class Background:
@@ -164,6 +172,7 @@ def build_services(settings: "Settings", *, redis_url: str | None = None,
     anomalies = AnomalyService(queries)
     forecasts = ForecastService(store, queries, clock=clock)
     partners = PartnerService(queries)
+    assets = AssetService(queries)
     return Services(
         settings=settings, store=store, clock=clock, listeners=listeners, partner_labels=labels,
         ingest=IngestService(store, retention_s=settings.retention_s, live_window_s=settings.live_window_s,
@@ -171,11 +180,20 @@ def build_services(settings: "Settings", *, redis_url: str | None = None,
         queries=queries,
         dashboards=Dashboards(store, queries, tier_prices=settings.tier_prices, prometheus=prometheus,
                               intelligence=intelligence, anomalies=anomalies, forecasts=forecasts,
-                              partner_service=partners),
+                              partner_service=partners, asset_service=assets,
+                              capacity_service=_capacity(settings, store, queries)),
         users=UserStore(store, clock=clock),
-        intelligence=intelligence, anomalies=anomalies, forecasts=forecasts, partners=partners,
-        redis_url=url,
+        intelligence=intelligence, anomalies=anomalies, forecasts=forecasts, partners=partners, assets=assets,
+        alerts=AlertHistory(store, retention_s=settings.retention_s, clock=clock), redis_url=url,
     )
+
+
+def _capacity(settings: "Settings", store: Store, queries: QueryService) -> CapacityService:
+    """The Capacity page's service with the configured thresholds and objectives."""
+    thresholds = {"cpu": settings.capacity_cpu_percent, "memory": settings.capacity_memory_percent,
+                  "disk": settings.capacity_disk_percent, "network": settings.capacity_network_bytes_s}
+    return CapacityService(store, queries, thresholds=thresholds, slo_availability=settings.slo_availability,
+                           slo_latency_p95_ms=settings.slo_latency_p95_ms)
 
 
 def _existing(path) -> Path:

@@ -11,8 +11,10 @@ from flask import Blueprint, Response, stream_with_context
 
 from app.api.errors import ApiError, install_handlers, services
 from app.api.read import request_scope
+from services.alerting.history import ALERT_COLUMNS
 from services.export import FORMATS, MEDIA_TYPES, content_disposition, stream
 from services.queries.buildlog import BUILD_COLUMNS, iter_builds, iter_raw_batches
+from services.queries.system_export import SYSTEM_COLUMNS, iter_system_rows
 from services.scope import Scope
 from services.timerange import cover_range
 
@@ -63,6 +65,11 @@ def _partners(scope: Scope) -> Iterator[tuple]:
                p["quota_used_ratio"], p["updated_ts"])
 
 
+def _system(scope: Scope) -> Iterator[tuple]:
+    """The deployment's host samples and probes (not partner data: the same rows for every scope)."""
+    return iter_system_rows(services().store, scope.start, scope.end, services().clock())
+
+
 DATASETS: dict[str, Dataset] = {
     "builds": Dataset(BUILD_COLUMNS, ("finished_at",), lambda scope: iter_builds(services().store, scope)),
     "stages": Dataset(("build_id", "partner_id", "stage", "status", "ts", "duration_s"), ("ts",), _stages),
@@ -72,6 +79,9 @@ DATASETS: dict[str, Dataset] = {
                          "new", "stages", "categories"), ("first_seen", "last_seen"), _failures),
     "partners": Dataset(("partner_id", "name", "tier", "status", "monthly_build_quota", "builds_this_month",
                          "quota_used_ratio", "updated_at"), ("updated_at",), _partners),
+    "system": Dataset(SYSTEM_COLUMNS, ("ts",), _system),
+    "alerts": Dataset(ALERT_COLUMNS, ("ts", "started_at", "firing_at", "resolved_at"),
+                      lambda scope: services().alerts.rows(scope)),
 }
 
 

@@ -11,7 +11,8 @@ from datetime import datetime, timezone
 from services.vocabulary import TIER_RANK, TIERS
 
 __all__ = ["PACE_DAYS", "BASELINE_DAYS", "quota_projection", "churn_risk", "hour_of_week", "month_starts",
-           "tier_mix", "monthly_changes", "RISK_LEVELS"]
+           "tier_mix", "monthly_changes", "RISK_LEVELS", "median", "fleet_standing", "bucket_comparison",
+           "burn_down"]
 
 DAY_S = 86400
 PACE_DAYS = 7  # the quota pace: builds per day over the last 7 × 24 h
@@ -194,3 +195,101 @@ def monthly_changes(histories: dict[str, Sequence[dict]], months: Sequence[int])
         for key in ("new", "upgrades", "downgrades", "churned", "suspended", "reactivated"):
             row[key] = sorted(set(row[key]))
     return rows
+
+
+# -- one partner against the fleet (the /partners/<id> view) -------------------------------------
+def median(values: Iterable[float]) -> float | None:
+    """The median of the values (None when there is none)."""
+    ordered = sorted(values)
+    n = len(ordered)
+    if not n:
+        return None
+    mid = n // 2
+    return float(ordered[mid]) if n % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def fleet_standing(rows: Sequence[dict], partner_id: str,
+                   metrics: Sequence[tuple[str, bool]] = (("builds", True), ("success_rate", True),
+                                                          ("duration_avg_s", False))) -> dict:
+    """metric → {"value", "median", "rank", "of"} of one partner among the fleet's active partners
+    (plus itself whatever its status). `rows`: the partners table; a metric that is None for a
+    partner (no completed build) leaves that partner out of its median and rank. `rank` 1 = best:
+    most builds, highest success rate, shortest build time (the bool says whether higher is
+    better)."""
+    fleet = [r for r in rows if r["status"] == "active" or r["partner_id"] == partner_id]
+    own = next((r for r in rows if r["partner_id"] == partner_id), None)
+    out = {}
+    for metric, higher_is_better in metrics:
+        values = [r[metric] for r in fleet if r.get(metric) is not None]
+        value = own.get(metric) if own else None
+        rank = None
+        if value is not None:
+            rank = 1 + sum(1 for v in values if (v > value if higher_is_better else v < value))
+        out[metric] = {"value": value, "median": median(values), "rank": rank, "of": len(values)}
+    return out
+
+
+def bucket_comparison(buckets: Sequence[tuple[float, dict[str, dict[str, float]]]], partner_id: str,
+                      fleet: Iterable[str]) -> dict:
+    """Per bucket: the partner's finished builds and success rate, and the fleet's median, 25th and
+    75th percentile of the same per-partner figures. `buckets`: (ts, {partner: {status: count}});
+    `fleet`: the partner ids compared with (the partner's own counts are among them). A partner
+    with no completed build in a bucket has no success rate there (left out of that bucket's
+    success-rate quantiles); every fleet partner counts in the builds quantiles, with 0 builds."""
+    fleet = sorted(set(fleet) | {partner_id})
+    out = {"ts": [], "builds": [], "success_rate": [], "fleet_builds": [], "fleet_success_rate": []}
+    for ts, by_partner in buckets:
+        builds, rates = [], []
+        for pid in fleet:
+            c = by_partner.get(pid, {})
+            builds.append(sum(c.values()))
+            completed = c.get("success", 0) + c.get("failed", 0)
+            if completed:
+                rates.append(c.get("success", 0) / completed)
+        own = by_partner.get(partner_id, {})
+        completed = own.get("success", 0) + own.get("failed", 0)
+        out["ts"].append(ts)
+        out["builds"].append(int(sum(own.values())))
+        out["success_rate"].append(own.get("success", 0) / completed if completed else None)
+        out["fleet_builds"].append(_quartiles(builds))
+        out["fleet_success_rate"].append(_quartiles(rates))
+    return out
+
+
+def _quartiles(values: list[float]) -> tuple[float, float, float] | None:
+    """(25th percentile, median, 75th percentile), linear between order statistics."""
+    if not values:
+        return None
+    ordered = sorted(values)
+
+    def q(p: float) -> float:
+        pos = p * (len(ordered) - 1)
+        lo = math.floor(pos)
+        hi = min(lo + 1, len(ordered) - 1)
+        return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+    return q(0.25), q(0.5), q(0.75)
+
+
+def burn_down(*, day_builds: Sequence[tuple[float, int]], quota: int | None, pace_per_day: float, now: float,
+              month_start: float, month_end: float) -> dict:
+    """The month's quota burn-down: quota left at the end of each day so far (the last point: now),
+    and the projection from now at `pace_per_day` until the month ends or the quota runs out.
+    `day_builds`: (day start, finished builds) of this month's days in time order. Without a quota:
+    the cumulative builds only (`left` None)."""
+    used, actual = 0, [(month_start, 0)]
+    for start, count in day_builds:
+        used += int(count)
+        actual.append((min(start + DAY_S, now), used))
+    left = [(ts, max(0, quota - n)) for ts, n in actual] if quota else None
+    projection: list[tuple[float, float]] = []
+    if quota and used < quota:
+        projection = [(now, float(quota - used))]
+        if pace_per_day > 0:
+            out_at = now + (quota - used) / pace_per_day * DAY_S
+            end = min(out_at, month_end)
+            projection.append((end, max(0.0, quota - used - pace_per_day * (end - now) / DAY_S)))
+        else:
+            projection.append((month_end, float(quota - used)))
+    return {"used": [(ts, n) for ts, n in actual], "left": left, "projection": projection, "quota": quota,
+            "month_start": month_start, "month_end": month_end}

@@ -198,6 +198,7 @@ def plan_writes(events: list[dict], *, keys: Keys, now: float, retention_s: int,
             a[rf.asset("wb", dims)] += event["output_bytes"]
             a[rf.asset("q", dims)] += event["quality_score"]
             a[rf.asset("ds", dims)] += event["duration_s"]
+            slot["ah"][rf.asset_bucket(event["asset_type"], bucket_of(event["duration_s"]))] += 1
         elif kind == "partner.upserted":
             record = {"partner_id": partner, "name": event["name"], "tier": event["tier"],
                       "monthly_build_quota": event["monthly_build_quota"], "status": event["status"],

@@ -9,6 +9,8 @@ import orjson
 
 from services.queries import system
 from services.queries.anomalies import AnomalyService
+from services.queries.assets import AssetService
+from services.queries.capacity import CapacityService
 from services.queries.forecasts import ForecastService
 from services.queries.intelligence import Intelligence
 from services.queries.dashboard import DashboardData, executive, monthly_trend
@@ -29,7 +31,8 @@ class Dashboards:
     def __init__(self, store: Store, queries: QueryService, *, tier_prices: dict[str, float],
                  prometheus: Prometheus | None = None, cache: QueryCache | None = None,
                  intelligence: Intelligence | None = None, anomalies: AnomalyService | None = None,
-                 forecasts: ForecastService | None = None, partner_service: PartnerService | None = None):
+                 forecasts: ForecastService | None = None, partner_service: PartnerService | None = None,
+                 asset_service: AssetService | None = None, capacity_service: CapacityService | None = None):
         self.store = store
         self.queries = queries
         self.data = DashboardData(queries)
@@ -40,6 +43,8 @@ class Dashboards:
         self.anomaly_service = anomalies
         self.forecasts = forecasts
         self.partner_service = partner_service
+        self.asset_service = asset_service
+        self.capacity_service = capacity_service
 
     def _cached(self, name: str, scope: Scope, compute, key: tuple | None = None):
         return self.cache.get_or_compute(name, scope.cache_key() if key is None else key, compute)
@@ -116,6 +121,9 @@ class Dashboards:
     def builds(self, scope: Scope, **query) -> dict:
         return self.intelligence.builds(scope, ready_only=True, **query)
 
+    def recent_builds(self, scope: Scope, **query) -> dict:
+        return self.intelligence.recent_builds(scope, ready_only=True, **query)
+
     def series(self, scope: Scope, metric: str, step_s: int | None = None) -> dict:
         return self._cached(f"series:{metric}:{step_s}", scope, lambda: self.queries.series(metric, scope, step_s))
 
@@ -128,6 +136,40 @@ class Dashboards:
 
     def partner_usage(self, scope: Scope) -> list:
         return self._cached("partner_usage", scope, lambda: self.partner_service.usage_profile(scope))
+
+    def partner_profile(self, fleet: Scope, partner_id: str) -> dict | None:
+        """One partner against the fleet (`fleet`: every partner the viewer may see)."""
+        return self._cached("partner_profile", fleet, lambda: self.partner_service.profile(
+            fleet, partner_id, self.partner_table(fleet)), key=(*fleet.cache_key(), partner_id))
+
+    # -- Assets --------------------------------------------------------------------------------
+    def asset_breakdown(self, scope: Scope) -> dict:
+        """The period's asset figures (AssetService.breakdown)."""
+        return self._cached("asset_breakdown", scope, lambda: self.asset_service.breakdown(scope))
+
+    def asset_trends(self, scope: Scope) -> dict:
+        """The asset figures per window, auto step (AssetService.trends)."""
+        return self._cached("asset_trends", scope, lambda: self.asset_service.trends(scope))
+
+    # -- Capacity (host and SLA figures are deployment-wide: cached per range only) ---------------
+    def availability(self, scope: Scope) -> dict:
+        """The period's probes and availability (the system summary the host panels share)."""
+        now = self.queries.clock()
+        return self._cached("system", scope, lambda: system.system_summary(self.store, scope.start, scope.end, now),
+                            key=scope.cache_key()[:2])
+
+    def capacity_resources(self, scope: Scope) -> dict:
+        return self._cached("capacity_resources", scope, lambda: self.capacity_service.resources(scope),
+                            key=scope.cache_key()[:2])
+
+    def capacity_sla(self, scope: Scope) -> dict:
+        return self._cached("capacity_sla", scope, lambda: self.capacity_service.sla(scope), key=scope.cache_key()[:2])
+
+    def ingest_throughput(self, scope: Scope) -> dict:
+        return self._cached("ingest_throughput", scope, lambda: self.capacity_service.ingest(scope))
+
+    def build_throughput(self, scope: Scope) -> dict:
+        return self._cached("build_throughput", scope, lambda: self.capacity_service.builds(scope))
 
     # -- shell and Live --------------------------------------------------------------------------
     def partner_names(self, scope: Scope) -> dict[str, str]:

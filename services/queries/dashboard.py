@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from datetime import datetime, timezone
 
 from services import sketch
 from services.store import fields
 from services.vocabulary import FINISH_STATUSES, STAGES, TIERS
 from services.queries.reader import QueryService, Totals
+from services.queries.system import system_summary
 from services.scope import Scope, earliest_start
 from services.timerange import cover_range
 
@@ -119,22 +121,34 @@ def executive(queries: QueryService, scope: Scope, prices: dict[str, float]) -> 
     previous = queries.summary(scope.within(previous_start, start))
     days = span / 86400
     previous_days = (start - previous_start) / 86400
+    # the days of the previous period that hold builds at all (a young store's previous period is
+    # mostly before its first build: its builds per day are over the recorded days, and a period
+    # recorded for less than a tenth of its length is not compared — executive tiles)
+    covered_from = _first_day_with_builds(queries, scope, previous_start, start) if previous["builds_total"] else start
+    previous_covered_days = max(0.0, (start - max(previous_start, covered_from)) / 86400)
     history = queries.partner_histories(scope)
+    now = queries.clock()
+    # uptime: the deployment's /readyz probe record (not per partner), both periods
+    uptime = system_summary(queries.store, start, end, now)["availability"]
+    uptime_before = system_summary(queries.store, previous_start, start, now)["availability"] if start > previous_start \
+        else None
     return {
         "days": days,
         "current": {**current, "builds_per_day": current["builds_total"] / days,
-                    "revenue": revenue_by_tier(history, end, prices)},
-        "previous_days": previous_days,
-        "previous": {**previous, "builds_per_day": previous["builds_total"] / previous_days if previous_days else 0.0,
-                     "revenue": revenue_by_tier(history, start, prices)},
+                    "revenue": revenue_by_tier(history, end, prices), "availability": uptime},
+        "previous_days": previous_days, "previous_covered_days": previous_covered_days,
+        "previous": {**previous, "builds_per_day": previous["builds_total"] / previous_covered_days
+                     if previous_covered_days else 0.0,
+                     "revenue": revenue_by_tier(history, start, prices), "availability": uptime_before},
     }
 
 
 def monthly_trend(queries: QueryService, scope: Scope, months: int = 12) -> list[dict]:
-    """Builds, success rate and average build time per UTC calendar month up to the scope's end,
-    oldest first (the scope's start is not used)."""
+    """Builds, builds per day, success rate and average build time per UTC calendar month up to the
+    scope's end, oldest first (the scope's start is not used); each month says how many of its days
+    it covers (`days`, `partial`): the current one up to the end, the first one with builds from the
+    day of its first build."""
     end = scope.end
-    from datetime import datetime, timezone
     last = datetime.fromtimestamp(end, tz=timezone.utc)
     year, month = last.year, last.month - (months - 1)
     while month <= 0:
@@ -149,9 +163,30 @@ def monthly_trend(queries: QueryService, scope: Scope, months: int = 12) -> list
         stop = min(datetime(year, month, 1, tzinfo=timezone.utc).timestamp(), end)
         label = datetime.fromtimestamp(start, tz=timezone.utc).strftime("%Y-%m")
         by_month[label] = queries.totals(cover_range(start, stop, now), scope, kinds=("b",)) if stop > start else Totals()
+    # Like with like: builds per day over the days each month covers. The current month covers the
+    # days up to the period's end, the first month with builds the days from its first build's day.
+    first_month = next((label for label, t in by_month.items() if t.summary()["builds_total"]), None)
     rows = []
     for label, totals in by_month.items():
         s = totals.summary()
+        start = datetime.strptime(label, "%Y-%m").replace(tzinfo=timezone.utc).timestamp()
+        month_end = datetime.strptime(_next_label(label), "%Y-%m").replace(tzinfo=timezone.utc).timestamp()
+        covered_from = _first_day_with_builds(queries, scope, start, min(month_end, end)) if label == first_month else start
+        days = max(0.0, (min(month_end, end) - covered_from) / 86400)
+        whole = (month_end - start) / 86400
         rows.append({"month": label, "builds": s["builds_total"], "success_rate": s["success_rate"],
-                     "duration_avg_s": s["duration_avg_s"]})
+                     "duration_avg_s": s["duration_avg_s"], "days": round(days, 2), "month_days": round(whole),
+                     "builds_per_day": (s["builds_total"] / days) if days >= 1 / 24 else None,
+                     "partial": days < whole - 1e-6})
     return rows
+
+
+def _next_label(label: str) -> str:
+    year, month = map(int, label.split("-"))
+    return f"{year + 1}-01" if month == 12 else f"{year}-{month + 1:02d}"
+
+
+def _first_day_with_builds(queries: QueryService, scope: Scope, start: float, end: float) -> float:
+    """Start of the first UTC day in [start, end) with a finished build (start when none)."""
+    _, days = queries.windows(scope.within(start, end), 86400, ("b",))
+    return next((ts for ts, totals in days if totals.summary()["builds_total"]), start)

@@ -15,6 +15,8 @@ from services.store.keys import ALL_SCOPE
 from services.timerange import cover_range, finest_available
 from services.vocabulary import BUILD_TYPES, STAGES
 
+_DAY_S = 86400
+
 __all__ = ["Intelligence", "GRID_FILTERS", "MAX_SIGNATURES", "SLOWEST_SHARE", "describe_bottleneck", "sparkline_step"]
 
 SLOWEST_SHARE = 0.05  # "slow builds" = the slowest 5 % of completed builds of the period
@@ -254,6 +256,24 @@ class Intelligence:
         order = np.argsort(-keys if descending else keys, kind="stable")
         page = table.take(order[start_row:end_row]) if len(table) else table
         return {"rows": self.log.rows(page), "total": len(table), "days_pending": pending}
+
+    def recent_builds(self, scope: Scope, *, filters: dict | None = None, limit: int = 50,
+                      ready_only: bool = False) -> dict:
+        """The newest `limit` finished builds of the scope under `filters`, read a UTC day at a time
+        from the period's end: a long period costs what its last days hold, not all of it.
+        {"rows", "days_pending"} (the days read whose facts were not ready, with `ready_only`)."""
+        aligned = self._aligned(scope, self.queries.clock())
+        rows: list[dict] = []
+        pending = 0
+        end = aligned.end
+        while end > aligned.start and len(rows) < limit:
+            start = max(aligned.start, (-(-end // _DAY_S) - 1) * _DAY_S)  # the UTC day holding the instant before `end`
+            page = self.builds(aligned.within(start, end), filters=filters, end_row=limit - len(rows),
+                               ready_only=ready_only)
+            rows += page["rows"]
+            pending += page["days_pending"]
+            end = start
+        return {"rows": rows, "days_pending": pending}
 
 
 def _stage_hists(sh: dict) -> dict[str, dict[int, int]]:

@@ -4,18 +4,31 @@ all-partner scope's per-partner counts, and each partner's own rollups for its b
 partner record histories; the arithmetic is `services.analytics.partners`."""
 from __future__ import annotations
 
-from services.analytics.partners import (BASELINE_DAYS, PACE_DAYS, churn_risk, hour_of_week, month_starts,
-                                         monthly_changes, quota_projection, tier_mix)
+from services.analytics.partners import (BASELINE_DAYS, PACE_DAYS, bucket_comparison, burn_down, churn_risk,
+                                         fleet_standing, hour_of_week, month_starts, monthly_changes,
+                                         quota_projection, tier_mix)
 from services.queries.anomalies import partner_counts
 from services.queries.reader import QueryService, _month_start, status_counts
 from services.scope import Scope, system_scope
 from services.store import fields as rf
 from services.timerange import cover_range
 
-__all__ = ["PartnerService", "LAST_BUILD_DAYS"]
+__all__ = ["PartnerService", "LAST_BUILD_DAYS", "COMPARISON_HOURLY_S"]
 
 DAY_S = 86400
 LAST_BUILD_DAYS = PACE_DAYS + BASELINE_DAYS  # how far back "last build" is looked for (hourly buckets)
+COMPARISON_HOURLY_S = 2 * DAY_S  # periods up to this long are compared hour by hour, longer ones day by day
+
+
+def _by_partner_and_status(totals) -> dict[str, dict[str, float]]:
+    """{partner: {status: finished builds}} from the all-partner scope's `pc:` fields, in one pass."""
+    out: dict[str, dict[str, float]] = {}
+    prefix = rf.PARTNER_FINISHED
+    for field, n in totals.b.items():
+        if n and field.startswith(prefix):
+            _, pid, status = field.split(":", 2)
+            out.setdefault(pid, {})[status] = n
+    return out
 
 
 def _next_month(ts: float) -> int:
@@ -51,11 +64,11 @@ class PartnerService:
         recent = per_partner(hour - PACE_DAYS * DAY_S, now)
         baseline = per_partner(hour - LAST_BUILD_DAYS * DAY_S, hour - PACE_DAYS * DAY_S)
         month_start, month_end = _month_start(now), _next_month(now)
-        # the month's days (to date an exhaustion) and the hours of the last 35 days (last build)
+        # the month's days (to date an exhaustion) and the last hour with a build of each partner
         _, days = q.windows(everyone.within(month_start, now), DAY_S, ("b",))
-        _, hours = q.windows(everyone.within(now - LAST_BUILD_DAYS * DAY_S, now), 3600, ("b",))
         day_counts = [(ts, partner_counts(totals)) for ts, totals in days]
-        last_hour = {pid: ts for ts, totals in hours for pid in partner_counts(totals)}  # hours in time order
+        built = {pid for pid in records if recent.get(pid) or baseline.get(pid)}  # a build in the last 35 days
+        last_hour = self._last_hours(built, now)
         out = {}
         for pid, record in records.items():
             recent_n, baseline_n = int(recent.get(pid, 0)), int(baseline.get(pid, 0))
@@ -69,6 +82,40 @@ class PartnerService:
             out[pid] = {**quota, "churn_risk": risk, "last_build_at": last_ts,
                         "builds_last_7d": recent_n, "builds_previous_28d": baseline_n}
         return out
+
+    def _last_hours(self, partners: set[str], now: float) -> dict[str, int]:
+        """partner → start of the last hour (within LAST_BUILD_DAYS) with a finished build, for
+        partners known to have one: the last day's hours first (most partners built in it), then
+        the days before, newest first, and only the hours of the day each remaining partner last
+        built in."""
+        found: dict[str, int] = {}
+        everyone = system_scope()
+        oldest = now - LAST_BUILD_DAYS * DAY_S
+        day_start = int(now // DAY_S) * DAY_S
+
+        def scan_hours(start: float, end: float, wanted: set[str]) -> None:
+            _, hours = self.queries.windows(everyone.within(max(start, oldest), end), 3600, ("b",))
+            for ts, totals in reversed(hours):
+                for pid in wanted & partner_counts(totals).keys():
+                    found[pid] = ts
+                    wanted.discard(pid)
+                if not wanted:
+                    return
+
+        missing = set(partners)
+        scan_hours(day_start, now, missing)
+        if missing and day_start > oldest:
+            _, days = self.queries.windows(everyone.within(oldest, day_start), DAY_S, ("b",))
+            last_day: dict[int, set[str]] = {}
+            for ts, totals in reversed(days):
+                for pid in missing & partner_counts(totals).keys():
+                    last_day.setdefault(ts, set()).add(pid)
+                    missing.discard(pid)
+                if not missing:
+                    break
+            for ts, wanted in last_day.items():
+                scan_hours(ts, ts + DAY_S, wanted)
+        return found
 
     def detail(self, scope: Scope, partner_id: str) -> dict | None:
         """GET /api/v1/partners/<id>: the record, its history, quota projection and churn risk;
@@ -136,3 +183,32 @@ class PartnerService:
             return hour_of_week([])
         _, hours = self.queries.windows(scope.within(start, scope.end), 3600, ("b",))
         return hour_of_week((ts, sum(status_counts(t).values())) for ts, t in hours)
+
+    # -- one partner against the fleet -----------------------------------------------------------
+    def profile(self, fleet: Scope, partner_id: str, rows: list[dict] | None = None) -> dict | None:
+        """The /partners/<id> view's figures: the partner's table row, its standing among the fleet
+        (`fleet`: every partner the viewer may see, over the period; `rows`: its `table`, when
+        already read), builds and success rate per bucket against the fleet's quartiles, the
+        month's quota burn-down, its hour-of-week usage and its record history. None when the
+        fleet does not hold the partner (unknown and not visible look the same)."""
+        one = fleet.narrowed([partner_id])
+        if one.is_empty:
+            return None
+        rows = self.table(fleet) if rows is None else rows
+        row = next((r for r in rows if r["partner_id"] == partner_id), None)
+        if row is None:
+            return None
+        now = self.queries.clock()
+        compared = sorted(r["partner_id"] for r in rows if r["status"] == "active" or r["partner_id"] == partner_id)
+        step = 3600 if fleet.end - fleet.start <= COMPARISON_HOURLY_S else DAY_S
+        step, windows = self.queries.windows(system_scope().within(fleet.start, fleet.end), step, ("b",))
+        buckets = [(ts, _by_partner_and_status(totals)) for ts, totals in windows]
+        month_start = _month_start(now)
+        _, days = self.queries.windows(one.within(month_start, now), DAY_S, ("b",))
+        burn = burn_down(day_builds=[(ts, int(sum(status_counts(t).values()))) for ts, t in days],
+                         quota=row["monthly_build_quota"], pace_per_day=row["quota_pace_per_day"], now=now,
+                         month_start=month_start, month_end=_next_month(now))
+        return {"partner": row, "standing": fleet_standing(rows, partner_id), "fleet_size": len(compared),
+                "comparison": {**bucket_comparison(buckets, partner_id, compared), "step_s": step},
+                "burn_down": burn, "usage": self.usage_profile(one),
+                "history": self.queries.partner_history(one, partner_id)}

@@ -69,6 +69,7 @@ class Totals:
         self.sh: dict[str, int] = defaultdict(int)
         self.th: dict[str, int] = defaultdict(int)
         self.e: dict[str, int] = defaultdict(int)
+        self.ah: dict[str, int] = defaultdict(int)
 
     def add(self, kind: str, scope: str, deltas: list[bytes]) -> None:
         """Add one rollup bucket (its list of delta documents)."""

@@ -2,7 +2,8 @@
 the same resolutions and retention as the build rollups (schema: docs/storage.md).
 
 * `{lp}:sys:<res>:<bucket>` — written by the elected collector only: `n` samples, `<m>:sum` and
-  `<m>:max` of each measure, network byte increments.
+  `<m>:max` of each measure, network byte increments (`net_sent_delta`, `net_recv_delta`) and the
+  seconds they cover (`net_s`), and the `/readyz` probes (`probe_up`, `probe_down`).
 * `{lp}:http:<res>:<bucket>` — written by every process (each flushes its own buffer every few
   seconds, so every worker and instance is counted): `n:<status class>` counts, `ds` duration sum,
   `h:<index>` latency histogram (services/sketch, 1 % relative error).
@@ -25,14 +26,17 @@ from services.store.keys import RESOLUTIONS, Keys
 from services.store import STORE_ERRORS, Store, StoreUnavailable
 from services.timerange import cover_range
 
-__all__ = ["SYSTEM_MEASURES", "write_system_sample", "system_summary", "HttpStats", "http_series",
-           "system_series", "series_step"]
+__all__ = ["SYSTEM_MEASURES", "PROBE_UP", "PROBE_DOWN", "NET_SECONDS", "write_system_sample", "write_probe_counts",
+           "system_summary", "HttpStats", "http_series", "system_series", "series_step", "series_windows",
+           "read_buckets"]
 
 log = logging.getLogger(__name__)
 
 # Sampled measures (sum and max kept per bucket). Percentages are 0-100.
 SYSTEM_MEASURES = ("cpu_percent", "memory_percent", "disk_percent", "memory_used_bytes", "disk_used_bytes",
                    "load_1m")
+PROBE_UP, PROBE_DOWN = "probe_up", "probe_down"  # /readyz probes that answered 200 / anything else
+NET_SECONDS = "net_s"  # seconds the network byte increments of a bucket cover
 
 _MAX_SCRIPT = """
 for i = 1, #KEYS do
@@ -59,13 +63,37 @@ def write_system_sample(store: Store, sample: dict, ts: float) -> None:
             for field in ("net_sent_delta", "net_recv_delta"):
                 if sample.get(field):
                     pipe.hincrby(key, field, int(sample[field]))
+            if sample.get("net_seconds_delta"):
+                pipe.hincrbyfloat(key, NET_SECONDS, sample["net_seconds_delta"])
             pipe.expire(key, res.keep_s)
         pipe.execute()
 
     store.run(write)
 
 
-def _read_buckets(store: Store, kind: str, buckets: Iterable[tuple[str, int]]) -> list[dict[str, float]]:
+def write_probe_counts(store: Store, minutes: dict[int, tuple[int, int]]) -> None:
+    """Add (up, down) probe counts, keyed by minute start, to their minute, hour and day buckets
+    (one atomic round trip, so a retry after a store error never counts twice)."""
+    if not minutes:
+        return
+    keys = store.keys
+
+    def write(client: redis.Redis):
+        pipe = client.pipeline(transaction=True)
+        for minute, (up, down) in sorted(minutes.items()):
+            for res in RESOLUTIONS:
+                key = keys.system(res.name, res.bucket(minute))
+                for field, count in ((PROBE_UP, up), (PROBE_DOWN, down)):
+                    if count:
+                        pipe.hincrby(key, field, int(count))
+                pipe.expire(key, res.keep_s)
+        pipe.execute()
+
+    store.run(write)
+
+
+def read_buckets(store: Store, kind: str, buckets: Iterable[tuple[str, int]]) -> list[dict[str, float]]:
+    """The fields of each (resolution, bucket) hash of `kind` (`sys` or `http`), one round trip."""
     keys = store.keys
     names = [keys.system(res, b) if kind == "sys" else keys.http(res, b) for res, b in buckets]
 
@@ -86,14 +114,16 @@ def system_summary(store: Store, start: float, end: float, now: float) -> dict:
     cover = cover_range(start, end, now)
     total: dict[str, float] = defaultdict(float)
     peaks: dict[str, float] = {}
-    for fields in _read_buckets(store, "sys", cover.buckets):
+    for fields in read_buckets(store, "sys", cover.buckets):
         for field, value in fields.items():
             if field.endswith(":max"):
                 peaks[field[:-4]] = max(peaks.get(field[:-4], value), value)
             else:
                 total[field] += value
     n = int(total.get("n", 0))
-    out: dict = {"samples": n}
+    up, down = int(total.get(PROBE_UP, 0)), int(total.get(PROBE_DOWN, 0))
+    out: dict = {"samples": n, "probes_up": up, "probes_down": down,
+                 "availability": up / (up + down) if up + down else None}
     for measure in SYSTEM_MEASURES:
         out[f"{measure}_avg"] = total[f"{measure}:sum"] / n if n else None
         out[f"{measure}_max"] = peaks.get(measure) if n else None
@@ -151,6 +181,11 @@ for i = 1, #KEYS, per do
 end
 return out
 """
+
+
+def series_windows(store: Store, kind: str, start: float, end: float, now: float, step_s: int | None = None):
+    """(step, [(window start, merged fields)]) of the `sys` or `http` buckets over [start, end)."""
+    return _series(store, kind, start, end, now, step_s)
 
 
 def _series(store: Store, kind: str, start: float, end: float, now: float, step_s: int | None):

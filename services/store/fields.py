@@ -11,6 +11,8 @@ the key names). A rollup bucket of one kind holds {field: number}; the fields of
 * `a` (assets) — `n:`, `ob:` (original bytes), `wb:` (written bytes), `q:` (quality sum), `ds:`
   (duration sum), each followed by `<asset type>:<format>:<density>`.
 * `th` (build duration histograms per build type) — `<build type>:<bucket index>` count.
+* `ah` (asset processing-time histograms per asset type) — `<asset type>:<bucket index>` count of
+  `asset.processed` events whose `duration_s` falls in that bucket (services/sketch).
 * `e` (failure signatures: failed builds carrying an error message) — `n:<signature>` count,
   `s:<signature>:<failed stage>` and `c:<signature>:<category>` counts, and in the all-partner scope
   only `p:<signature>:<partner>` count. A reader of a partner scope adds the `p:` fields itself.
@@ -22,7 +24,7 @@ from functools import lru_cache
 __all__ = [
     "finished", "status_of", "finished_seconds", "started", "failed_stage", "error_category", "partner_finished",
     "stage_count", "stage_seconds", "stage_bucket", "asset_dims", "asset", "parse_stage_bucket", "parse_asset",
-    "partner_of", "type_bucket", "parse_type_bucket", "signature_count", "signature_stage", "signature_category",
+    "partner_of", "type_bucket", "parse_type_bucket", "asset_bucket", "parse_asset_bucket", "signature_count", "signature_stage", "signature_category",
     "signature_partner", "parse_signature_field", "SIGNATURE_COUNT", "FINISHED", "FINISHED_SECONDS", "STARTED", "PARTNER_FINISHED", "ASSET_MEASURES",
 ]
 
@@ -123,6 +125,18 @@ def parse_type_bucket(field: str) -> tuple[str, int]:
     """(build type, bucket index) of a `type_bucket` field."""
     build_type, _, index = field.partition(":")
     return build_type, int(index)
+
+
+def asset_bucket(asset_type: str, index: int) -> str:
+    """`ah`: processed assets of an asset type in one duration histogram bucket."""
+    return f"{asset_type}:{index}"
+
+
+@lru_cache(maxsize=1 << 12)
+def parse_asset_bucket(field: str) -> tuple[str, int]:
+    """(asset type, bucket index) of an `asset_bucket` field."""
+    asset_type, _, index = field.partition(":")
+    return asset_type, int(index)
 
 
 SIGNATURE_COUNT = "n:"

@@ -33,8 +33,9 @@ RESOLUTIONS: tuple[Resolution, ...] = (
 
 # Rollup kinds: b = finished builds (counts, sums, per-partner counts, failures), bh = build
 # duration histogram, s = stage counts/sums, sh = stage duration histograms, a = assets,
-# th = build duration histograms per build type, e = failure signatures (fields: store/fields.py).
-ROLLUP_KINDS = ("b", "bh", "s", "sh", "a", "th", "e")
+# th = build duration histograms per build type, e = failure signatures, ah = asset processing-time
+# histograms per asset type (fields: store/fields.py).
+ROLLUP_KINDS = ("b", "bh", "s", "sh", "a", "th", "e", "ah")
 
 ALL_SCOPE = "*"
 
@@ -178,6 +179,11 @@ class Keys:
     def forecast_jobs(self) -> str:
         """List of forecast jobs waiting for the forecaster (JSON: metric, step, horizon, partners)."""
         return f"{self.tag}:forecast:jobs"
+
+    def alert_history(self, day: str) -> str:
+        """Sorted set of one UTC day's alert state changes (score = ts of the change, member = JSON
+        with a unique `change_id`); expires with the raw events' retention (services/alerting)."""
+        return f"{self.tag}:alert:hist:{day}"
 
     def script_anchor(self) -> str:
         """The key passed to the ingest script so a cluster routes it to the right slot."""

@@ -93,3 +93,25 @@ def test_markup_in_a_partner_name_is_shown_as_text(dash_duo, login_dashboard):
         assert dash_duo.driver.find_elements(By.ID, "evil") == [], f"markup rendered as HTML on {page}"
         assert dash_duo.driver.find_elements(By.CSS_SELECTOR, "img[src='x']") == []
         assert dash_duo.driver.execute_script("return window.__pwned") is None
+
+
+def test_one_partner_view_shows_a_managers_partner_and_nothing_of_another(dash_duo, login_dashboard):
+    app, services, partner = login_dashboard
+    dash_duo.start_server(app, navigate=False)
+    _sign_in(dash_duo, "pat", f"/partners/{partner}?range=24h&refresh=off")
+    dash_duo.wait_for_element(f'[data-partner-name="{partner}"]', timeout=20)
+    # "the fleet" of a manager of one partner is that partner: its rank is 1 of 1
+    dash_duo.wait_for_contains_text('[data-kpi="partner-builds"] + .kpi-detail', "#1 of 1", timeout=20)
+    # another partner's view (one that exists) looks exactly like one that does not
+    for other in ("markup-co", "no-such-partner"):
+        dash_duo.driver.get(dash_duo.server.url + f"/partners/{other}")
+        dash_duo.wait_for_element('[data-panel="partner-missing"]', timeout=20)
+        assert "No such partner among the partners you may see" in dash_duo.find_element(
+            '[data-panel="partner-missing"]').text
+        assert MARKUP not in dash_duo.driver.page_source and other not in dash_duo.find_element("body").text
+    # an admin sees the markup partner's view with its name as text
+    dash_duo.driver.delete_all_cookies()
+    _sign_in(dash_duo, "ada", "/partners/markup-co")
+    dash_duo.wait_for_contains_text('[data-partner-name="markup-co"]', "Evil</b> & Co", timeout=20)
+    assert dash_duo.driver.find_elements(By.ID, "evil") == []
+    assert dash_duo.driver.execute_script("return window.__pwned") is None

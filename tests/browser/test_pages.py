@@ -3,6 +3,8 @@ from __future__ import annotations
 from services.scope import system_scope
 
 import csv
+import re
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
@@ -12,7 +14,9 @@ import pytest
 from app.factory import background
 from layouts.ids import PANEL_IDS, SHELL
 from tests.conftest import wait_until
+from layouts.capacity_figures import format_availability
 from services.queries.dashboard import DashboardData
+from services.queries.system import system_summary
 
 pytestmark = pytest.mark.browser
 
@@ -71,6 +75,12 @@ def _operations_renders_all_twelve_panels(dash_duo, dashboard):
     # the page's own requests are flushed to the store within one interval; the next refresh shows them
     dash_duo.wait_for_element('[data-panel="http-latency"] [data-source="store"]', timeout=40)
     dash_duo.wait_for_element('[data-panel="http-errors"] .js-plotly-plot', timeout=20)
+    # the collector's leader probes /readyz where the app serves (127.0.0.1:8050 by default, dash_duo's
+    # port): the Uptime tile shows the share that answered, and how many did not
+    assert dashboard.server.extensions["lulupay"].settings.probe_target == "http://127.0.0.1:8050/readyz"
+    wait_until(lambda: re.fullmatch(r"\d{1,3}(\.\d{3})? %", _kpi(dash_duo, "uptime")), timeout=40, message="uptime")
+    assert re.fullmatch(r"\d+ of [\d,]+ probes down", dash_duo.find_element(
+        '[data-kpi="uptime"] + .kpi-detail').text)
     assert dash_duo.get_logs() == [], "browser console errors"
 
 
@@ -82,6 +92,9 @@ def test_panel_numbers_equal_the_summary_api(dash_duo, dashboard, seeded):
     dash_duo.wait_for_text_to_equal('[data-kpi="builds_total"]', f"{summary['builds_total']:,}", timeout=20)
     assert _kpi(dash_duo, "success_rate") == f"{summary['success_rate'] * 100:.1f} %"
     assert _kpi(dash_duo, "active_partners") == f"{summary['active_partners']:,}"
+    uptime = system_summary(seeded.store, start, end, time.time())["availability"]
+    assert _kpi(dash_duo, "uptime") == format_availability(uptime)
+    assert not dash_duo.find_elements('[data-kpi="builds_started"]')  # the slot Uptime took
 
 
 def test_partner_filter_updates_url_and_panels_and_the_link_restores_it(dash_duo, dashboard, seeded):
@@ -132,6 +145,7 @@ def test_executive_page_renders_kpis_trends_and_health(dash_duo, dashboard, seed
     dash_duo.start_server(dashboard)
     dash_duo.wait_for_page(dash_duo.server_url + "/?range=24h")
     dash_duo.wait_for_element('[data-kpi="builds_per_day"]', timeout=20)
+    dash_duo.wait_for_element('[data-kpi="uptime"]', timeout=20)
     dash_duo.wait_for_element('[data-panel="exec-trends"] .js-plotly-plot', timeout=20)
     dash_duo.wait_for_element('[data-panel="exec-revenue"] .js-plotly-plot', timeout=20)
     assert "reachable" in dash_duo.find_element('[data-health="Store"]').text

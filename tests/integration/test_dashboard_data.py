@@ -1,5 +1,6 @@
 """Panel data from the store equals what a person computes from the raw events."""
 import random
+from datetime import datetime, timezone
 import time
 from collections import defaultdict
 from services.scope import system_scope
@@ -76,9 +77,28 @@ def test_executive_compares_with_the_previous_period(loaded):
     assert data["current"]["builds_total"] == reference_summary(events, end - span, end)["builds_total"]
     assert data["previous"]["builds_total"] == reference_summary(events, end - 2 * span, end - span)["builds_total"]
     assert data["current"]["builds_per_day"] == pytest.approx(data["current"]["builds_total"])
+    # the previous period's builds per day are over its days from the first day with a build
+    first = min(e["ts"] for e in events if e["type"] == "build.finished" and e["ts"] >= end - 2 * span)
+    covered = (end - span - max(end - 2 * span, first // 86400 * 86400)) / 86400
+    assert data["previous_covered_days"] == pytest.approx(covered)
+    assert data["previous"]["builds_per_day"] == pytest.approx(data["previous"]["builds_total"] / covered)
 
 
 def test_monthly_trend_adds_up_to_the_summary(loaded):
     services, events, start, end = loaded
     rows = monthly_trend(services.queries, system_scope(end, end), months=2)
     assert sum(r["builds"] for r in rows) == len([e for e in events if e["type"] == "build.finished"])
+    # like with like: builds per day over the days each month covers; the current month is partial,
+    # and so is the first month with builds when they start after its first day
+    finished = sorted(e["ts"] for e in events if e["type"] == "build.finished")
+    current = rows[-1]
+    month_start = datetime.strptime(current["month"], "%Y-%m").replace(tzinfo=timezone.utc).timestamp()
+    assert current["partial"] and current["days"] == pytest.approx((end - month_start) / 86400, abs=0.01)
+    first = next(r for r in rows if r["builds"])
+    first_start = datetime.strptime(first["month"], "%Y-%m").replace(tzinfo=timezone.utc).timestamp()
+    first_day = finished[0] // 86400 * 86400
+    if first is not current:
+        assert first["partial"] == (first_day > first_start)
+    covered = (min(end, datetime.strptime(first["month"], "%Y-%m").replace(tzinfo=timezone.utc).timestamp()
+                   + first["month_days"] * 86400) - max(first_start, first_day)) / 86400
+    assert first["builds_per_day"] == pytest.approx(first["builds"] / covered, rel=1e-3)

@@ -1,13 +1,14 @@
 """The first view: `/_dash-layout` brings the requested page already drawn (filters from the page's
 URL in the Referer, theme from the cookie), through a real server process and a real Valkey."""
 import random
+import re
 import time
 
 import pytest
 import requests
 
 from callbacks.shell import THEME_COOKIE
-from layouts.ids import EXEC, OPS, SHELL
+from layouts.ids import CAPACITY, EXEC, OPS, SHELL
 from services.store.embedded import EmbeddedValkey
 from tests.conftest import ServerProcess, free_port, server_env
 from tests.reference import random_events
@@ -76,11 +77,26 @@ def test_operations_arrive_drawn_for_the_filters_in_the_url(loaded):
     kpis = [c["props"] for c in components(by_id(layout, OPS.KPIS)["children"]) if "data-kpi" in c["props"]]
     shown = {p["data-kpi"]: p["children"] for p in kpis}
     assert shown["builds_total"] == f"{summary['builds_total']:,}"
+    # the sixth tile is the probe record's uptime (a share with 3 decimals, 100 % or — without a probe)
+    assert "builds_started" not in shown and re.fullmatch(r"—|100 %|\d{1,2}\.\d{3} %", shown["uptime"])
     for body in (OPS.SUCCESS_GAUGE, OPS.BUILD_TIME_GAUGE, OPS.BUILD_RATE, OPS.HEATMAP, OPS.STAGES):
         assert len(figures_in(by_id(layout, body))) == 1, body
     assert by_id(layout, OPS.ASSET_GRID)["rowData"], "asset rows arrive with the grid"
     for body in (OPS.CPU, OPS.MEMORY, OPS.DISK, OPS.HTTP_LATENCY, OPS.HTTP_ERRORS):
         assert by_id(layout, body).get("children"), f"{body} drawn (a chart or its 'no samples' state)"
+
+
+def test_capacity_page_arrives_drawn(loaded):
+    layout = first_view(loaded, "/capacity?range=7d&refresh=off")
+    assert by_id(layout, PAGES_LOCATION)["pathname"] == "/capacity"
+    for body in (CAPACITY.INGEST, CAPACITY.BUILDS):
+        assert len(figures_in(by_id(layout, body))) == 1, body  # the loaded builds, through the page's scope
+    for body in (CAPACITY.SUMMARY, CAPACITY.CPU, CAPACITY.NETWORK, CAPACITY.AVAILABILITY, CAPACITY.LATENCY):
+        assert by_id(layout, body).get("children"), f"{body} drawn (a chart or its empty state)"
+    findings = [c["props"]["data-finding"] for c in components(by_id(layout, CAPACITY.SUMMARY)["children"])
+                if "data-finding" in c["props"]]
+    assert "throughput" in findings
+    assert by_id(layout, CAPACITY.EXPORT)["href"].startswith("/api/v1/export/system.csv?from=")
 
 
 def test_executive_page_arrives_drawn(loaded):

@@ -435,6 +435,12 @@ def test_builds_grid_filters_sorts_and_pages(world):
         assert row["duration_s"] == event["duration_s"] and row["finished_at"] == pytest.approx(event["ts"])
         assert row["error_message"] == event.get("error_message") and row["failed_stage"] == event.get("failed_stage")
         assert row["error_category"] == event.get("error_category") and row["build_type"] == event["build_type"]
+    # the newest builds, read day by day from the end, are the grid's first page sorted by time
+    failed = sorted((e for e in expected.values() if e["status"] == "failed"), key=lambda e: -e["ts"])
+    for limit in (1, 5, len(failed) + 3):
+        recent = services.intelligence.recent_builds(scope, filters={"status": "failed"}, limit=limit)
+        assert [r["build_id"] for r in recent["rows"]] == [e["build_id"] for e in failed[:limit]], limit
+        assert recent["days_pending"] == 0
 
 
 # -- exports -----------------------------------------------------------------------------------------------

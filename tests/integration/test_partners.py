@@ -131,3 +131,47 @@ def test_partners_table_counts_equal_the_ingested_builds(login_server, partner_w
     subscriptions = services.partners.subscriptions(system_scope(now - 40 * DAY, now))
     assert sum(len(m["downgrades"]) for m in subscriptions["months"]) == 1
     assert subscriptions["tiers"]["basic"][-1] == 1 and subscriptions["tiers"]["pro"][-1] == 3
+
+
+def test_one_partner_profile_against_the_fleet_equals_the_ingested_builds(login_server, partner_world):
+    from services.analytics.partners import median
+
+    now, finished = partner_world
+    services = login_server.services
+    start = now - 14 * DAY
+    fleet = system_scope(start, now)
+    profile = services.partners.profile(fleet, "acme-bank")
+    exact = {pid: sum(1 for ts in finished[pid] if start <= ts < now) for pid in QUOTAS}
+    assert abs(profile["partner"]["builds"] - exact["acme-bank"]) <= 1
+    standing = profile["standing"]["builds"]
+    assert standing["of"] == 4 and standing["median"] == pytest.approx(median(exact.values()), abs=1)
+    assert standing["rank"] == 1 + sum(1 for pid, n in exact.items() if n > exact["acme-bank"])
+    # per day: the partner's count and the fleet's median of the per-partner counts
+    comparison = profile["comparison"]
+    assert comparison["step_s"] == DAY
+    for ts, builds, quartiles in zip(comparison["ts"], comparison["builds"], comparison["fleet_builds"]):
+        per = {pid: sum(1 for t in finished[pid] if ts <= t < ts + DAY) for pid in QUOTAS}
+        assert builds == per["acme-bank"], ts
+        assert quartiles[1] == pytest.approx(median(per.values())), ts
+    # the burn-down ends at this month's use, and the projection starts from what is left
+    burn = profile["burn_down"]
+    want = _expected_quota(finished["acme-bank"], QUOTAS["acme-bank"], now)
+    assert burn["used"][-1][1] == want["used"] and burn["left"][-1][1] == QUOTAS["acme-bank"] - want["used"]
+    assert burn["projection"][0] == (pytest.approx(now, abs=60), QUOTAS["acme-bank"] - want["used"])
+    assert [h["change"] for h in profile["history"]] == ["created"]
+    assert sum(v for row in profile["usage"] for v in row if v) > 0
+
+
+def test_one_partner_profile_compares_only_with_partners_the_viewer_may_see(login_server, partner_world):
+    from services.scope import Principal, scope_for
+
+    now, _ = partner_world
+    pat = Principal(name="pat", role="partner_manager", partners=frozenset({"acme-bank", "nova-fin"}))
+    fleet = scope_for(pat, requested=[], start=now - 7 * DAY, end=now, now=now, explicit="drop")
+    services = login_server.services
+    profile = services.partners.profile(fleet, "acme-bank")
+    assert profile["fleet_size"] == 2 and profile["standing"]["builds"]["of"] == 2
+    for quartiles in profile["comparison"]["fleet_builds"]:
+        assert quartiles[2] <= 12  # acme-bank builds ~10 a UTC day, nova-fin none: zenith-pay's 20 never show
+    assert services.partners.profile(fleet, "zenith-pay") is None
+    assert services.partners.profile(fleet, "no-such-partner") is None

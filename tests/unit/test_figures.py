@@ -217,13 +217,17 @@ def test_stage_durations_in_minutes_none_kept():
 
 # --- monthly trend ----------------------------------------------------------------------------
 
-def test_monthly_trend_rate_in_percent():
-    rows = [{"month": "2026-10", "builds": 120, "success_rate": 0.95, "duration_avg_s": 200.0},
-            {"month": "2026-11", "builds": 80, "success_rate": None, "duration_avg_s": None}]
+def test_monthly_trend_compares_builds_per_day_and_marks_partial_months():
+    rows = [{"month": "2026-10", "builds": 120, "success_rate": 0.95, "duration_avg_s": 200.0, "days": 12.0,
+             "month_days": 31, "builds_per_day": 10.0, "partial": True},
+            {"month": "2026-11", "builds": 80, "success_rate": None, "duration_avg_s": None, "days": 30.0,
+             "month_days": 30, "builds_per_day": 80 / 30, "partial": False}]
     fig = monthly_trend_figure(rows, "light")
     bars, line = fig.data
-    assert list(bars.x) == ["2026-10", "2026-11"]
-    assert list(bars.y) == [120, 80]
+    assert list(bars.x) == ["2026-10 (partial)", "2026-11"]
+    assert list(bars.y) == [10.0, pytest.approx(80 / 30)]
+    assert list(bars.marker.pattern.shape) == ["/", ""]
+    assert bars.customdata[0][1] == "12.0 of 31 days" and bars.customdata[1][1] == "whole month"
     assert list(line.y) == [pytest.approx(95.0), None]
     assert line.yaxis == "y2"
     assert fig.layout.xaxis.type == "category"
@@ -311,17 +315,36 @@ SUMMARY = {"builds_total": 12345, "builds_failed": 1234, "builds_cancelled": 56,
            "builds_started": 13001}
 
 
+PROBES = {"probes_up": 17262, "probes_down": 18, "availability": 17262 / 17280}
+
+
 def test_kpi_tiles_render_summary():
-    assert kpi_values(kpi_tiles(SUMMARY)) == {
+    assert kpi_values(kpi_tiles(SUMMARY, PROBES)) == {
         "builds_total": "12,345", "success_rate": "95.1 %", "duration_avg_s": "5 min 1 s",
-        "active_builds": "1,500", "active_partners": "42", "builds_started": "13,001",
+        "active_builds": "1,500", "active_partners": "42", "uptime": "99.895 %",
     }
 
 
 def test_kpi_tiles_details():
-    details = kpi_details(kpi_tiles(SUMMARY))
+    details = kpi_details(kpi_tiles(SUMMARY, PROBES))
     assert details["builds_total"][0] == "1,234 failed · 56 cancelled"
     assert details["duration_avg_s"][0] == "p95 2 h 1 min"
+    assert details["uptime"][0] == "18 of 17,280 probes down"
+
+
+@pytest.mark.parametrize("probes, value, detail", [
+    (None, "—", "no probes in the period"),
+    ({"probes_up": 0, "probes_down": 0, "availability": None}, "—", "no probes in the period"),
+    ({"probes_up": 720, "probes_down": 0, "availability": 1.0}, "100 %", "0 of 720 probes down"),
+    # one failed probe in 200,000 floors to 99.999 %, never "100 %"
+    ({"probes_up": 199_999, "probes_down": 1, "availability": 199_999 / 200_000}, "99.999 %", "1 of 200,000 probes down"),
+    ({"probes_up": 0, "probes_down": 12, "availability": 0.0}, "0.000 %", "12 of 12 probes down"),
+])
+def test_kpi_tiles_uptime(probes, value, detail):
+    tiles = kpi_tiles(SUMMARY, probes)
+    assert kpi_values(tiles)["uptime"] == value
+    assert kpi_details(tiles)["uptime"][0] == detail
+    assert "builds_started" not in kpi_values(tiles)
 
 
 def test_kpi_tiles_no_completed_builds():
@@ -347,8 +370,33 @@ def test_executive_tiles_render_values():
                        "revenue": {"free": 0.0, "basic": 490.0, "pro": 12000.0, "enterprise": 50000.0}}, {})
     assert kpi_values(executive_tiles(data, "EUR")) == {
         "builds_per_day": "1,764", "success_rate": "95.1 %", "duration_avg_s": "5 min 1 s",
-        "active_partners": "1,234", "revenue": "62,490 EUR",
+        "active_partners": "1,234", "revenue": "62,490 EUR", "uptime": "—",
     }
+
+
+def test_executive_uptime_against_the_previous_period():
+    data = _executive({"availability": 0.99952}, {"availability": 0.99981})
+    assert kpi_values(executive_tiles(data, "EUR"))["uptime"] == "99.952 %"
+    # three decimals of a point: 0.029 pts lower is a real change, and worse
+    assert kpi_details(executive_tiles(data, "EUR"))["uptime"] == (
+        "▼ 0.029 pts vs previous period", "kpi-detail small text-danger-emphasis")
+    unchanged = _executive({"availability": 1.0}, {"availability": 1.0})
+    assert kpi_details(executive_tiles(unchanged, "EUR"))["uptime"] == (
+        "▲ 0.000 pts vs previous period", "kpi-detail small text-body-secondary")
+    no_probes_before = _executive({"availability": 0.999}, {"availability": None})
+    assert kpi_details(executive_tiles(no_probes_before, "EUR"))["uptime"][0] == "no previous data"
+
+
+def test_executive_tiles_do_not_compare_with_a_previous_period_that_was_barely_recorded():
+    data = {**_executive({"builds_per_day": 5000.0}, {"builds_per_day": 45.0}), "previous_days": 90.0,
+            "previous_covered_days": 0.4}
+    details = kpi_details(executive_tiles(data, "EUR"))
+    assert details["builds_per_day"][0] == "previous period recorded for 0.4 of 90 days: not compared"
+    assert all(text == details["builds_per_day"][0] and "secondary" in css for text, css in details.values())
+    recorded = {**data, "previous_covered_days": 30.0}
+    assert kpi_details(executive_tiles(recorded, "EUR"))["builds_per_day"][0].endswith("% vs previous period")
+    nothing = {**data, "previous_covered_days": 0.0}
+    assert kpi_details(executive_tiles(nothing, "EUR"))["success_rate"][0] == "no previous data"
 
 
 def test_executive_tiles_no_rate():
@@ -466,7 +514,33 @@ def test_every_trace_type_the_pages_draw_is_in_the_plotly_bundle():
     for source in [*root.glob("layouts/*.py"), *root.glob("callbacks/*.py"), *root.glob("assets/*.js")]:
         used |= set(re.findall(r"""["']type["']\s*:\s*["'](\w+)["']""", source.read_text()))
     # not traces: AG Grid column types and filter types, layout buttons, shapes and axis types
-    used -= {"numericColumn", "equals", "buttons", "line", "category"}
+    used -= {"numericColumn", "equals", "buttons", "line", "category", "date"}
     assert used and used <= bundled, f"not in the bundle: {sorted(used - bundled)}"
     banner = (root / "assets/vendor/plotly/plotly-lulupay.min.js").read_text()[:200]
     assert all(name in banner for name in bundled - {"scatter", "core"})
+
+
+def test_a_right_rate_axis_has_round_ticks_and_no_zero_label():
+    from layouts.figures import nice_axis
+
+    axis = nice_axis(0.1329)
+    assert axis["tickvals"] == [0.05, 0.1, 0.15] and axis["ticktext"] == ["0.05", "0.10", "0.15"]
+    assert axis["range"][0] == 0 and axis["range"][1] >= 0.15
+    assert nice_axis(250)["ticktext"] == ["100", "200", "300"]
+    assert 0 not in nice_axis(3.7)["tickvals"] and nice_axis(0)["range"] == [0, 1]
+
+
+def test_http_figures_say_where_the_records_start_when_they_start_late():
+    from layouts.figures import http_errors_figure, http_latency_figure
+
+    def row(ts, requests):
+        return {"ts": ts, "requests": requests, "requests_per_s": requests / 60, "errors_4xx_per_s": 0,
+                "errors_5xx_per_s": 0, "p50_s": 0.01 if requests else None, "p95_s": 0.02 if requests else None,
+                "p99_s": 0.03 if requests else None}
+
+    fresh = {"step_s": 60, "rows": [row(1_796_000_000 + 60 * i, 30 if i >= 1430 else 0) for i in range(1440)]}
+    for figure in (http_latency_figure(fresh, "light"), http_errors_figure(fresh, "light")):
+        (note,) = figure["layout"]["annotations"]
+        assert note["text"].startswith("recorded since ") and figure["layout"]["shapes"][0]["x0"] == note["x"]
+    steady = {"step_s": 60, "rows": [row(1_796_000_000 + 60 * i, 30) for i in range(1440)]}
+    assert "annotations" not in http_latency_figure(steady, "light")["layout"]

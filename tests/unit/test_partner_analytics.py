@@ -136,3 +136,76 @@ def test_tier_mix_and_monthly_changes_follow_the_histories():
     rows = monthly_changes(histories, months)
     assert rows[0]["new"] == ["b"] and rows[0]["churned"] == ["b"] and rows[1]["upgrades"] == ["a"]
     assert rows[1]["downgrades"] == [] and rows[0]["upgrades"] == []
+
+
+# -- one partner against the fleet ---------------------------------------------------------------
+from services.analytics.partners import bucket_comparison, burn_down, fleet_standing, median  # noqa: E402
+
+
+def test_median_of_odd_even_and_no_values():
+    assert median([3, 1, 2]) == 2 and median([4, 1, 3, 2]) == 2.5 and median([]) is None
+
+
+def _row(pid, builds, rate, avg, status="active"):
+    return {"partner_id": pid, "builds": builds, "success_rate": rate, "duration_avg_s": avg, "status": status}
+
+
+def test_fleet_standing_ranks_among_active_partners_and_leaves_out_missing_figures():
+    rows = [_row("a", 10, 0.9, 300.0), _row("b", 30, 0.95, 200.0), _row("c", 20, None, None),
+            _row("gone", 500, 1.0, 10.0, status="churned"), _row("me", 25, 0.8, 250.0)]
+    s = fleet_standing(rows, "me")
+    # builds over a, b, c, me (the churned partner is not in the fleet): 10, 20, 25, 30
+    assert s["builds"] == {"value": 25, "median": 22.5, "rank": 2, "of": 4}
+    # success rate: c has none → 0.8, 0.9, 0.95; me is last
+    assert s["success_rate"] == {"value": 0.8, "median": 0.9, "rank": 3, "of": 3}
+    # build time: lower is better → 200 < 250 < 300
+    assert s["duration_avg_s"] == {"value": 250.0, "median": 250.0, "rank": 2, "of": 3}
+
+
+def test_fleet_standing_of_a_suspended_partner_still_counts_itself():
+    rows = [_row("a", 10, 0.9, 300.0), _row("me", 0, None, None, status="suspended")]
+    s = fleet_standing(rows, "me")
+    assert s["builds"] == {"value": 0, "median": 5.0, "rank": 2, "of": 2}
+    assert s["success_rate"]["rank"] is None and s["success_rate"]["median"] == 0.9
+
+
+def test_bucket_comparison_counts_every_fleet_partner_and_skips_rates_without_completed_builds():
+    buckets = [(0, {"me": {"success": 3, "failed": 1}, "a": {"success": 1}, "b": {"cancelled": 2}}),
+               (3600, {"a": {"success": 2, "failed": 2}})]
+    out = bucket_comparison(buckets, "me", ["a", "b", "c"])
+    assert out["ts"] == [0, 3600]
+    assert out["builds"] == [4, 0]
+    assert out["success_rate"] == [0.75, None]
+    # builds per partner in bucket 0: me 4, a 1, b 2, c 0 → sorted 0, 1, 2, 4
+    lo, mid, hi = out["fleet_builds"][0]
+    assert mid == 1.5 and lo == pytest.approx(0.75) and hi == pytest.approx(2.5)
+    # rates in bucket 0: me 0.75, a 1.0 (b has no completed build, c none)
+    assert out["fleet_success_rate"][0][1] == pytest.approx(0.875)
+    assert out["fleet_success_rate"][1] == (0.5, 0.5, 0.5)
+
+
+def test_burn_down_projects_to_the_exhaustion_and_stops_there():
+    day = 86400
+    out = burn_down(day_builds=[(0, 10), (day, 20)], quota=100, pace_per_day=35.0, now=1.5 * day,
+                    month_start=0, month_end=30 * day)
+    assert out["left"] == [(0, 100), (day, 90), (1.5 * day, 70)]
+    (t0, v0), (t1, v1) = out["projection"]
+    assert (t0, v0) == (1.5 * day, 70.0)
+    assert t1 == pytest.approx(1.5 * day + 70 / 35 * day) and v1 == pytest.approx(0.0)
+
+
+def test_burn_down_with_zero_pace_stays_flat_and_exhausted_has_no_projection():
+    day = 86400
+    flat = burn_down(day_builds=[(0, 5)], quota=50, pace_per_day=0.0, now=0.5 * day, month_start=0, month_end=30 * day)
+    assert flat["projection"] == [(0.5 * day, 45.0), (30 * day, 45.0)]
+    gone = burn_down(day_builds=[(0, 60)], quota=50, pace_per_day=60.0, now=0.5 * day, month_start=0,
+                     month_end=30 * day)
+    assert gone["left"][-1] == (0.5 * day, 0) and gone["projection"] == []
+    slow = burn_down(day_builds=[(0, 1)], quota=50, pace_per_day=1.0, now=0.5 * day, month_start=0, month_end=30 * day)
+    assert slow["projection"][-1][0] == 30 * day and slow["projection"][-1][1] == pytest.approx(49 - 29.5)
+
+
+def test_burn_down_without_quota_is_the_cumulative_count():
+    out = burn_down(day_builds=[(0, 3), (86400, 4)], quota=None, pace_per_day=3.5, now=90000, month_start=0,
+                    month_end=30 * 86400)
+    assert out["left"] is None and out["projection"] == [] and out["used"][-1] == (90000, 7)
