@@ -118,7 +118,8 @@ PROP_RULES: dict[tuple[str, str], Callable[[object], bool]] = {
     ("url", "search"): _text(8192),
     ("url", "pathname"): _none_or(lambda v: isinstance(v, str) and v.startswith("/") and len(v) <= 2048),
     ("_pages_location", "search"): _text(8192),
-    ("_pages_location", "pathname"): _none_or(lambda v: isinstance(v, str) and v.startswith("/") and len(v) <= 2048),
+    # always a path: Dash Pages' router fails on none once a page has a path template
+    ("_pages_location", "pathname"): lambda v: isinstance(v, str) and v.startswith("/") and len(v) <= 2048,
     ("filter-range", "value"): _none_or(lambda v: isinstance(v, str) and v in RANGES),
     ("filter-dates", "start_date"): _text(40),
     ("filter-dates", "end_date"): _text(40),

@@ -106,7 +106,7 @@ class Settings(BaseSettings):
     capacity_cpu_percent: float = Field(default=85.0, gt=0, le=100)
     capacity_memory_percent: float = Field(default=90.0, gt=0, le=100)
     capacity_disk_percent: float = Field(default=90.0, gt=0, le=100)
-    capacity_network_bytes_s: float = Field(default=100_000_000.0, gt=0)
+    capacity_network_bytes_s: float = Field(default=104_857_600.0, gt=0)  # 100 MiB/s
 
     @property
     def probe_target(self) -> str:

@@ -25,10 +25,10 @@ def format_availability(value: float | None) -> str:
 
 
 def format_rate(bytes_per_s: float | None) -> str:
-    """'12.3 MB/s' (decimal units, like link speeds and LULUPAY_CAPACITY_NETWORK_BYTES_S) / '—'."""
+    """'12.3 MiB/s' (binary units, as every size in the app) / '—'."""
     if bytes_per_s is None:
         return "—"
-    for unit, size in (("GB/s", 1e9), ("MB/s", 1e6), ("kB/s", 1e3)):
+    for unit, size in (("GiB/s", 2**30), ("MiB/s", 2**20), ("KiB/s", 2**10)):
         if abs(bytes_per_s) >= size:
             return f"{bytes_per_s / size:.1f} {unit}"
     return f"{bytes_per_s:.0f} B/s"
@@ -64,11 +64,11 @@ def projection_text(projection: dict, unit: str) -> str:
 def resource_figure(data: dict, unit: str, theme: str) -> dict:
     """The period's values, the trend continued forward (dashed) and the threshold (red)."""
     points = data["points"]
-    scale = 1.0 if unit == "%" else 1e-6  # network in MB/s
+    scale = 1.0 if unit == "%" else 2**-20  # network in MiB/s
     traces = [{"type": "scatter", "mode": "lines", "name": "measured", "x": _times([p[0] for p in points]),
                "y": [None if p[1] is None else p[1] * scale for p in points], "line": {"color": _BLUE, "width": 2},
                "connectgaps": False,
-               "hovertemplate": "%{x|%Y-%m-%d %H:%M} UTC<br>%{y:,.1f}" + (" %" if unit == "%" else " MB/s")
+               "hovertemplate": "%{x|%Y-%m-%d %H:%M} UTC<br>%{y:,.1f}" + (" %" if unit == "%" else " MiB/s")
                                 + "<extra></extra>"}]
     forecast = data["forecast"]
     if forecast:
@@ -87,7 +87,7 @@ def resource_figure(data: dict, unit: str, theme: str) -> dict:
                "line": {"color": _RED, "dash": "dot", "width": 1.5}}]
     return _figure(traces, theme, height=230, showlegend=False, shapes=shapes,
                    yaxis={"range": [0, top], "ticksuffix": " %" if unit == "%" else "",
-                          "title": {"text": "" if unit == "%" else "MB/s"}},
+                          "title": {"text": "" if unit == "%" else "MiB/s"}},
                    margin=dict(l=56, r=16, t=12, b=36))
 
 

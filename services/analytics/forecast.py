@@ -383,8 +383,12 @@ def describe_backtest(backtest: dict | None, step: str, *, season: int | None = 
     daily_season = hourly and (season or 24) < WEEK_HOURS
     baseline, last = ("yesterday-repeated", "day") if daily_season else ("last-week-repeated", "week")
     runs = backtest["origins"]
-    band = (f"the 95 % band held the truth {round(100 * backtest['coverage_95'])} % of the time "
-            f"in {runs} backtest{'' if runs == 1 else 's'}")
+    coverage = backtest.get("coverage_95")
+    if coverage is None or not np.isfinite(coverage):  # no backtest window had a value to check
+        band = f"the 95 % band could not be checked in {runs} backtest{'' if runs == 1 else 's'}"
+    else:
+        band = (f"the 95 % band held the truth {round(100 * coverage)} % of the time "
+                f"in {runs} backtest{'' if runs == 1 else 's'}")
     mase, base = backtest["mase"], backtest["baseline_mase"]
     if not (np.isfinite(mase) and np.isfinite(base)) or (
             mase == base and backtest["coverage_95"] == backtest["baseline_coverage_95"]):

@@ -234,3 +234,10 @@ def test_describe_backtest_wording():
     naive = dict(bt, mase=1.0, coverage_95=0.9)
     assert fc.describe_backtest(naive, "h") == (
         "nothing beat repeating the last day; the 95 % band held the truth 90 % of the time in 8 backtests")
+
+
+def test_a_backtest_without_a_checked_band_is_described_without_a_number():
+    bt = {"origins": 3, "mase": float("nan"), "baseline_mase": float("nan"), "coverage_95": float("nan"),
+          "baseline_coverage_95": float("nan")}
+    assert fc.describe_backtest(bt, "D") == ("nothing beat repeating the last week; the 95 % band could not be "
+                                             "checked in 3 backtests")
