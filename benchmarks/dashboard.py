@@ -49,7 +49,7 @@ from benchmarks._machine import machine  # noqa: E402
 from services.scope import system_scope  # noqa: E402
 from benchmarks._server import exit_cleanly_on_sigterm, wait_ready  # noqa: E402
 from app.settings import Settings  # noqa: E402
-from layouts.ids import PARTNER, SHELL  # noqa: E402
+from layouts.ids import BUILDS, PARTNER, SHELL  # noqa: E402
 from services.store.embedded import EmbeddedValkey  # noqa: E402
 from services.container import build_services  # noqa: E402
 from services.demo.seeding import seed_store  # noqa: E402
@@ -60,7 +60,10 @@ PARTNER_MODES = ("all", "one")
 FILTERS_PROP = f"{SHELL.FILTERS}.data"
 # Input values other than the filters, as the browser holds them after the first load (the
 # one-partner view's partner is set to the measured partner in main()).
-OTHER_VALUES = {f"{SHELL.TICK}.n_intervals": 1, f"{SHELL.THEME}.data": "light", f"{PARTNER.ID}.data": None}
+OTHER_VALUES = {f"{SHELL.TICK}.n_intervals": 1, f"{SHELL.THEME}.data": "light", f"{PARTNER.ID}.data": None,
+                f"{BUILDS.FORECAST_POLL}.n_intervals": 0,
+                # the builds table's first block of rows, newest first, as AG Grid asks for it
+                f"{BUILDS.GRID}.getRowsRequest": {"startRow": 0, "endRow": 100, "sortModel": [], "filterModel": {}}}
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 CHROME_ARGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,1000",
@@ -154,7 +157,8 @@ def callback_names(settings: Settings) -> dict[str, tuple[str, str]]:
         func = entry.get("callback")
         inner = getattr(func, "__wrapped__", func)
         module = (getattr(inner, "__module__", "") or "").rsplit(".", 1)[-1]
-        names[output] = (module, getattr(inner, "__name__", output))
+        # module.function: several pages name their redraw `refresh`
+        names[output] = (module, f"{module}.{getattr(inner, '__name__', output)}")
     return names
 
 
@@ -232,12 +236,15 @@ FIRST_VIEW_PAGES = {"operations": "/operations", "executive": "/", "builds": "/b
                     "partner": "/partners/{partner}", "assets": "/assets", "capacity": "/capacity"}
 
 
-def measure_first_view(base: str, partner: str, client: redis.Redis, prefix: str, repeats: int) -> dict:
+def measure_first_view(base: str, partner: str, client: redis.Redis, prefix: str, repeats: int,
+                       only: set[str] | None = None) -> dict:
     """The first view of a page: `/_dash-layout` as the browser asks for it (the page's address as
     Referer), which draws every panel on the server — cold and cached, per range and partner mode."""
     session = requests.Session()
     out: dict = {}
     for page, path in FIRST_VIEW_PAGES.items():
+        if only and page not in only:
+            continue
         path = path.format(partner=partner)
         for rng in RANGES:
             for mode in PARTNER_MODES:
@@ -399,6 +406,10 @@ def main() -> None:
     parser.add_argument("--builds-per-day", type=int, default=5000)
     parser.add_argument("--repeats", type=int, default=15, help="requests per callback, range, partners, cold/cached")
     parser.add_argument("--page-runs", type=int, default=5, help="page loads cold and warm (0: skip the browser)")
+    parser.add_argument("--pages", default="",
+                        help="only these callback modules, comma-separated (e.g. partners,partner_view); default all")
+    parser.add_argument("--first-view-pages", default="",
+                        help=f"only these first views, comma-separated (of {', '.join(FIRST_VIEW_PAGES)}); default all")
     parser.add_argument("--aof", action="store_true",
                         help="append-only persistence for the store (default off: reads only, steadier figures)")
     args = parser.parse_args()
@@ -444,6 +455,9 @@ def main() -> None:
             deps = [d for d in dependencies.json() if not d.get("clientside_function")
                     and FILTERS_PROP not in d["output"]  # the URL → filters callback writes the store
                     and any(f"{i['id']}.{i['property']}" == FILTERS_PROP for i in d["inputs"] + d.get("state", []))]
+            if args.pages:
+                wanted = set(args.pages.split(","))
+                deps = [d for d in deps if names.get(d["output"], ("?",))[0] in wanted]
             if not deps:
                 raise RuntimeError("no server-side callback takes the filter store")
             partners = requests.get(base + "/api/v1/partners", timeout=30).json()["partners"]
@@ -479,9 +493,10 @@ def main() -> None:
                         worst_by_range[row["range"]] = {"p95_ms": row["cold"]["p95_ms"],
                                                         "callback": f"{row['callback']}, partners={row['partners']}"}
             figures["max_p95_cold_ops_exec_by_range"] = worst_by_range
-            figures["first_view"] = measure_first_view(base, partner, client, prefix, args.repeats)
+            figures["first_view"] = measure_first_view(base, partner, client, prefix, args.repeats,
+                                                       set(filter(None, args.first_view_pages.split(","))))
             figures["first_view_max_p95_cold_90d_ms"] = max(
-                figures["first_view"][page]["90d"][mode]["cold"]["p95_ms"] for page in FIRST_VIEW_PAGES
+                figures["first_view"][page]["90d"][mode]["cold"]["p95_ms"] for page in figures["first_view"]
                 for mode in figures["first_view"][page]["90d"])
             figures["first_view_max_p95_cold_by_page_ms"] = {
                 page: max(f["cold"]["p95_ms"] for by_mode in ranges.values() for f in by_mode.values())

@@ -28,7 +28,7 @@ from services.vocabulary import is_partner_id
 
 __all__ = ["register", "PartnerView", "FAILED_ROWS"]
 
-FAILED_ROWS = 50  # the recent failed builds listed
+FAILED_ROWS = 25  # the recent failed builds listed (each day holding one reads that day's batches)
 BODIES = (PARTNER.HEADER, PARTNER.KPIS, PARTNER.COMPARISON, PARTNER.BURN_DOWN, PARTNER.USAGE,
           PARTNER.SIGNATURE_NOTE, PARTNER.FAILED_NOTE, PARTNER.ASSET_NOTE)
 GRIDS = (PARTNER.SIGNATURE_GRID, PARTNER.FAILED_GRID, PARTNER.ASSET_GRID, PARTNER.HISTORY_GRID)

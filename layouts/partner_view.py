@@ -100,7 +100,7 @@ def layout(partner_id: str, content: dict | None = None, grids: dict | None = No
                   "partner-signatures.csv", "signature"), content)), className="mb-3"),
         dbc.Row(dbc.Col(_table_panel(
             "partner-failed-builds", "Recent failed builds",
-            "Its last 50 failed builds of the period, newest first, with the signature each belongs to.",
+            "Its last 25 failed builds of the period, newest first, with the signature each belongs to.",
             PARTNER.FAILED_NOTE, PARTNER.FAILED_CSV,
             _grid(PARTNER.FAILED_GRID, FAILED_COLUMNS, grids.get(PARTNER.FAILED_GRID, []), 280,
                   "partner-failed-builds.csv", "build_id"), content)), className="mb-3"),

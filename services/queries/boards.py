@@ -121,8 +121,9 @@ class Dashboards:
     def builds(self, scope: Scope, **query) -> dict:
         return self.intelligence.builds(scope, ready_only=True, **query)
 
-    def recent_builds(self, scope: Scope, **query) -> dict:
-        return self.intelligence.recent_builds(scope, ready_only=True, **query)
+    def recent_builds(self, scope: Scope, *, filters: dict | None = None, limit: int = 50) -> dict:
+        return self._cached("recent_builds", scope, lambda: self.intelligence.recent_builds(
+            scope, filters=filters, limit=limit, ready_only=True), key=(*scope.cache_key(), filters, limit))
 
     def series(self, scope: Scope, metric: str, step_s: int | None = None) -> dict:
         return self._cached(f"series:{metric}:{step_s}", scope, lambda: self.queries.series(metric, scope, step_s))

@@ -543,19 +543,40 @@ class BuildLog:
             by_day.setdefault(day, []).append(pos)
         events: dict[tuple[int, int], dict] = {}
         for day, positions in by_day.items():
-            finished = self._day_events(day, max(positions) + 1)
+            offset, finished = self._day_events(day, max(positions) + 1, min(positions))
             for pos in positions:
-                events[(day, pos)] = finished[pos]
+                events[(day, pos)] = finished[pos - offset]
         picked = [events[(day, pos)] for day, pos in zip(table.day.tolist(), table.pos.tolist())]
         return [dict(zip(BUILD_COLUMNS, row)) for row in _finished_rows(picked)]
 
-    def _day_events(self, day: int, needed: int) -> list[dict]:
-        """The day's finished events, at least `needed` of them: what this process holds of a recent
-        day when that reaches far enough, else the partition."""
+    def _day_events(self, day: int, needed: int, lowest: int = 0) -> tuple[int, list[dict]]:
+        """(position of the first, the day's finished events from there on), covering positions
+        `lowest` up to `needed` − 1: what this process holds of a recent day when that reaches far
+        enough; else, for a stored day whose facts match the partition, its last batches only, read
+        from the end until they reach `lowest` (the newest builds of a day are its last batches:
+        a page of recent builds does not read the whole day); else the whole partition."""
         with self._lock:
             recent = self._recent.get(day)
             if recent is not None and len(recent.finished) >= needed:
-                return recent.finished
+                return 0, recent.finished
+            stored = self._stored.get(day)
         f_key = self._partition_keys(day)[0]
-        return [e for chunk in self.store.run(lambda c: c.lrange(f_key, 0, -1)) for e in orjson.loads(chunk)]
+        if stored is not None and lowest > 0:
+            (_, batches, *_), table = stored
+            total, count = len(table), 8
+            while count < batches:
+                def tail(client, count=count):
+                    pipe = client.pipeline(transaction=False)
+                    pipe.llen(f_key)
+                    pipe.lrange(f_key, -count, -1)
+                    return pipe.execute()
+
+                length, chunks = self.store.run(tail)
+                if length != batches:  # a late batch since the facts were built: positions moved
+                    break
+                events = [e for chunk in chunks for e in orjson.loads(chunk)]
+                if total - len(events) <= lowest:
+                    return total - len(events), events
+                count *= 4
+        return 0, [e for chunk in self.store.run(lambda c: c.lrange(f_key, 0, -1)) for e in orjson.loads(chunk)]
 

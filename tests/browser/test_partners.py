@@ -84,7 +84,9 @@ def test_one_partner_view_draws_every_panel_with_the_services_figures_and_its_cs
     pid = rows[0]["partner_id"]  # the partner with the most builds
     profile = seeded.partners.profile(fleet, pid, rows)
     # (reading them builds the days' facts the page's table reads; the page lists ready days only)
-    expected = seeded.intelligence.builds(fleet.narrowed([pid]), filters={"status": "failed"}, end_row=50)
+    from callbacks.partner_view import FAILED_ROWS
+
+    expected = seeded.intelligence.builds(fleet.narrowed([pid]), filters={"status": "failed"}, end_row=FAILED_ROWS)
     dash_duo.start_server(dashboard)
     dash_duo.wait_for_page(dash_duo.server_url + f"/partners/{pid}?range=7d&refresh=off")
     for panel in PARTNER_PANEL_IDS:
@@ -107,7 +109,7 @@ def test_one_partner_view_draws_every_panel_with_the_services_figures_and_its_cs
     wait_until(lambda: target.exists() and target.stat().st_size > 0, message="the CSV download")
     with target.open(encoding="utf-8-sig") as f:
         failed = list(csv.DictReader(f))
-    assert len(failed) == min(50, expected["total"]) and all(r["Signature"] for r in failed)
+    assert len(failed) == min(FAILED_ROWS, expected["total"]) and all(r["Signature"] for r in failed)
     assert {r["Build"] for r in failed} == {r["build_id"] for r in expected["rows"]}
     assert dash_duo.get_logs() == [], "browser console errors"
 

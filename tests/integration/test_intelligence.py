@@ -883,3 +883,35 @@ def test_a_forecast_fitted_before_its_history_arrived_is_fitted_again(services):
                                  + ":pending")
     assert services.forecasts.enqueue("builds", "1d", None)
     assert forecaster.run_once() == 0
+
+
+def test_recent_builds_of_a_stored_day_read_only_its_last_batches_and_survive_a_late_batch(services):
+    """A stored day ingested in many small batches: the newest builds are read from the day's last
+    batches, and a batch arriving after its facts were built moves nothing."""
+    rng = random.Random(5)
+    day = (int(time.time()) // DAY - 4) * DAY
+    builds = []
+    for i in range(120):
+        status = "failed" if i % 3 == 0 else "success"
+        builds.append(build_events(rng, f"tail-{i:03d}", "acme-bank", day + 600 + i * 600, status=status,
+                                   build_type="release", failed_stage="compilation" if status == "failed" else None,
+                                   message="Compilation failed in Foo.kt:12" if status == "failed" else None))
+    for i in range(0, 120, 3):  # 40 batches of three builds, in time order
+        services.ingest.ingest_batch([e for b in builds[i:i + 3] for e in b])
+    scope = system_scope(day, day + DAY)
+    finished = sorted((b[-1] for b in builds), key=lambda e: -e["ts"])
+    failed = [e for e in finished if e["status"] == "failed"]
+    services.intelligence.builds(scope, end_row=0)  # builds and stores the day's facts
+    for limit in (1, 7, 40):
+        recent = services.intelligence.recent_builds(scope, filters={"status": "failed"}, limit=limit)
+        assert [r["build_id"] for r in recent["rows"]] == [e["build_id"] for e in failed[:limit]], limit
+        assert all(r["error_message"] == "Compilation failed in Foo.kt:12" for r in recent["rows"])
+    newest = services.intelligence.builds(scope, end_row=5)["rows"]
+    assert [r["build_id"] for r in newest] == [e["build_id"] for e in finished[:5]]
+    # a late build of that day: the stored facts no longer match the partition, rows are still right
+    late = build_events(rng, "tail-late", "acme-bank", day + 30, status="failed", build_type="debug",
+                        failed_stage="compilation", message="late")
+    services.ingest.ingest_batch(late)
+    again = services.intelligence.recent_builds(scope, filters={"status": "failed"}, limit=40)
+    ids = [r["build_id"] for r in again["rows"]]
+    assert ids[:39] == [e["build_id"] for e in failed[:39]]
