@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 __all__ = ["SHELL", "OPS", "EXEC", "LIVE", "BUILDS", "PANEL_IDS", "BUILDS_PANEL_IDS", "ASSETS", "ASSETS_PANEL_IDS",
-           "CAPACITY", "CAPACITY_PANEL_IDS"]
+           "CAPACITY", "CAPACITY_PANEL_IDS", "PARTNERS", "PARTNERS_PANEL_IDS", "PARTNER", "PARTNER_PANEL_IDS"]
 
 
 class SHELL:
