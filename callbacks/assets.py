@@ -2,13 +2,12 @@
 and a sentence. Every read is scoped: a partner manager sees their partners only."""
 from __future__ import annotations
 
-from urllib.parse import urlencode
 
 from dash import Input, Output, State, dcc, html
 
 from callbacks.filters import filters_scope
 from callbacks.operations import GRAPH_CONFIG
-from callbacks.tables import bind_csv_export
+from callbacks.tables import bind_csv_export, export_href
 from layouts import asset_figures as figs
 from layouts import assets as assets_layout
 from layouts.figures import format_bytes
@@ -122,10 +121,7 @@ class AssetsPanels:
 
     def export_href(self, filters) -> str:
         """The assets dataset export for the page's period and partners."""
-        scope = self.scope(filters)
-        args = [("from", f"{scope.start:.0f}"), ("to", f"{scope.end:.0f}")]
-        args += [("partner", p) for p in scope.partner_list() or []]
-        return "/api/v1/export/assets.csv?" + urlencode(args)
+        return export_href("assets", self.scope(filters))
 
     def page(self, filters: dict, theme: str):
         """The whole page, drawn for the filters and theme."""

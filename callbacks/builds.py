@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timezone
-from urllib.parse import urlencode
 
 import dash
 import dash_bootstrap_components as dbc
 from dash import Input, Output, State, dcc, html
 
 from callbacks.filters import filters_scope
-from callbacks.tables import bind_csv_export
+from callbacks.tables import bind_csv_export, export_href
 from callbacks.operations import GRAPH_CONFIG
 from layouts import builds as builds_layout
 from layouts import series_figures as figs
@@ -269,10 +268,7 @@ class BuildsPanels:
         return {"rowData": rows, "rowCount": page["total"]}
 
     def export_href(self, filters) -> str:
-        scope = self.scope(filters)
-        args = [("from", f"{scope.start:.0f}"), ("to", f"{scope.end:.0f}")]
-        args += [("partner", p) for p in scope.partner_list() or []]
-        return "/api/v1/export/builds.csv?" + urlencode(args)
+        return export_href("builds", self.scope(filters))
 
     def page(self, filters: dict, theme: str):
         """The whole page with every panel drawn (the builds table fills itself from the server)."""

@@ -5,13 +5,12 @@ scope, so a partner manager sees their partners' throughput only."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from urllib.parse import urlencode
 
 from dash import Input, Output, State, dcc, html
 
 from callbacks.filters import filters_scope
 from callbacks.operations import GRAPH_CONFIG
-from callbacks.tables import bind_csv_export
+from callbacks.tables import bind_csv_export, export_href
 from layouts import capacity as capacity_layout
 from layouts import capacity_figures as figs
 from layouts.ids import CAPACITY, SHELL
@@ -166,8 +165,7 @@ class CapacityPanels:
 
     def export_href(self, filters) -> str:
         """The Full export link: the `system` dataset of the page's period."""
-        scope = self.scope(filters)
-        return "/api/v1/export/system.csv?" + urlencode([("from", f"{scope.start:.0f}"), ("to", f"{scope.end:.0f}")])
+        return export_href("system", self.scope(filters), partners=False)
 
     def page(self, filters: dict, theme: str):
         """The whole page with every panel drawn (the first view)."""

@@ -5,7 +5,6 @@ outside it is shown as missing, whether it exists or not."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from urllib.parse import urlencode
 
 import dash_bootstrap_components as dbc
 from dash import Input, Output, State, dcc, html
@@ -14,7 +13,7 @@ from callbacks.builds import signature_rows
 from callbacks.filters import check_filters, filters_scope
 from callbacks.operations import GRAPH_CONFIG
 from callbacks.partners import projection_text
-from callbacks.tables import bind_csv_export
+from callbacks.tables import bind_csv_export, export_href
 from layouts import partner_figures as figs
 from layouts import partner_view as view_layout
 from layouts.figures import format_duration
@@ -176,10 +175,8 @@ class PartnerView:
     def hrefs(self, filters, partner_id: str) -> tuple[str, str]:
         """(the fleet page with the same filters but no partner, the partner's builds export)."""
         checked = check_filters(filters)
-        fleet, one = self.scopes(filters, partner_id)
-        args = [("from", f"{one.start:.0f}"), ("to", f"{one.end:.0f}"), ("partner", partner_id)]
-        return ("/partners" + filters_query({**checked, "partners": []}),
-                "/api/v1/export/builds.csv?" + urlencode(args))
+        _, one = self.scopes(filters, partner_id)
+        return "/partners" + filters_query({**checked, "partners": []}), export_href("builds", one)
 
     def page(self, filters: dict, theme: str, partner_id: str):
         """The whole view drawn (or the missing-partner view)."""
@@ -187,9 +184,9 @@ class PartnerView:
         if drawn is None:
             return view_layout.missing(self.hrefs(filters, "x")[0])
         content, grids = drawn
-        fleet_href, export_href = self.hrefs(filters, partner_id)
+        fleet_href, builds_href = self.hrefs(filters, partner_id)
         return view_layout.layout(partner_id, content=content, grids=grids, fleet_href=fleet_href,
-                                  export_href=export_href)
+                                  export_href=builds_href)
 
 
 def register(app, services) -> PartnerView:

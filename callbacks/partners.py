@@ -3,12 +3,11 @@ grid rows and sentences. Every read is scoped: a partner manager sees their part
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from urllib.parse import urlencode
 
 from dash import Input, Output, State, dcc, html
 
 from callbacks.filters import filters_scope
-from callbacks.tables import bind_csv_export
+from callbacks.tables import bind_csv_export, export_href
 from callbacks.operations import GRAPH_CONFIG
 from layouts import partner_figures as figs
 from layouts import partners as partners_layout
@@ -119,10 +118,7 @@ class PartnersPanels:
                        className="mb-0")
 
     def export_href(self, filters) -> str:
-        scope = self.scope(filters)
-        args = [("from", f"{scope.start:.0f}"), ("to", f"{scope.end:.0f}")]
-        args += [("partner", p) for p in scope.partner_list() or []]
-        return "/api/v1/export/partners.csv?" + urlencode(args)
+        return export_href("partners", self.scope(filters))
 
     def page(self, filters: dict, theme: str):
         """The fleet view, or the one-partner view when exactly one partner is selected."""
