@@ -7,7 +7,7 @@ import dash_bootstrap_components as dbc
 from dash import html
 
 from layouts.ids import ASSETS
-from layouts.panels import csv_button, panel
+from layouts.panels import panel, table_tools
 
 __all__ = ["layout", "TABLE_COLUMNS"]
 
@@ -84,10 +84,7 @@ def layout(content: dict | None = None, table_rows: list[dict] | None = None, ex
                               "seconds); Full export: one row per processed asset.",
                               ASSETS.TABLE + "-body", min_height=200, body=[
                                   html.Div(content.get(ASSETS.TABLE_NOTE), id=ASSETS.TABLE_NOTE),
-                                  html.Div([html.A([html.I(className="bi bi-box-arrow-down me-1"), "Full export"],
-                                                   id=ASSETS.EXPORT, href=export_href, target="_blank",
-                                                   className="btn btn-sm btn-outline-secondary me-2"),
-                                            csv_button(ASSETS.TABLE_CSV)], className="text-end mb-2"),
+                                  table_tools(ASSETS.TABLE_CSV, ASSETS.EXPORT, export_href),
                                   dag.AgGrid(id=ASSETS.TABLE, columnDefs=TABLE_COLUMNS, rowData=table_rows or [],
                                              getRowId=_row_id(),
                                              # CSV carries the raw numbers, not the on-screen formatting

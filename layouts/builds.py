@@ -7,7 +7,7 @@ import dash_bootstrap_components as dbc
 from dash import dcc, html
 
 from layouts.ids import BUILDS
-from layouts.panels import csv_button, panel
+from layouts.panels import csv_button, panel, table_tools
 
 __all__ = ["layout", "SIGNATURE_COLUMNS", "BUILD_COLUMNS", "GRID_BLOCK_ROWS"]
 
@@ -113,10 +113,7 @@ def layout(content: dict | None = None, signature_rows: list[dict] | None = None
                               "Every finished build of the period, newest first (or by duration); filter by partner, "
                               "type, status, stage, category or signature (set by a click above). CSV: the rows loaded here; Full export: every row.",
                               BUILDS.GRID + "-body", min_height=200, body=[
-                                  html.Div([html.A([html.I(className="bi bi-box-arrow-down me-1"), "Full export"],
-                                                   id=BUILDS.EXPORT, href=export_href, target="_blank",
-                                                   className="btn btn-sm btn-outline-secondary me-2"),
-                                            csv_button(BUILDS.GRID_CSV)], className="text-end mb-2"),
+                                  table_tools(BUILDS.GRID_CSV, BUILDS.EXPORT, export_href),
                                   dag.AgGrid(id=BUILDS.GRID, columnDefs=BUILD_COLUMNS, rowModelType="infinite",
                                              getRowId="params.data.build_id",
                                              defaultColDef={"sortable": False, "resizable": True, "minWidth": 90,

@@ -7,7 +7,7 @@ import dash_bootstrap_components as dbc
 from dash import html
 
 from layouts.ids import CAPACITY
-from layouts.panels import csv_button, panel
+from layouts.panels import panel, table_tools
 
 __all__ = ["layout", "SLA_COLUMNS"]
 
@@ -82,10 +82,7 @@ def layout(content: dict | None = None, sla_rows: list[dict] | None = None, expo
                               "CSV: this table; Full export: the system dataset (every stored bucket).",
                               CAPACITY.SLA_GRID + "-body", min_height=200, body=[
                                   html.Div(content.get(CAPACITY.SLA_NOTE), id=CAPACITY.SLA_NOTE),
-                                  html.Div([html.A([html.I(className="bi bi-box-arrow-down me-1"), "Full export"],
-                                                   id=CAPACITY.EXPORT, href=export_href, target="_blank",
-                                                   className="btn btn-sm btn-outline-secondary me-2"),
-                                            csv_button(CAPACITY.SLA_CSV)], className="text-end mb-2"),
+                                  table_tools(CAPACITY.SLA_CSV, CAPACITY.EXPORT, export_href),
                                   dag.AgGrid(id=CAPACITY.SLA_GRID, columnDefs=SLA_COLUMNS, rowData=sla_rows or [],
                                              getRowId="String(params.data.ts)",
                                              defaultColDef={"sortable": True, "filter": True, "resizable": True,

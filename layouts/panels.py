@@ -4,7 +4,7 @@ from __future__ import annotations
 import dash_bootstrap_components as dbc
 from dash import dcc, html
 
-__all__ = ["panel", "csv_button", "empty_state", "error_state", "kpi_tile"]
+__all__ = ["panel", "csv_button", "table_tools", "empty_state", "error_state", "kpi_tile"]
 
 
 def panel(data_panel: str, title: str, explanation: str, body_id: str, *, body=None, content: dict | None = None,
@@ -25,6 +25,14 @@ def csv_button(button_id: str):
     """The small "CSV" button above a table (its callback: callbacks.tables.bind_csv_export)."""
     return dbc.Button([html.I(className="bi bi-download me-1"), "CSV"], id=button_id, size="sm", color="secondary",
                       outline=True)
+
+
+def table_tools(csv_id: str, export_id: str, export_href: str):
+    """Above a table: the "Full export" link (the server-side dataset) and the "CSV" button (what the
+    table shows)."""
+    return html.Div([html.A([html.I(className="bi bi-box-arrow-down me-1"), "Full export"], id=export_id,
+                            href=export_href, target="_blank", className="btn btn-sm btn-outline-secondary me-2"),
+                     csv_button(csv_id)], className="text-end mb-2")
 
 
 def empty_state(message: str, detail: str | None = None):

@@ -7,7 +7,7 @@ import dash_bootstrap_components as dbc
 from dash import html
 
 from layouts.ids import PARTNERS
-from layouts.panels import csv_button, panel
+from layouts.panels import csv_button, panel, table_tools
 
 __all__ = ["layout", "RISK_COLUMNS", "TABLE_COLUMNS"]
 
@@ -95,10 +95,7 @@ def layout(content: dict | None = None, risk_rows: list[dict] | None = None, tab
                               "Every partner with the period's builds, success rate and average build time, this "
                               "month's quota use and projection, churn risk and last build. CSV: what the table shows; "
                               "Full export: the partners dataset.", PARTNERS.TABLE + "-body", min_height=200, body=[
-                                  html.Div([html.A([html.I(className="bi bi-box-arrow-down me-1"), "Full export"],
-                                                   id=PARTNERS.EXPORT, href=export_href, target="_blank",
-                                                   className="btn btn-sm btn-outline-secondary me-2"),
-                                            csv_button(PARTNERS.TABLE_CSV)], className="text-end mb-2"),
+                                  table_tools(PARTNERS.TABLE_CSV, PARTNERS.EXPORT, export_href),
                                   _grid(PARTNERS.TABLE, TABLE_COLUMNS, table_rows or [], 420, "partners.csv",
                                         _EXPORT_KEYS),
                               ])), className="mb-3"),

@@ -16,7 +16,8 @@ from collections import defaultdict
 from services import sketch
 from services.analytics.capacity import HORIZON_S, error_budget, project_crossing
 from services.queries.reader import AUTO_STEPS, QueryService
-from services.queries.system import NET_SECONDS, PROBE_DOWN, PROBE_UP, read_buckets, series_windows, system_summary
+from services.queries.system import (NET_SECONDS, http_histogram, http_requests, probe_availability, read_buckets,
+                                     series_windows, system_summary)
 from services.scope import Scope, earliest_start
 from services.store import Store
 from services.store import fields as rf
@@ -43,19 +44,6 @@ def resource_value(name: str, fields: dict[str, float]) -> float | None:
         return total / seconds if seconds > 0 else None
     n = fields.get("n", 0.0)
     return fields.get(f"{_MEASURE[name]}:sum", 0.0) / n if n else None
-
-
-def _availability(fields: dict[str, float]) -> tuple[int, int, float | None]:
-    up, down = int(fields.get(PROBE_UP, 0)), int(fields.get(PROBE_DOWN, 0))
-    return up, down, (up / (up + down) if up + down else None)
-
-
-def _histogram(fields: dict[str, float]) -> dict[int, int]:
-    return {int(f[2:]): int(v) for f, v in fields.items() if f.startswith("h:")}
-
-
-def _requests(fields: dict[str, float]) -> int:
-    return int(sum(v for f, v in fields.items() if f.startswith("n:")))
 
 
 class CapacityService:
@@ -106,8 +94,8 @@ class CapacityService:
         hist: dict[int, int] = defaultdict(int)
         requests = 0
         for fields in read_buckets(self.store, "http", cover.buckets):
-            requests += _requests(fields)
-            for index, count in _histogram(fields).items():
+            requests += http_requests(fields)
+            for index, count in http_histogram(fields).items():
                 hist[index] += count
         (p95_s,) = sketch.quantiles(hist, (0.95,))
         period_s = max(0.0, min(cover.end, now) - cover.start)
@@ -115,12 +103,12 @@ class CapacityService:
         _, http_windows = series_windows(self.store, "http", start, end, now, step)
         buckets = []
         for (ts, sys_fields), (_, http_fields) in zip(sys_windows, http_windows):
-            up, down, availability = _availability(sys_fields)
-            (p95,) = sketch.quantiles(_histogram(http_fields), (0.95,))
+            up, down, availability = probe_availability(sys_fields)
+            (p95,) = sketch.quantiles(http_histogram(http_fields), (0.95,))
             p95_ms = None if p95 is None else p95 * 1000
             buckets.append({"ts": ts, "probes_up": up, "probes_down": down, "availability": availability,
                             "availability_met": None if availability is None else availability >= self.slo_availability,
-                            "requests": _requests(http_fields), "p95_ms": p95_ms,
+                            "requests": http_requests(http_fields), "p95_ms": p95_ms,
                             "latency_met": None if p95_ms is None else p95_ms <= self.slo_latency_p95_ms})
         p95_ms = None if p95_s is None else p95_s * 1000
         measured = [b for b in buckets if b["latency_met"] is not None]

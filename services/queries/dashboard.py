@@ -5,6 +5,7 @@ from collections import defaultdict
 from datetime import datetime, timezone
 
 from services import sketch
+from services.analytics.assets import group_combinations, measures_row
 from services.store import fields
 from services.vocabulary import FINISH_STATUSES, STAGES, TIERS
 from services.queries.reader import QueryService, Totals
@@ -76,22 +77,17 @@ class DashboardData:
     def asset_table(self, scope: Scope) -> list[dict]:
         """One row per asset type × format × density: counts, bytes, compression, quality, time."""
         totals = self.queries.totals(cover_range(scope.start, scope.end, self.queries.clock()), scope, kinds=("a",))
-        groups: dict[tuple[str, str, str], dict[str, float]] = defaultdict(dict)
-        for field, value in totals.a.items():
-            measure, dims = fields.parse_asset(field)
-            groups[dims][measure] = value
         rows = []
-        for (asset_type, fmt, density), m in sorted(groups.items()):
-            n, original, output = m.get("n", 0), m.get("ob", 0), m.get("wb", 0)
-            if not n:
+        for (asset_type, fmt, density), sums in sorted(group_combinations(totals.a).items()):
+            m = measures_row(sums)
+            if not m["assets"]:
                 continue
+            ratio = m["compression_ratio"]
             rows.append({
-                "asset_type": asset_type, "format": fmt, "density": density, "processed": int(n),
-                "original_bytes": int(original), "output_bytes": int(output),
-                "bytes_saved": int(original - output),
-                "compression_ratio": round(1 - output / original, 4) if original else None,
-                "quality_avg": round(m.get("q", 0) / n, 2),
-                "duration_avg_s": round(m.get("ds", 0) / n, 3),
+                "asset_type": asset_type, "format": fmt, "density": density, "processed": m["assets"],
+                "original_bytes": m["original_bytes"], "output_bytes": m["output_bytes"],
+                "bytes_saved": m["saved_bytes"], "compression_ratio": None if ratio is None else round(ratio, 4),
+                "quality_avg": round(m["quality_avg"], 2), "duration_avg_s": round(m["duration_avg_s"], 3),
             })
         return rows
 

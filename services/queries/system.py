@@ -27,6 +27,7 @@ from services.store import STORE_ERRORS, Store, StoreUnavailable
 from services.timerange import cover_range
 
 __all__ = ["SYSTEM_MEASURES", "PROBE_UP", "PROBE_DOWN", "NET_SECONDS", "write_system_sample", "write_probe_counts",
+           "http_histogram", "http_requests", "probe_availability",
            "system_summary", "HttpStats", "http_series", "system_series", "series_step", "series_windows",
            "read_buckets"]
 
@@ -44,6 +45,22 @@ for i = 1, #KEYS do
   if not cur or tonumber(cur) < tonumber(ARGV[2]) then redis.call('HSET', KEYS[i], ARGV[1], ARGV[2]) end
 end
 """
+
+
+def http_histogram(fields: dict[str, float]) -> dict[int, int]:
+    """The latency histogram (sketch bucket index → requests) of an `http` bucket's fields."""
+    return {int(f[2:]): int(v) for f, v in fields.items() if f.startswith("h:")}
+
+
+def http_requests(fields: dict[str, float]) -> int:
+    """The requests (every status class) of an `http` bucket's fields."""
+    return int(sum(v for f, v in fields.items() if f.startswith("n:")))
+
+
+def probe_availability(fields: dict[str, float]) -> tuple[int, int, float | None]:
+    """(probes up, probes down, up ÷ all — None without a probe) of a `sys` bucket's fields."""
+    up, down = int(fields.get(PROBE_UP, 0)), int(fields.get(PROBE_DOWN, 0))
+    return up, down, (up / (up + down) if up + down else None)
 
 
 def write_system_sample(store: Store, sample: dict, ts: float) -> None:
@@ -121,9 +138,8 @@ def system_summary(store: Store, start: float, end: float, now: float) -> dict:
             else:
                 total[field] += value
     n = int(total.get("n", 0))
-    up, down = int(total.get(PROBE_UP, 0)), int(total.get(PROBE_DOWN, 0))
-    out: dict = {"samples": n, "probes_up": up, "probes_down": down,
-                 "availability": up / (up + down) if up + down else None}
+    up, down, availability = probe_availability(total)
+    out: dict = {"samples": n, "probes_up": up, "probes_down": down, "availability": availability}
     for measure in SYSTEM_MEASURES:
         out[f"{measure}_avg"] = total[f"{measure}:sum"] / n if n else None
         out[f"{measure}_max"] = peaks.get(measure) if n else None
@@ -221,9 +237,8 @@ def http_series(store: Store, start: float, end: float, now: float, step_s: int 
     step, windows = _series(store, "http", start, end, now, step_s)
     rows = []
     for t, m in windows:
-        hist = {int(f[2:]): int(v) for f, v in m.items() if f.startswith("h:")}
-        total = int(sum(v for f, v in m.items() if f.startswith("n:")))
-        p50, p95, p99 = sketch.quantiles(hist, (0.5, 0.95, 0.99))
+        total = http_requests(m)
+        p50, p95, p99 = sketch.quantiles(http_histogram(m), (0.5, 0.95, 0.99))
         errors4, errors5 = int(m.get("n:4xx", 0)), int(m.get("n:5xx", 0))
         rows.append({"ts": t, "requests": total, "errors_4xx": errors4, "errors_5xx": errors5,
                      "requests_per_s": total / step, "errors_4xx_per_s": errors4 / step,
