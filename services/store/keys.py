@@ -185,6 +185,34 @@ class Keys:
         with a unique `change_id`); expires with the raw events' retention (services/alerting)."""
         return f"{self.tag}:alert:hist:{day}"
 
+    def alert_delivery_queue(self) -> str:
+        """Sorted set of queued alert notification ids, score = when each is due (while one is being
+        delivered: the end of its lease, so a claim never finished is due again; services/alerting)."""
+        return f"{self.tag}:alert:dlv:queue"
+
+    def alert_delivery_items(self) -> str:
+        """Hash notification id -> JSON of a queued alert notification (receiver, kind, url, body …)."""
+        return f"{self.tag}:alert:dlv:items"
+
+    def alert_delivery_state(self) -> str:
+        """Hash of the queued notifications' delivery state: `a:<id>` claims so far, `l:<id>` the token
+        of the current claim's lease, `r:<id>` JSON of the last attempt's result."""
+        return f"{self.tag}:alert:dlv:state"
+
+    def alert_delivery_done(self) -> str:
+        """Sorted set of finished notification ids (delivered, rejected or expired), score = when;
+        members older than the queue's max age are trimmed, so a re-enqueue never sends twice."""
+        return f"{self.tag}:alert:dlv:done"
+
+    def alert_delivery_totals(self) -> str:
+        """Hash outcome (delivered, rejected, expired, retried) -> count of notifications / attempts."""
+        return f"{self.tag}:alert:dlv:totals"
+
+    def alert_delivery_attempts(self, day: str) -> str:
+        """Sorted set of one UTC day's notification delivery attempts (score = the attempt's ts,
+        member = JSON with a unique `attempt_id`); expires with the retention."""
+        return f"{self.tag}:alert:dlv:attempts:{day}"
+
     def script_anchor(self) -> str:
         """The key passed to the ingest script so a cluster routes it to the right slot."""
         return f"{self.tag}:ingest"
