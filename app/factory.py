@@ -7,11 +7,10 @@ import logging
 
 import dash
 import flask
-import orjson
-from dash._utils import to_json as dash_to_json
 from flask import Flask
 
 from app import auth, guard, observability, ws
+from app.dash_json import dash_json, install_callback_encoder
 from app.api import BLUEPRINTS, install_app_handlers, json_response
 from app.openapi import openapi_document
 from app.settings import Settings
@@ -47,6 +46,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
     import callbacks
     from callbacks import shell as shell_callbacks
+    install_callback_encoder()
     app = _Dash(
         __name__, server=server, use_pages=True, pages_folder="", title="LuluPay Analytics",
         assets_folder=str(_assets_folder()), serve_locally=True, suppress_callback_exceptions=True,
@@ -83,37 +83,12 @@ def freeze_startup_objects() -> int:
     return gc.get_freeze_count()
 
 
-# What plotly's JSON encoder escapes (plotly.io._json): the same bytes on the wire as Dash's own.
-_JSON_ESCAPES = (("<", "\\u003c"), (">", "\\u003e"), ("/", "\\u002f"), ("\u2028", "\\u2028"), ("\u2029", "\\u2029"))
-
-
-def layout_json(value) -> str:
-    """The layout as JSON, as Dash's `to_json` writes it, ~5× faster: orjson walks the tree in C and
-    asks Python only for each component's `to_plotly_json()`. Dash's encoder (plotly's) first walks
-    every value of every figure in Python — ~50 ms of the Operations page's ~85 ms first view. A
-    value orjson cannot take goes to Dash's encoder as before."""
-    def component(obj):
-        if hasattr(obj, "to_plotly_json"):
-            return obj.to_plotly_json()
-        raise TypeError(type(obj).__name__)
-
-    try:
-        text = orjson.dumps(value, default=component,
-                            option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS).decode()
-    except TypeError:
-        return dash_to_json(value)
-    for unsafe, safe in _JSON_ESCAPES:
-        if unsafe in text:
-            text = text.replace(unsafe, safe)
-    return text
-
-
 class _Dash(dash.Dash):
     """Dash, with the layout (every page's first view, drawn panels included) serialised by
-    layout_json."""
+    dash_json."""
 
     def serve_layout(self):
-        response = self.backend.make_response(layout_json(self.get_layout()), mimetype="application/json")
+        response = self.backend.make_response(dash_json(self.get_layout()), mimetype="application/json")
         # drawn for the page in the Referer and the theme in the cookie: never one visitor's for another
         response.headers["Cache-Control"] = "no-store"
         response.headers["Vary"] = "Referer, Cookie"

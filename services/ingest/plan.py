@@ -45,6 +45,8 @@ class WritePlan:
     push_exat: dict[str, int] = field(default_factory=dict)
     rollups: dict[str, dict[str, float]] = field(default_factory=dict)
     rollup_exat: dict[str, int] = field(default_factory=dict)
+    # generation key of every (resolution, bucket) written -> expire-at (docs/storage.md, "Reads")
+    generations: dict[str, int] = field(default_factory=dict)
     index: dict[str, tuple[str, int, str]] = field(default_factory=dict)  # raw key -> (zset, score, member)
     live: list[list] = field(default_factory=list)
     # (signature, scope) -> [first ts, last ts, first example]; signature -> pattern
@@ -70,6 +72,8 @@ class WritePlan:
             "seen": [[k, list(ids), self.seen_exat[k]] for k, ids in self.seen.items()],
             "push": [[k, self.push_exat[k]] for k in self.push],
             "rollup": [[k, self.rollup_exat[k]] for k in self.rollups],
+            "gen": [[k, exat] for k, exat in self.generations.items()],
+            "token": token,
             "zadd": [list(self.index[k]) for k in self.push],
             "live": self.live,
             "sig": self._signature_ops(),
@@ -281,6 +285,8 @@ def _expand(slots: dict[tuple, dict[str, dict]], plan: WritePlan, keys: Keys) ->
         star: dict[tuple[str, int], dict] = {}
         upper = by_level[level + 1] if level + 1 < len(_RES) else None
         upper_step = _RES[level + 1][1] if upper is not None else 0
+        for bucket in {bucket for _, bucket, _ in entries}:
+            plan.generations[keys.rollup_generation(name, bucket)] = bucket + step + keep + _MARGIN_S
         for (kind, bucket, partner), fields in entries.items():
             exat = bucket + step + keep + _MARGIN_S
             if kind.endswith("*"):  # fields only the all-partner scope keeps

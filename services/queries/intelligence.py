@@ -259,20 +259,23 @@ class Intelligence:
 
     def recent_builds(self, scope: Scope, *, filters: dict | None = None, limit: int = 50,
                       ready_only: bool = False) -> dict:
-        """The newest `limit` finished builds of the scope under `filters`, read a UTC day at a time
-        from the period's end: a long period costs what its last days hold, not all of it.
-        {"rows", "days_pending"} (the days read whose facts were not ready, with `ready_only`)."""
+        """The newest `limit` finished builds of the scope under `filters`, read from the period's
+        end in runs of UTC days that double (1, 2, 4, … days): a long period costs what its last
+        days hold, not all of it, and a rare match (one partner's failures) costs a handful of round
+        trips, not one per day. {"rows", "days_pending"} (the days read whose facts were not ready,
+        with `ready_only`)."""
         aligned = self._aligned(scope, self.queries.clock())
         rows: list[dict] = []
         pending = 0
-        end = aligned.end
+        end, days = aligned.end, 1
         while end > aligned.start and len(rows) < limit:
-            start = max(aligned.start, (-(-end // _DAY_S) - 1) * _DAY_S)  # the UTC day holding the instant before `end`
+            # the `days` UTC days ending with the one holding the instant before `end`
+            start = max(aligned.start, (-(-end // _DAY_S) - days) * _DAY_S)
             page = self.builds(aligned.within(start, end), filters=filters, end_row=limit - len(rows),
                                ready_only=ready_only)
             rows += page["rows"]
             pending += page["days_pending"]
-            end = start
+            end, days = start, 2 * days
         return {"rows": rows, "days_pending": pending}
 
 

@@ -161,11 +161,16 @@ def delta_suffix(delta: bytes) -> bytes:
     return delta[i:] if i >= 0 else b""
 
 
+class _GenerationMoved(Exception):
+    """A bucket whose cached sums a read relied on changed before the read's lists were read."""
+
+
 class QueryService:
     """Queries over the store. Writes only to reap stale live builds and to compact settled rollup
     lists it has just read (read repair, through the same compare-and-set script as ingest)."""
 
     SETTLED_S = 120  # a bucket that ended this long ago is read-repaired when it holds 2+ deltas
+    GENERATION_TRIES = 3  # reads using cached sums under unchanged generations, before reading all lists
 
     def __init__(self, store: Store, *, live_window_s: int = 6 * 3600, clock: Callable[[], float] = time.time,
                  cache: BucketCache | None = None):
@@ -194,49 +199,106 @@ class QueryService:
         return zip(meta, self._sums(keys, meta))
 
     def _sums(self, keys: list[str], meta: list[tuple]) -> list[dict]:
-        """The sum of each rollup list (one atomic read; see `_read`)."""
+        """The sum of each rollup list: from the bucket cache for the buckets whose generation is
+        the one it was read under, the others read (one round trip for the generations, one for
+        the lists; see `_read`)."""
+        for _ in range(self.GENERATION_TRIES):
+            generations = self._generations({(res, bucket) for res, bucket, _, _ in meta})
+            out: list = [entry[1] if entry is not None and entry[2] is not None
+                         and entry[2] == generations.get((m[0], m[1])) else None
+                         for entry, m in zip(self.cache.get_many(keys), meta)]
+            todo = [i for i, fields in enumerate(out) if fields is None]
+            if not todo:  # all current at the moment the generations were read (one MGET)
+                return out
+            served = {(m[0], m[1]) for m, fields in zip(meta, out) if fields is not None}
+            try:
+                read = self._read([(keys[i], meta[i][2], meta[i][1] + _STEP[meta[i][0]], None) for i in todo],
+                                  generations=[generations.get((meta[i][0], meta[i][1])) for i in todo],
+                                  verify={b: generations[b] for b in served})
+            except _GenerationMoved:
+                continue  # a batch landed between the two reads: read again for one snapshot
+            for i, (fields, _) in zip(todo, read):
+                out[i] = fields
+            return out
         return [fields for fields, _ in self._read([(key, kind, bucket + _STEP[res], None)
                                                      for key, (res, bucket, kind, _) in zip(keys, meta)])]
 
-    def _read(self, items: list[tuple[str, str, int, bytes | None]], groups: list[int] | None = None
-              ) -> list[tuple[dict | None, bytes]]:
+    def _generations(self, buckets) -> dict[tuple[str, int], bytes]:
+        """(resolution, bucket) → the bucket's current generation (docs/storage.md, "Reads"), for
+        the buckets that have one (absent: written before generations, or expired)."""
+        buckets = list(buckets)
+        if not buckets:
+            return {}
+        generation = self.keys.rollup_generation
+        values = self.store.run(lambda c: c.mget([generation(res, bucket) for res, bucket in buckets]))
+        return {b: v for b, v in zip(buckets, values) if v is not None}
+
+    def _read(self, items: list[tuple[str, str, int, bytes | None]], groups: list[int] | None = None,
+              generations: list[bytes | None] | None = None,
+              verify: dict[tuple[str, int], bytes] | None = None) -> list[tuple[dict | None, bytes]]:
         """(sum, suffix of its last delta) of each (key, kind, bucket end, probe) item, read in one
         round trip (`groups`: runs read atomically, see Store.read_lists; default all at once).
 
         The sum comes from the bucket cache when the store confirms the list still ends with the
         cached delta, else the list is read, parsed and cached. A `probe` suffix is checked instead of
         the cached one: when the list still ends with it the item answers (None, probe). Lists of 2+
-        deltas whose bucket ended over SETTLED_S ago are compacted (read repair)."""
+        deltas whose bucket ended over SETTLED_S ago are compacted (read repair). `generations`: of
+        each item's bucket, read before this call — kept with what is cached (and with entries the
+        store confirmed), so the next read of an unchanged bucket needs no list check. `verify`:
+        buckets whose sums the caller took from the cache under these generations — read again with
+        the lists (in the last atomic call); raises _GenerationMoved (after caching what was read)
+        when one changed, as the caller's sums and these would not be one snapshot."""
+        generations = generations if generations is not None else [None] * len(items)
         cached = self.cache.get_many([item[0] for item in items])
         suffixes = [probe if probe is not None else (entry[0] if entry else b"")
                     for (_, _, _, probe), entry in zip(items, cached)]
-        replies = self.store.read_lists([item[0] for item in items], suffixes, groups)
+        verify_keys = [self.keys.rollup_generation(res, bucket) for res, bucket in verify] if verify else None
+        replies = self.store.read_lists([item[0] for item in items], suffixes, groups, verify_keys)
+        moved = False
+        if verify_keys:
+            moved = any(now != verify[b] for b, now in zip(verify, replies.pop()))
         settled_before = self.clock() - self.SETTLED_S
         out: list[tuple[dict | None, bytes]] = []
         repair = []
+        confirmed: tuple[list[str], list[bytes | None]] = ([], [])
         put = self.cache.put
-        for (key, kind, bucket_end, probe), entry, suffix, reply in zip(items, cached, suffixes, replies):
+        for (key, kind, bucket_end, probe), entry, suffix, reply, generation in zip(
+                items, cached, suffixes, replies, generations):
             if not isinstance(reply, list):  # 0: the list still ends with `suffix`
-                out.append((None, probe) if probe is not None else (entry[1], suffix))
+                if probe is not None:
+                    out.append((None, probe))
+                else:
+                    out.append((entry[1], suffix))
+                    if generation is not None:
+                        confirmed[0].append(key)
+                        confirmed[1].append(generation)
                 continue
             if not reply:
                 out.append((EMPTY, b""))
+                if generation is not None:  # no list in a bucket with a generation: none until it changes
+                    put(key, b"", EMPTY, generation=generation)
                 continue
             fields = sum_deltas(kind, reply)
             last = delta_suffix(reply[-1])
-            put(key, last, fields)
+            put(key, last, fields, generation=generation)
             out.append((fields, last))
             if len(reply) > 1 and bucket_end < settled_before:
-                repair.append((key, reply, fields))
+                repair.append((key, reply, fields, generation))
+        if confirmed[0]:
+            self.cache.set_generations(*confirmed)
         if repair:
             self._read_repair(repair)
+        if moved:
+            raise _GenerationMoved()
         return out
 
-    def _read_repair(self, lists: list[tuple[str, list[bytes], dict]]) -> None:
+    def _read_repair(self, lists: list[tuple[str, list[bytes], dict, bytes | None]]) -> None:
         """Compact lists just read into one delta each (the compare-and-set leaves a list alone if it
-        changed meanwhile), and keep the merged delta's suffix for those compacted."""
-        ops, sums = [], []
-        for key, deltas, fields in lists:
+        changed meanwhile), and keep the merged delta's suffix for those compacted (a compaction
+        keeps the sum: the bucket's generation stays what it was)."""
+        ops, sums, generations = [], [], []
+        for key, deltas, fields, generation in lists:
+            generations.append(generation)
             merged = dict(fields)
             merged[TOKEN_FIELD] = unique_token()
             ops.append((key, deltas, orjson.dumps(merged, option=orjson.OPT_NON_STR_KEYS)))
@@ -246,9 +308,9 @@ class QueryService:
         except StoreUnavailable as exc:  # the read already succeeded; compaction can wait
             log.debug("read repair skipped: %s", exc)
             return
-        for (key, _, blob), fields, flag in zip(ops, sums, flags):
+        for (key, _, blob), fields, flag, generation in zip(ops, sums, flags, generations):
             if flag:
-                self.cache.put(key, delta_suffix(blob), fields)
+                self.cache.put(key, delta_suffix(blob), fields, generation=generation)
 
     def totals(self, cover: Cover, scope: Scope, kinds: Iterable[str] = ("b", "bh", "a")) -> Totals:
         """Sum the rollups of `kinds` over a cover, for the scope's partners. Raises TooMuchWork
@@ -382,7 +444,10 @@ class QueryService:
         adds to a bucket adds to the coarser bucket holding it in the same atomic script, and
         compaction keeps sums. So a block costs one check instead of 60 (or 24) reads. A block and
         its coarser list are always read in one atomic call; for steps inside the block, the
-        block also keeps its window sums. (A sum with the bucket `None` is a whole window's.)"""
+        block also keeps its window sums. (A sum with the bucket `None` is a whole window's.)
+        Buckets and blocks held under their bucket's current generation need no check at all; the
+        read of the others re-reads those generations, and a change between the two starts over
+        (after GENERATION_TRIES, everything is checked list by list)."""
         level = next(i for i, r in enumerate(RESOLUTIONS) if r.name == res.name)
         parent = RESOLUTIONS[level + 1] if level + 1 < len(RESOLUTIONS) else None
         rollup = self.keys.rollup
@@ -398,49 +463,97 @@ class QueryService:
                     else:
                         loose.append((b, kind, scope))
                         b += res.step_s
+        for _ in range(self.GENERATION_TRIES):
+            try:
+                return self._fine_sums_read(res, parent, loose, blocks, step_s, True)
+            except _GenerationMoved:
+                continue  # a batch landed between the reads: again, for one snapshot
+        return self._fine_sums_read(res, parent, loose, blocks, step_s, False)
+
+    def _fine_sums_read(self, res: Resolution, parent: Resolution | None, loose: list, blocks: list, step_s: int,
+                        use_generations: bool) -> list[tuple[int | None, str, str, dict]]:
+        """`_fine_sums` of the loose buckets and blocks (see there)."""
+        rollup = self.keys.rollup
         out: list[tuple[int | None, str, str, dict]] = []
+        # Phase 0: the generations of every bucket read (loose ones, blocks' coarser ones): what is
+        # held of a bucket whose generation is unchanged is current without a check.
+        generations = self._generations({(res.name, b) for b, _, _ in loose}
+                                        | ({(parent.name, p) for p, _, _ in blocks} if blocks else set())) \
+            if use_generations else {}
+        served: dict[tuple[str, int], bytes] = {}
+        loose_keys = [rollup(res.name, k, b, sc) for b, k, sc in loose]
+        pending = []
+        for (b, k, sc), key, entry in zip(loose, loose_keys, self.cache.get_many(loose_keys)):
+            generation = generations.get((res.name, b))
+            if entry is not None and generation is not None and entry[2] == generation:
+                out.append((b, k, sc, entry[1]))
+                served[(res.name, b)] = generation
+            else:
+                pending.append(((b, k, sc), key, generation))
         # Phase 1: loose buckets and the checks of blocks held, in one call; blocks not held are
         # read whole, each with its coarser list, as their own atomic groups.
         held = self.cache.get_many([rollup(parent.name, k, p, sc) + ">" + res.name for p, k, sc in blocks]) \
             if blocks else []
-        items = [(rollup(res.name, k, b, sc), k, b + res.step_s, None) for b, k, sc in loose]
+        items = [(key, block[1], block[0] + res.step_s, None) for block, key, _ in pending]
+        item_generations = [generation for _, _, generation in pending]
         probes = []
+        missing = []
         for block, entry in zip(blocks, held):
-            if entry is not None:
-                p, k, sc = block
-                items.append((rollup(parent.name, k, p, sc), k, p + parent.step_s, entry[0]))
-                probes.append((block, entry))
-        missing = [block for block, entry in zip(blocks, held) if entry is None]
+            if entry is None:
+                missing.append(block)
+                continue
+            p, k, sc = block
+            generation = generations.get((parent.name, p))
+            if generation is not None and entry[2] == generation:
+                out.extend(self._block_sums(block, entry[1], res, step_s))
+                served[(parent.name, p)] = generation
+                continue
+            items.append((rollup(parent.name, k, p, sc), k, p + parent.step_s, entry[0]))
+            item_generations.append(None)
+            probes.append((block, entry))
         size = 1 + parent.step_s // res.step_s if parent is not None else 0
-        answers = self._read(items + self._block_items(res, parent, missing), [len(items)] + [size] * len(missing))
-        for (b, k, sc), (fields, _) in zip(loose, answers):
-            out.append((b, k, sc, fields))
+        block_items, block_generations = self._block_items(res, parent, missing, generations)
+        answers = self._read(items + block_items, [len(items)] + [size] * len(missing),
+                             item_generations + block_generations, verify=served)
+        for (block, _, _), (fields, _) in zip(pending, answers):
+            out.append((*block, fields))
         stale = []
-        for (block, entry), (fields, _) in zip(probes, answers[len(loose):len(items)]):
+        for (block, entry), (fields, _) in zip(probes, answers[len(pending):len(items)]):
             if fields is None:  # the coarser list is unchanged: the block is current
                 out.extend(self._block_sums(block, entry[1], res, step_s))
+                generation = generations.get((parent.name, block[0]))
+                if generation is not None:
+                    self.cache.set_generations([rollup(parent.name, block[1], block[0], block[2]) + ">" + res.name],
+                                               [generation])
             else:
                 stale.append(block)
-        blocks_read = self._store_blocks(res, parent, missing, answers[len(items):])
+        blocks_read = self._store_blocks(res, parent, missing, answers[len(items):], generations)
         if stale:  # Phase 2: blocks whose coarser list changed since they were read
-            again = self._read(self._block_items(res, parent, stale), [size] * len(stale))
-            blocks_read += self._store_blocks(res, parent, stale, again)
+            stale_items, stale_generations = self._block_items(res, parent, stale, generations)
+            again = self._read(stale_items, [size] * len(stale), stale_generations)
+            blocks_read += self._store_blocks(res, parent, stale, again, generations)
         for block, value in blocks_read:
             out.extend(self._block_sums(block, value, res, step_s))
         return out
 
-    def _block_items(self, res: Resolution, parent: Resolution, blocks: list[tuple[int, str, str]]) -> list:
-        items = []
+    def _block_items(self, res: Resolution, parent: Resolution, blocks: list[tuple[int, str, str]],
+                     generations: dict) -> tuple[list, list]:
+        """The items of whole-block reads (the coarser list, then its buckets) and their buckets'
+        generations."""
+        items, item_generations = [], []
         rollup = self.keys.rollup
         for p, k, sc in blocks:
             items.append((rollup(parent.name, k, p, sc), k, p + parent.step_s, None))
-            items.extend((rollup(res.name, k, b, sc), k, b + res.step_s, None)
-                         for b in range(p, p + parent.step_s, res.step_s))
-        return items
+            item_generations.append(generations.get((parent.name, p)))
+            for b in range(p, p + parent.step_s, res.step_s):
+                items.append((rollup(res.name, k, b, sc), k, b + res.step_s, None))
+                item_generations.append(None)  # not asked for: a child list is only read in its block
+        return items, item_generations
 
-    def _store_blocks(self, res: Resolution, parent: Resolution, blocks: list, answers: list) -> list:
+    def _store_blocks(self, res: Resolution, parent: Resolution, blocks: list, answers: list,
+                      generations: dict) -> list:
         """Blocks from atomic reads of [coarser list, its buckets...]; cached when the coarser list
-        has a token to check them by."""
+        has a token (or its bucket a generation) to check them by."""
         if not blocks:
             return []
         n = 1 + parent.step_s // res.step_s
@@ -452,7 +565,7 @@ class QueryService:
             value = {"children": children, "windows": {}}
             suffix = group[0][1]
             self.cache.put(rollup(parent.name, k, p, sc) + ">" + res.name, suffix, value,
-                           size=1 + sum(len(c) for c in children))
+                           size=1 + sum(len(c) for c in children), generation=generations.get((parent.name, p)))
             out.append(((p, k, sc), value))
         return out
 

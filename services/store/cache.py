@@ -18,16 +18,19 @@ log = logging.getLogger(__name__)
 
 
 class BucketCache:
-    """Per process: rollup key → (suffix of the list's last delta, sum of the list's deltas).
+    """Per process: rollup key → (suffix of the list's last delta, sum of the list's deltas, the
+    generation of its bucket when it was read).
 
-    An entry is used only after the store confirms, in the same round trip as the read, that the
-    list still ends with that delta (services/read_script.lua): appends always add a delta with a
-    fresh token and compactions keep the sum, so a late event invalidates the entry of its bucket
-    and nothing else. Least recently used entries go first once `max_fields` fields are held."""
+    An entry is used only after the store confirms that it is current: either its bucket's
+    generation is still the one read before the list was (every ingest batch sets the generation
+    of each bucket it writes to a fresh token, in the same atomic script), or the list still ends
+    with that delta (services/store/scripts/read.lua): appends always add a delta with a fresh
+    token and compactions keep the sum, so a late event invalidates the entries of its bucket and
+    nothing else. Least recently used entries go first once `max_fields` fields are held."""
 
     def __init__(self, max_fields: int = 1_000_000):
         self.max_fields = max_fields
-        self._entries: OrderedDict[str, tuple[bytes, object]] = OrderedDict()
+        self._entries: OrderedDict[str, tuple[bytes, object, bytes | None]] = OrderedDict()
         self._sizes: dict[str, int] = {}
         self._fields = 0
         self._lock = threading.Lock()
@@ -35,7 +38,7 @@ class BucketCache:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def get_many(self, keys: list[str]) -> list[tuple[bytes, dict] | None]:
+    def get_many(self, keys: list[str]) -> list[tuple[bytes, dict, bytes | None] | None]:
         with self._lock:
             entries = self._entries
             out = []
@@ -46,22 +49,32 @@ class BucketCache:
                 out.append(entry)
             return out
 
-    def put(self, key: str, suffix: bytes, value, size: int | None = None) -> None:
+    def put(self, key: str, suffix: bytes, value, size: int | None = None, generation: bytes | None = None) -> None:
         """Keep `value` (a sum of fields, or a block of them: `size` fields) for `key` while its list
-        ends with the delta ending in `suffix` (b'' = nothing to check by: not kept)."""
+        ends with the delta ending in `suffix` (b'' = nothing to check by: not kept), or while its
+        bucket's generation is `generation` (read before the list; None = unknown)."""
         size = len(value) if size is None else size
-        if not suffix or size > self.max_fields:
+        if (not suffix and generation is None) or size > self.max_fields:
             return
         with self._lock:
             old = self._entries.pop(key, None)
             if old is not None:
                 self._fields -= self._sizes.pop(key)
-            self._entries[key] = (suffix, value)
+            self._entries[key] = (suffix, value, generation)
             self._sizes[key] = size
             self._fields += size
             while self._fields > self.max_fields:
                 dropped, _ = self._entries.popitem(last=False)
                 self._fields -= self._sizes.pop(dropped)
+
+    def set_generations(self, keys: list[str], generations: list[bytes | None]) -> None:
+        """Record each key's bucket generation (read before the store confirmed the entry current)."""
+        with self._lock:
+            entries = self._entries
+            for key, generation in zip(keys, generations):
+                entry = entries.get(key)
+                if entry is not None and generation is not None and entry[2] != generation:
+                    entries[key] = (entry[0], entry[1], generation)
 
     def clear(self) -> None:
         with self._lock:

@@ -78,6 +78,12 @@ class Keys:
         """Rollup hash for one resolution, kind, bucket start and scope (partner id or '*')."""
         return f"{self.tag}:ru:{res}:{kind}:{bucket}:{scope}"
 
+    def rollup_generation(self, res: str, bucket: int) -> str:
+        """The generation of one resolution's bucket: a token every ingest batch writing to any of
+        the bucket's rollup lists (any kind, any scope) sets afresh, in the same atomic script; it
+        expires with them. A reader's sums read under an unchanged generation are current."""
+        return f"{self.tag}:rg:{res}:{bucket}"
+
     def live_build(self, build_id: str) -> str:
         """Hash with the live state of one running build."""
         return f"{self.tag}:live:b:{build_id}"

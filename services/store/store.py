@@ -102,14 +102,18 @@ class Store:
 
     READ_CHUNK = 2000  # keys per read-script call: the server serves other clients between calls
 
-    def read_lists(self, keys: list[str], suffixes: list[bytes], groups: list[int] | None = None) -> list:
+    def read_lists(self, keys: list[str], suffixes: list[bytes], groups: list[int] | None = None,
+                   generations: list[str] | None = None) -> list:
         """For each key: 0 if its list still ends with the delta whose end is its suffix (the caller's
         sum of it is current), else the whole list. Suffix b'' = always the list. One round trip.
         `groups` (sizes, summing to len(keys)) are runs of keys read in one script call each, so
         one atomic snapshot (default: all keys one group); groups are packed into calls of about
-        READ_CHUNK keys, and a call holds whole groups."""
+        READ_CHUNK keys, and a call holds whole groups. `generations`: keys whose values (None when
+        absent) are appended as one more element, read in the same call as the last group."""
         if not keys:
-            return []
+            if not generations:
+                return []
+            return [self.run(lambda c: c.mget(generations))]
         anchor = [self.keys.script_anchor()]
         sep = DELTA_SEPARATOR
         calls: list[tuple[int, int]] = []
@@ -123,12 +127,16 @@ class Store:
             calls.append((lo, hi))
         try:
             pipe = self.client.pipeline(transaction=False)
-            for lo, hi in calls:
-                self._read(keys=anchor, client=pipe,
-                           args=[sep.join(k.encode() for k in keys[lo:hi]), sep.join(suffixes[lo:hi])])
+            for i, (lo, hi) in enumerate(calls):
+                args = [sep.join(k.encode() for k in keys[lo:hi]), sep.join(suffixes[lo:hi])]
+                if generations and i == len(calls) - 1:
+                    args.append(sep.join(g.encode() for g in generations))
+                self._read(keys=anchor, client=pipe, args=args)
             out = []
             for part in pipe.execute():
                 out.extend(part)
+            if generations:
+                out[-1] = [g if g else None for g in out[-1]]  # Lua false → nil → None
             return out
         except STORE_ERRORS as exc:
             raise StoreUnavailable(str(exc)) from exc

@@ -179,7 +179,8 @@ def test_the_layout_is_written_byte_for_byte_as_dashs_encoder_writes_it(loaded, 
     from dash import dcc, html
     from dash._utils import to_json
 
-    from app.factory import create_app, layout_json
+    from app.dash_json import dash_json as layout_json
+    from app.factory import create_app
 
     app = create_app(settings, services)
     referer = {"Referer": "http://localhost/operations?range=7d&partner=acme-bank"}

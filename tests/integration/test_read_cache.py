@@ -188,3 +188,46 @@ def test_series_blocks_follow_late_events_in_past_hours_and_days(services, step,
     services.ingest.ingest_batch(late)
     check(events + late)
     check(events + late)
+
+
+def test_buckets_under_an_unchanged_generation_are_answered_without_reading_their_lists(services, redis_client):
+    """Every batch gives each bucket it writes a fresh generation (expiring with the bucket's lists):
+    a second read of a past period checks one generation per bucket and reads no list — 40 partners
+    × 90 days cost 90 checks, not 3,600 — and a late event makes its bucket (only) read again."""
+    events, start, end = _history(services, batches=4)
+    keys = services.store.keys
+    day = start + 2 * DAY
+    generation = redis_client.get(keys.rollup_generation("d", day))
+    assert generation is not None
+    assert abs(redis_client.ttl(keys.rollup_generation("d", day)) - redis_client.ttl(keys.rollup("d", "b", day, ALL_SCOPE))) <= 1
+    queries = QueryService(services.store, live_window_s=services.queries.live_window_s)
+    read = []
+    original = services.store.read_lists
+
+    def counting(keys_read, *args, **kwargs):
+        read.append(len(keys_read))
+        return original(keys_read, *args, **kwargs)
+
+    services.store.read_lists = counting
+    try:
+        scope = system_scope(start, end, PARTNERS)
+        first = {p: queries.summary(system_scope(start, end, [p])) for p in PARTNERS}
+        assert sum(read) > 0
+        read.clear()
+        assert {p: queries.summary(system_scope(start, end, [p])) for p in PARTNERS} == first
+        assert sum(read) == 0  # every list answered from the cache under its bucket's generation
+        def daily():
+            step, windows = queries.windows(scope, DAY, ("b",))
+            return [(ts, totals.summary()) for ts, totals in windows]
+        before = daily()
+        read.clear()
+        assert daily() == before and sum(read) == 0
+        late = random_events(random.Random(3), 4, day + 600, day + 4000, ["zenith-pay"])
+        services.ingest.ingest_batch(late)
+        assert redis_client.get(keys.rollup_generation("d", day)) != generation
+        read.clear()
+        again = queries.summary(system_scope(start, end, ["zenith-pay"]))
+        assert 0 < sum(read) <= 3 * 3  # that day's lists (3 kinds), and the hour and minute buckets under it
+        assert_summary_matches(again, reference_summary(events + late, start, end, {"zenith-pay"}))
+    finally:
+        services.store.read_lists = original

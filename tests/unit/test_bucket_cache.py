@@ -22,11 +22,11 @@ def test_cache_evicts_least_recently_used_by_field_count():
     cache = BucketCache(max_fields=5)
     cache.put("a", b"s1", {"x": 1, "y": 2})
     cache.put("b", b"s2", {"x": 1, "y": 2})
-    assert cache.get_many(["a"])[0] == (b"s1", {"x": 1, "y": 2})  # a is now the most recent
+    assert cache.get_many(["a"])[0] == (b"s1", {"x": 1, "y": 2}, None)  # a is now the most recent
     cache.put("c", b"s3", {"z": 1, "w": 1})
     assert [e is not None for e in cache.get_many(["a", "b", "c"])] == [True, False, True]
     cache.put("a", b"s4", {"x": 5})
-    assert cache.get_many(["a"])[0] == (b"s4", {"x": 5}) and len(cache) == 2
+    assert cache.get_many(["a"])[0] == (b"s4", {"x": 5}, None) and len(cache) == 2
 
 
 def test_entries_without_a_token_are_not_kept():

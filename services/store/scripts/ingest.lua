@@ -53,6 +53,10 @@ for _, op in ipairs(p.rollup) do  -- {key, expire_at}
   redis.call('EXPIREAT', op[1], op[2])
   if length >= p.compact_at then compact[#compact + 1] = op[1] end
 end
+-- every (resolution, bucket) written gets a fresh generation: a reader holding a bucket's sums
+-- read under its previous generation knows they may have changed (and none of its lists did while
+-- the generation stays; compaction keeps sums)
+for _, op in ipairs(p.gen) do redis.call('SET', op[1], p.token, 'EXAT', op[2]) end
 for _, op in ipairs(p.zadd) do redis.call('ZADD', op[1], op[2], op[3]) end
 
 -- failure signatures: {first_key, last_key, example_key, signature, first_ts, last_ts, example}

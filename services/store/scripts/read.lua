@@ -5,6 +5,8 @@
 -- Reply, per key: 0 when the list still ends with that delta — every change to a rollup list either
 -- appends a delta with a fresh token or compacts deltas without changing their sum, so the caller's
 -- sum is still exact — otherwise the whole list (empty when the key does not exist).
+-- ARGV[3] (optional): generation keys separated by \30; their values (false when absent) are
+-- appended to the reply as one more element, read in the same atomic call as the lists.
 local keys, suffixes = ARGV[1], ARGV[2]
 local out = {}
 local n = 0
@@ -27,5 +29,15 @@ while kf <= kn do
   else
     out[n] = redis.call('LRANGE', key, 0, -1)
   end
+end
+if ARGV[3] and #ARGV[3] > 0 then
+  local names, gf = ARGV[3], 1
+  local gens = {}
+  while gf <= #names do
+    local gsep = string.find(names, '\30', gf, true) or (#names + 1)
+    gens[#gens + 1] = redis.call('GET', string.sub(names, gf, gsep - 1))
+    gf = gsep + 1
+  end
+  out[n + 1] = gens
 end
 return out
