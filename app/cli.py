@@ -53,8 +53,15 @@ def _wait(stop: threading.Event) -> None:
 def _settings_or_exit() -> Settings:
     from pydantic import ValidationError
 
+    from services.alerting.rules import RulesError, load_rules
+
     try:
-        return Settings()
+        settings = Settings()
+        if settings.alert_rules_path is not None:
+            load_rules(settings.alert_rules_path)  # an unusable rules file stops every command here
+        return settings
+    except RulesError as exc:
+        raise click.ClickException(f"{exc}\n(LULUPAY_ALERT_RULES; docs/alerting.md)") from None
     except ValidationError as exc:  # one line per problem, without pydantic's decoration
         problems = [f"{'.'.join(map(str, e['loc'])) + ': ' if e['loc'] else ''}{e['msg'].removeprefix('Value error, ')}"
                     for e in exc.errors(include_url=False)]

@@ -7,9 +7,11 @@ from typing import Literal
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings", "DEFAULT_SECRET_KEY"]
+__all__ = ["Settings", "DEFAULT_SECRET_KEY", "DEFAULT_ALERT_RULES"]
 
 DEFAULT_SECRET_KEY = "dev-insecure-change-me"
+# The commented default rules shipped with the app (LULUPAY_ALERT_RULES).
+DEFAULT_ALERT_RULES = Path(__file__).resolve().parent.parent / "monitoring" / "lulupay-alert-rules.yml"
 
 
 class Settings(BaseSettings):
@@ -107,6 +109,28 @@ class Settings(BaseSettings):
     capacity_memory_percent: float = Field(default=90.0, gt=0, le=100)
     capacity_disk_percent: float = Field(default=90.0, gt=0, le=100)
     capacity_network_bytes_s: float = Field(default=104_857_600.0, gt=0)  # 100 MiB/s
+    # Alerting (docs/alerting.md): the rules file (default: the one shipped in monitoring/; "off":
+    # no engine), how often the collector's leader evaluates it, the address notifications link to,
+    # and the delivery's HTTP timeout and how long a notification is retried.
+    alert_rules: str = Field(default=str(DEFAULT_ALERT_RULES), max_length=4096)
+    alert_interval_s: float = Field(default=15.0, ge=1, le=3600)
+    alert_external_url: str | None = Field(default=None, pattern=r"^https?://[^\s]{1,2000}$")
+    alert_delivery_timeout_s: float = Field(default=5.0, gt=0, le=60)
+    alert_delivery_max_age_s: float = Field(default=86400.0, ge=60, le=7 * 86400)
+
+    @property
+    def alert_rules_path(self) -> Path | None:
+        """The rules file to load, or None with LULUPAY_ALERT_RULES=off (or empty)."""
+        value = self.alert_rules.strip()
+        return None if value.lower() in ("", "off", "none") else Path(value)
+
+    @property
+    def external_url(self) -> str:
+        """The app's address in notifications: LULUPAY_ALERT_EXTERNAL_URL, else where `serve` listens."""
+        if self.alert_external_url:
+            return self.alert_external_url.rstrip("/")
+        host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(self.host, self.host)
+        return f"http://{f'[{host}]' if ':' in host else host}:{self.port}"
 
     @property
     def probe_target(self) -> str:

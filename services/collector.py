@@ -67,7 +67,7 @@ class Collector:
 
     def __init__(self, services, *, interval_s: float = 5.0, disk_path: Path | None = None,
                  labels: metrics.PartnerLabels | None = None, owner: str | None = None,
-                 prober: Prober | None = None):
+                 prober: Prober | None = None, engine=None, alert_interval_s: float = 15.0):
         self.services = services
         self.store = services.store
         self.keys = services.store.keys
@@ -81,6 +81,9 @@ class Collector:
         self._net: tuple[int, int] | None = None
         self._net_ts: float | None = None
         self.prober = prober
+        self.engine = engine  # the alert engine (services/alerting/engine.py): its rounds run on the leader
+        self.alert_interval_s = alert_interval_s
+        self._next_alert_round = 0.0
         self._probing = False  # leader in the last round, or its successor in spirit through an outage
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -117,6 +120,7 @@ class Collector:
                 self.prober.probe()
                 probed = True
             self._sample_and_write()
+            self._alert_round()
             self._failures = 0
             return True
         except (StoreUnavailable, redis.RedisError, *STORE_ERRORS) as exc:
@@ -144,6 +148,22 @@ class Collector:
         realtime.publish(self.store, "metrics", snapshot)
         self.samples += 1
         metrics.COLLECTOR_SAMPLES.inc()
+
+    def _alert_round(self) -> None:
+        """The alert engine's round, when one is due (every `alert_interval_s` on the leader; a new
+        leader's first round comes at once). A failing rule never stops the collector."""
+        if self.engine is None:
+            return
+        now = self.services.clock()
+        if now < self._next_alert_round:
+            return
+        self._next_alert_round = now + self.alert_interval_s
+        try:
+            self.engine.run_once()
+        except (StoreUnavailable, redis.RedisError, *STORE_ERRORS):
+            raise
+        except Exception:
+            log.exception("alert engine round failed")
 
     def _write_probes(self) -> None:
         """Write the buffered probe counts to their minutes; on a store error they stay buffered."""
@@ -177,7 +197,14 @@ class Collector:
                                  if r["partner_id"] in labelled and r["quota_used_ratio"] is not None},
             "builds_this_month": {r["partner_id"]: r["builds_this_month"] for r in records
                                   if r["partner_id"] in labelled},
+            "alerts": self._alert_counts(),
         }
+
+    def _alert_counts(self) -> list[list]:
+        """[state, severity, alerts] of the engine's pending and firing alerts (every combination)."""
+        alerts = self.services.alert_store.alerts().values()
+        return [[state, severity, sum(1 for a in alerts if a.state == state and a.severity == severity)]
+                for state in ("pending", "firing") for severity in ("info", "warning", "critical")]
 
     # -- thread --------------------------------------------------------------------------------
     def _wait_s(self) -> float:

@@ -22,7 +22,11 @@ from services.queries.boards import Dashboards
 from services.queries.capacity import CapacityService
 from services.queries.buildlog import BuildLog
 from services.queries.forecasts import Forecaster, ForecastService
+from services.alerting.delivery import DeliveryQueue, DeliveryWorker
+from services.alerting.engine import AlertEngine
 from services.alerting.history import AlertHistory
+from services.alerting.rules import RulesFile, load_rules
+from services.alerting.store import AlertStore
 from services.queries.intelligence import Intelligence
 from services.queries.partners import PartnerService
 from services.queries.promql import Prometheus
@@ -39,6 +43,7 @@ __all__ = ["Services", "Background", "build_services"]
 
 log = logging.getLogger(__name__)
 
+ALERT_DELIVERY_POLL_S = 2.0  # how often each process looks for due notifications
 FIT_TIMEOUT_S = 120.0  # a forecast fit is 1–2 s on the demo; one that takes this long is abandoned
 
 
@@ -59,6 +64,8 @@ class Services:
     partners: PartnerService
     assets: AssetService
     alerts: AlertHistory
+    alert_store: AlertStore
+    alert_rules: RulesFile | None = None  # None: LULUPAY_ALERT_RULES=off
     redis_url: str = ""
     clock: Callable[[], float] = time.time
     # Called with every accepted batch (metrics and the realtime channel subscribe here).
@@ -80,6 +87,14 @@ class Services:
             self._http_stats = HttpStats(self.store, interval_s=self.settings.collector_interval_s, clock=self.clock)
         return self._http_stats
 
+    def delivery(self) -> DeliveryQueue:
+        """A notification delivery queue on this store (one per thread: it holds an HTTP session)."""
+        settings = self.settings
+        return DeliveryQueue(self.store, clock=self.clock, http_timeout_s=settings.alert_delivery_timeout_s,
+                             max_age_s=settings.alert_delivery_max_age_s,
+                             lease_s=max(30.0, 3 * settings.alert_delivery_timeout_s),
+                             retention_s=settings.retention_s)
+
     def snapshot_collector(self) -> SnapshotCollector:
         """The deployment's metric families, read from the collector's snapshot at scrape time."""
         return SnapshotCollector(self.store.client, self.store.keys.metrics_snapshot(), self.clock)
@@ -87,9 +102,10 @@ class Services:
     def collector(self, *, interval_s: float | None = None, disk_path: Path | None = None) -> Collector:
         """A collector candidate of this deployment (one leader at a time, elected in the store)."""
         prober = Prober(self.settings.probe_target, timeout_s=self.settings.probe_timeout_s, clock=self.clock)
+        engine = AlertEngine(self, self.alert_rules) if self.alert_rules is not None else None
         return Collector(self, interval_s=interval_s or self.settings.collector_interval_s,
                          disk_path=disk_path or _existing(self.settings.data_dir), labels=self.partner_labels,
-                         prober=prober)
+                         prober=prober, engine=engine, alert_interval_s=self.settings.alert_interval_s)
 
 
 class Background:
@@ -102,6 +118,10 @@ class Background:
         self.http_stats = services.http_stats
         self.collector = services.collector() if services.settings.collector_enabled else None
         settings = services.settings
+        # notifications are delivered by every process (claims with leases: never twice at once)
+        rules = services.alert_rules
+        self.delivery = DeliveryWorker(services.delivery(), interval_s=ALERT_DELIVERY_POLL_S) \
+            if rules is not None and rules.receivers else None
         self.offload = self.forecaster = None
         if settings.forecaster_enabled:
             warm, fit = _in_process_work(services)
@@ -112,6 +132,8 @@ class Background:
 
     def start(self) -> "Background":
         self.http_stats.start()
+        if self.delivery is not None:
+            self.delivery.start()
         if self.collector is not None:
             self.collector.start()
         if self.forecaster is not None:
@@ -126,6 +148,8 @@ class Background:
             self.offload.close()
         if self.collector is not None:
             self.collector.stop()
+        if self.delivery is not None:
+            self.delivery.stop()
         self.http_stats.stop()
 
 
@@ -184,7 +208,9 @@ def build_services(settings: "Settings", *, redis_url: str | None = None,
                               capacity_service=_capacity(settings, store, queries)),
         users=UserStore(store, clock=clock),
         intelligence=intelligence, anomalies=anomalies, forecasts=forecasts, partners=partners, assets=assets,
-        alerts=AlertHistory(store, retention_s=settings.retention_s, clock=clock), redis_url=url,
+        alerts=AlertHistory(store, retention_s=settings.retention_s, clock=clock),
+        alert_store=AlertStore(store, retention_s=settings.retention_s),
+        alert_rules=load_rules(settings.alert_rules_path) if settings.alert_rules_path else None, redis_url=url,
     )
 
 

@@ -47,6 +47,7 @@ class WritePlan:
     rollup_exat: dict[str, int] = field(default_factory=dict)
     # generation key of every (resolution, bucket) written -> expire-at (docs/storage.md, "Reads")
     generations: dict[str, int] = field(default_factory=dict)
+    written_at: float = 0.0  # the batch's acceptance time: `{lp}:meta:last_ingest_at` (alerting: no_events_minutes)
     index: dict[str, tuple[str, int, str]] = field(default_factory=dict)  # raw key -> (zset, score, member)
     live: list[list] = field(default_factory=list)
     # (signature, scope) -> [first ts, last ts, first example]; signature -> pattern
@@ -74,6 +75,7 @@ class WritePlan:
             "rollup": [[k, self.rollup_exat[k]] for k in self.rollups],
             "gen": [[k, exat] for k, exat in self.generations.items()],
             "token": token,
+            "last": [self.keys.meta("last_ingest_at"), repr(self.written_at)],
             "zadd": [list(self.index[k]) for k in self.push],
             "live": self.live,
             "sig": self._signature_ops(),
@@ -129,7 +131,7 @@ def _level(ts: float, now: float) -> int:
 
 def plan_writes(events: list[dict], *, keys: Keys, now: float, retention_s: int, live_window_s: int) -> WritePlan:
     """Plan the writes of `events` (validated, normalised, none already stored)."""
-    plan = WritePlan(keys=keys)
+    plan = WritePlan(keys=keys, written_at=now)
     live_from = now - live_window_s
     # slots[(level, finest bucket, partner)][kind] = {field: increment}; kinds "b*" and "e*" hold
     # fields that only the all-partner scope keeps.

@@ -56,6 +56,8 @@ def snapshot_families(snap: dict | None, now: float):
     month = GaugeMetricFamily("lulupay_partner_builds_this_month", "Finished builds this UTC month.",
                               labels=["partner_id"])
     age = GaugeMetricFamily("lulupay_collector_snapshot_age_seconds", "Age of the collector snapshot exposed here.")
+    alerts = GaugeMetricFamily("lulupay_alerts", "Alerts of the app's alert engine by state and severity.",
+                               labels=["state", "severity"])
     if snap:
         system = snap.get("system") or {}
         if system:
@@ -76,8 +78,10 @@ def snapshot_families(snap: dict | None, now: float):
             quota.add_metric([partner], ratio)
         for partner, count in sorted((snap.get("builds_this_month") or {}).items()):
             month.add_metric([partner], count)
+        for state, severity, count in snap.get("alerts") or []:
+            alerts.add_metric([state, severity], count)
         age.add_metric([], max(0.0, now - snap["ts"]))
-    return [cpu, memory, disk, load, network, active, partners, quota, month, age]
+    return [cpu, memory, disk, load, network, active, partners, quota, month, alerts, age]
 
 
 class ProcessFamilies:

@@ -27,7 +27,8 @@ __all__ = [
     "STAGE_DURATION", "ASSETS", "ASSET_COMPRESSION", "ASSET_QUALITY", "ASSET_DURATION", "ASSET_BYTES",
     "PARTNER_UPDATES", "HTTP_REQUESTS", "HTTP_DURATION", "HTTP_IN_FLIGHT", "INGEST_EVENTS", "INGEST_DURATION",
     "QUERY_DURATION", "WS_CONNECTIONS", "WS_MESSAGES", "WS_DROPPED", "WS_DELIVERY", "COLLECTOR_LEADER",
-    "COLLECTOR_SAMPLES", "COLLECTOR_ERRORS", "BUILD_DURATION_BUCKETS", "HTTP_BUCKETS",
+    "COLLECTOR_SAMPLES", "COLLECTOR_ERRORS", "ALERT_CHANGES", "ALERT_EVALUATIONS", "ALERT_NOTIFICATIONS",
+    "BUILD_DURATION_BUCKETS", "HTTP_BUCKETS",
 ]
 
 disable_created_metrics()  # no `_created` series: half the exposition, and multiprocess mode has none
@@ -97,6 +98,13 @@ COLLECTOR_LEADER = Gauge("lulupay_collector_leader", "1 in the process that hold
                          multiprocess_mode="livesum")
 COLLECTOR_SAMPLES = Counter("lulupay_collector_samples", "System samples written by this process's collector.")
 COLLECTOR_ERRORS = Counter("lulupay_collector_errors", "Collector rounds that failed (store unreachable...).")
+
+# -- alerting (the engine runs on the collector's leader; the alerts gauge is the snapshot's) ----------
+ALERT_CHANGES = Counter("lulupay_alert_changes", "Alert changes recorded by this process's engine.",
+                        ["change", "severity"])
+ALERT_EVALUATIONS = Counter("lulupay_alert_rule_evaluations", "Rule evaluations by this process's engine.", ["result"])
+ALERT_NOTIFICATIONS = Counter("lulupay_alert_notifications", "Notifications queued by this process's engine.",
+                              ["receiver_kind", "status"])
 
 QUERIES = ("summary", "series", "partners", "partner", "dashboard", "forecast", "anomalies", "failures", "bottlenecks")
 INGEST_RESULTS = ("accepted", "duplicate", "rejected")

@@ -191,6 +191,25 @@ class Keys:
         with a unique `change_id`); expires with the raw events' retention (services/alerting)."""
         return f"{self.tag}:alert:hist:{day}"
 
+    def alert_states(self) -> str:
+        """Hash alert id → JSON of the alert engine's state of that alert (pending, firing, and
+        resolved ones for a day; services/alerting/store.py)."""
+        return f"{self.tag}:alert:state"
+
+    def alert_silences(self) -> str:
+        """Hash silence id → JSON of the silence (matchers, starts_at, ends_at, author, comment);
+        expired ones are dropped a retention window after they end."""
+        return f"{self.tag}:alert:silences"
+
+    def alert_evaluations(self) -> str:
+        """Hash rule key (name|severity) → JSON of the rule's last evaluation (time, values, error)."""
+        return f"{self.tag}:alert:evals"
+
+    def alert_groups(self) -> str:
+        """Hash receiver + group key → JSON of the notification group's bookkeeping (created,
+        last notified, what was notified of each alert)."""
+        return f"{self.tag}:alert:groups"
+
     def alert_delivery_queue(self) -> str:
         """Sorted set of queued alert notification ids, score = when each is due (while one is being
         delivered: the end of its lease, so a claim never finished is due again; services/alerting)."""

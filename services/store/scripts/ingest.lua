@@ -57,6 +57,8 @@ end
 -- read under its previous generation knows they may have changed (and none of its lists did while
 -- the generation stays; compaction keeps sums)
 for _, op in ipairs(p.gen) do redis.call('SET', op[1], p.token, 'EXAT', op[2]) end
+-- when ingest last accepted a batch (the alert catalogue's no_events_minutes)
+redis.call('SET', p.last[1], p.last[2])
 for _, op in ipairs(p.zadd) do redis.call('ZADD', op[1], op[2], op[3]) end
 
 -- failure signatures: {first_key, last_key, example_key, signature, first_ts, last_ts, example}
