@@ -28,11 +28,15 @@ _EMPTY = {measure: 0 for measure in rf.ASSET_MEASURES}
 
 def group_combinations(a_fields: Mapping[str, float]) -> dict[tuple[str, str, str], dict[str, float]]:
     """`a` fields → {(asset type, format, density): {n, ob, wb, q, ds}}."""
-    groups: dict[tuple[str, str, str], dict[str, float]] = defaultdict(lambda: dict(_EMPTY))
+    groups: dict[tuple[str, str, str], dict[str, float]] = {}
+    parse = rf.parse_asset
     for field, value in a_fields.items():
-        measure, dims = rf.parse_asset(field)
-        groups[dims][measure] += value
-    return dict(groups)
+        measure, dims = parse(field)
+        group = groups.get(dims)
+        if group is None:
+            group = groups[dims] = dict(_EMPTY)
+        group[measure] += value
+    return groups
 
 
 def measures_row(m: Mapping[str, float]) -> dict:
