@@ -124,10 +124,12 @@ def install(server: Flask, services) -> Limiter:
         return user.principal("token")
 
     def _check_csrf() -> None:
-        """Every state-changing request that rides on cookies (a form post: sign-in, sign-out) carries
-        the CSRF token. Not checked: requests of a personal-token principal (no ambient
-        credentials: they return before this), ingest, and Dash's callback endpoint (JSON only,
-        which a cross-site form cannot send; read-only)."""
+        """Every state-changing request that rides on cookies (a form post: sign-in, sign-out; the
+        alerts API's POST/DELETE, with `X-CSRFToken`) carries the CSRF token. Not checked: requests
+        of a personal-token principal (no ambient credentials: they return before this), ingest,
+        and Dash's callback endpoint (the guard takes only application/json, which a cross-site
+        form cannot send and a cross-site script cannot send without a CORS preflight this app
+        never grants; and the session cookie is SameSite=Lax) — the /alerts page's actions ride on it."""
         if request.method in ("GET", "HEAD", "OPTIONS") or request.path in CSRF_EXEMPT:
             return
         csrf.protect()

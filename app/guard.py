@@ -16,6 +16,8 @@ import flask
 import orjson
 from flask import Flask, request
 
+from layouts.alert_text import DURATIONS
+from services.alerting.history import ALERT_STATES, SEVERITIES
 from services.queries.buildlog import BUILD_COLUMNS
 from services.scope import MAX_PARTNERS_PER_REQUEST
 from services.timerange import RANGES
@@ -113,6 +115,26 @@ def _grid_request(v: object) -> bool:
     return v.get("filterModel") is None or _grid_filter_model(v.get("filterModel"))
 
 
+def _grid_button(actions: tuple[str, ...]) -> Callable[[object], bool]:
+    """A grid's cellRendererData from one of its row buttons (assets/grid-functions.js)."""
+    keys = {"value", "colId", "rowIndex", "rowId", "timestamp"}
+    return lambda v: v is None or (
+        isinstance(v, dict) and set(v) <= keys and v.get("value") in actions and _text(64)(v.get("rowId"))
+        and _text(64)(v.get("colId")) and _count(v.get("rowIndex"))
+        and (v.get("timestamp") is None or (type(v["timestamp"]) in (int, float) and 0 <= v["timestamp"] < 2**53)))
+
+
+def _action_result(v: object) -> bool:
+    """The /alerts page's last action outcome (callbacks/alert_dialogs.py writes it)."""
+    return v is None or (isinstance(v, dict) and set(v) <= {"seq", "action", "ok", "message"}
+                         and _count(v.get("seq")) and v.get("action") in (None, "acknowledge", "silence", "expire")
+                         and isinstance(v.get("ok", False), bool) and _text(2000)(v.get("message")))
+
+
+def _one_of(*values: str) -> Callable[[object], bool]:
+    return lambda v: v is None or (isinstance(v, str) and v in values)
+
+
 # (component id, property) → does this value look like what the page itself sends?
 PROP_RULES: dict[tuple[str, str], Callable[[object], bool]] = {
     ("url", "search"): _text(8192),
@@ -145,6 +167,24 @@ PROP_RULES: dict[tuple[str, str], Callable[[object], bool]] = {
     ("builds-grid", "filterModel"): lambda v: v is None or _grid_filter_model(v),
     ("builds-signature-grid", "cellClicked"): lambda v: v is None or (
         isinstance(v, dict) and len(v) <= 12 and _text(64)(v.get("rowId"))),
+    ("alerts-ping", "data"): _count,
+    ("alerts-active-grid", "cellRendererData"): _grid_button(("ack", "silence")),
+    ("alerts-silences-grid", "cellRendererData"): _grid_button(("expire",)),
+    ("alerts-new-silence", "n_clicks"): _count,
+    ("alerts-ack-cancel", "n_clicks"): _count,
+    ("alerts-ack-confirm", "n_clicks"): _count,
+    ("alerts-silence-cancel", "n_clicks"): _count,
+    ("alerts-silence-create", "n_clicks"): _count,
+    ("alerts-history-csv", "n_clicks"): _count,
+    ("alerts-result", "data"): _action_result,
+    ("alerts-ack-target", "data"): _text(64),
+    ("alerts-ack-comment", "value"): _text(1024),
+    ("alerts-silence-matchers", "value"): _text(16384),
+    ("alerts-silence-duration", "value"): _one_of(*DURATIONS),
+    ("alerts-silence-comment", "value"): _text(1024),
+    ("alerts-history-state", "value"): _one_of(*ALERT_STATES),
+    ("alerts-history-severity", "value"): _one_of(*SEVERITIES),
+    ("alerts-history-rule", "value"): _text(128),
 }
 
 

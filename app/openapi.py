@@ -5,6 +5,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, TypeAdapter
 
+from app.openapi_alerts import ALERT_MODELS, alert_paths
 from services.ingest.events import Event
 from services.queries.anomalies import ANOMALY_METRICS, ANOMALY_STEPS
 from services.queries.forecasts import FORECAST_METRICS, FORECAST_STEPS
@@ -90,7 +91,7 @@ def openapi_document() -> dict[str, Any]:
     """The whole OpenAPI 3.1 document."""
     components: dict[str, Any] = {}
     for name, model in {"Event": Event, "Accepted": Accepted, "Error": Error, "Summary": Summary,
-                        "Series": Series, "Partners": Partners}.items():
+                        "Series": Series, "Partners": Partners, **ALERT_MODELS}.items():
         schema = _schema(model)
         components.update(schema.pop("$defs", {}))
         components[name] = schema
@@ -170,13 +171,15 @@ def openapi_document() -> dict[str, Any]:
                 "summary": "A whole dataset of the period, streamed (columns: docs/exports.md)", "security": read,
                 "parameters": [
                     {"name": "dataset", "in": "path", "required": True,
-                     "schema": {"type": "string", "enum": ["builds", "stages", "assets", "failures", "partners", "system"]}},
+                     "schema": {"type": "string", "enum": ["builds", "stages", "assets", "failures", "partners", "system",
+                                                           "alerts"]}},
                     {"name": "format", "in": "path", "required": True,
                      "schema": {"type": "string", "enum": ["csv", "json", "ndjson"]}},
                     *time_params],
                 "responses": {"200": {"description": "the rows", "content": {
                     "text/csv": {"schema": {"type": "string"}}, "application/json": {"schema": {"type": "array"}},
                     "application/x-ndjson": {"schema": {"type": "string"}}}}, **errors}}},
+            **alert_paths(_json, errors, read),
             "/healthz": {"get": {"summary": "Process alive", "responses": {"200": {"description": "ok"}}}},
             "/readyz": {"get": {"summary": "Store reachable", "responses": {"200": {"description": "ready"}, "503": {"description": "store unreachable"}}}},
         },

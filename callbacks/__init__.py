@@ -15,6 +15,7 @@ PAGES = (("executive", "", "Executive", "Executive · LuluPay Analytics"),
          ("partners", "partners", "Partners", "Partners · LuluPay Analytics"),
          ("assets", "assets", "Assets", "Assets · LuluPay Analytics"),
          ("capacity", "capacity", "Capacity", "Capacity · LuluPay Analytics"),
+         ("alerts", "alerts", "Alerts", "Alerts · LuluPay Analytics"),
          ("live", "live", "Live", "Live · LuluPay Analytics"))
 
 PARTNER_PATH = "partners/<partner_id>"  # a path template: its draw takes the partner id too
@@ -25,12 +26,13 @@ def register(app: dash.Dash, services) -> dict[str, tuple[str, Callable[[dict, s
     """Bind every page's callbacks and register the pages with Dash Pages. Returns page path
     (relative to the app) → (title, draw(filters, theme)): the first view of a page is drawn on the
     server, by the app's layout for a page load and by Dash Pages on navigation."""
-    from callbacks import assets, builds, capacity, executive, live, operations, partner_view, partners, shell
+    from callbacks import alerts, assets, builds, capacity, executive, live, operations, partner_view, partners, shell
 
     shell.register(app, services)
     views = {"executive": executive.register(app, services), "operations": operations.register(app, services),
              "builds": builds.register(app, services), "partners": partners.register(app, services),
              "assets": assets.register(app, services), "capacity": capacity.register(app, services),
+             "alerts": alerts.register(app, services),
              "live": live.register(app, services)}
     pages = {}
     for module, path, name, title in PAGES:

@@ -12,15 +12,28 @@ from layouts.figures import SUCCESS_AMBER, SUCCESS_RED, change, format_duration
 from layouts.capacity_figures import format_availability
 from layouts.ids import EXEC, SHELL
 from layouts.panels import empty_state, error_state, kpi_tile
+from services.alerting.overview import firing_counts
 from services.store import StoreUnavailable
 
-__all__ = ["register", "ExecutivePanels", "executive_tiles", "health_items", "PREVIOUS_MIN_COVERED"]
+__all__ = ["register", "ExecutivePanels", "executive_tiles", "alerts_tile", "health_items", "PREVIOUS_MIN_COVERED"]
 
 PREVIOUS_MIN_COVERED = 0.1  # a previous period recorded for less than this share of its length is not compared
 
 
-def executive_tiles(data: dict, currency: str) -> dbc.Row:
-    """KPI tiles with their change against the previous period (plain function, unit-tested)."""
+def alerts_tile(counts: dict | None) -> tuple[str, str, str, tuple[str | None, str | None]]:
+    """The "Active alerts" KPI spec: firing alerts the viewer sees now, with the critical ones."""
+    if counts is None:
+        return "Active alerts", "—", "active_alerts", ("store unreachable", None)
+    critical, pending = counts["critical"], counts["pending"]
+    detail = f"{critical:,} critical" if critical else "none critical"
+    if pending:
+        detail += f" · {pending:,} pending"
+    return "Active alerts", f"{counts['firing']:,}", "active_alerts", (detail, "danger" if critical else None)
+
+
+def executive_tiles(data: dict, currency: str, alerts: dict | None | bool = False) -> dbc.Row:
+    """KPI tiles with their change against the previous period (plain function, unit-tested); with
+    `alerts` (firing_counts, or None when unreadable) the Active alerts tile too."""
     cur, prev = data["current"], data["previous"]
     revenue_now, revenue_before = sum(cur["revenue"].values()), sum(prev["revenue"].values())
     length = data.get("previous_days")
@@ -44,6 +57,8 @@ def executive_tiles(data: dict, currency: str) -> dbc.Row:
         ("Uptime", format_availability(cur.get("availability")), "uptime",
          compare(cur.get("availability"), prev.get("availability"), as_points=True, digits=3)),
     ]
+    if alerts is not False:
+        specs.append(alerts_tile(alerts))
     return dbc.Row([dbc.Col(kpi_tile(label, value, kpi, detail, tone), xs=6, md=4, xl=True)
                     for label, value, kpi, (detail, tone) in specs], className="g-3")
 
@@ -73,16 +88,22 @@ class ExecutivePanels:
 
     def __init__(self, services):
         self.boards = services.dashboards
+        self.alert_store = services.alert_store
         self.clock = services.clock
         self.settings = services.settings
 
     def kpis(self, filters, theme):
         """(KPI tiles, revenue by tier, health summary)."""
         settings = self.settings
+        scope = filters_scope(filters, self.clock())
         try:
-            data = self.boards.executive(filters_scope(filters, self.clock()))
+            data = self.boards.executive(scope)
         except StoreUnavailable:
             return error_state(), error_state(), error_state()
+        try:
+            alerts = firing_counts(self.alert_store, scope)
+        except StoreUnavailable:
+            alerts = None
         revenue = dcc.Graph(figure=figures.revenue_figure(data["current"]["revenue"], data["previous"]["revenue"],
                                                           settings.currency, theme), config=GRAPH_CONFIG)
         health = html.Ul([html.Li([html.Span(label), dbc.Badge(text, color=colour, className="text-wrap")],
@@ -91,7 +112,7 @@ class ExecutivePanels:
                           for label, text, colour in health_items(data["current"], settings.build_time_target_s,
                                                                    self.boards.store_ok())],
                          className="list-unstyled mb-0")
-        return executive_tiles(data, settings.currency), revenue, health
+        return executive_tiles(data, settings.currency, alerts), revenue, health
 
     def trends(self, filters, theme):
         try:

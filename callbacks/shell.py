@@ -8,20 +8,22 @@ from urllib.parse import urlencode, urlsplit
 
 import dash_bootstrap_components as dbc
 import flask
-from dash import Input, Output, State, ctx, html, no_update
+from dash import Input, Output, State, ctx, dcc, html, no_update
 from dash.exceptions import UnsupportedRelativePath
 
+from layouts.alert_text import banner_text
 from layouts.ids import SHELL
 from layouts import shell as shell_layout
 from layouts.shell import DEFAULT_FILTERS, PAGES, REFRESH_CHOICES, filters_query, parse_filters
 from app.auth import current_principal
 from callbacks.filters import check_filters, date_bounds, visible_filters, visible_scope
+from services.alerting.overview import firing_counts
 from services.queries.promql import display_url
 from services.store import StoreUnavailable
 from services.vocabulary import is_partner_id
 
 __all__ = ["register", "first_view", "page_layout", "match_page", "request_theme", "requested_location", "range_is_settled",
-           "THEME_COOKIE", "ROUTING_INPUTS"]
+           "alert_banner", "THEME_COOKIE", "ROUTING_INPUTS"]
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +96,22 @@ def status_view(services) -> tuple:
             f"Prometheus: {prometheus}" if prometheus else "Prometheus: not configured")
 
 
+def alert_banner(services):
+    """Every page's "2 critical alerts firing" (those the viewer may see, one read of the alert
+    states) linking to /alerts; None when none fires or the store is unreachable (the outage
+    banner says so)."""
+    try:
+        counts = firing_counts(services.alert_store, visible_scope())
+    except StoreUnavailable:
+        return None
+    if not counts["critical"]:
+        return None
+    return dbc.Alert([html_icon("bi-exclamation-octagon-fill"),
+                      dcc.Link(banner_text(counts["critical"]), href="/alerts", className="alert-link",
+                               id=SHELL.ALERT_LINK)],
+                     color="danger", className="py-1 px-2 small mb-2")
+
+
 def user_view(services) -> dict:
     """Who the page is drawn for: name, role, whether access is open, and the CSRF token of the
     sign-out form."""
@@ -134,13 +152,13 @@ def first_view(app, services, pages: dict[str, tuple[str, Callable[[dict, str], 
                     date_bounds=date_bounds(services.clock()),
                     partner_options=partner_options(services, filters["partners"]), nav=nav_links(*location),
                     refresh_state=refresh_state(filters, services.clock()), status=status_view(services),
-                    content=draw(filters, theme), title=title)
+                    content=draw(filters, theme), title=title, alert_banner=alert_banner(services))
             except Exception:  # noqa: BLE001 — never a dead page: the empty shell's callbacks take over
                 log.exception("first view of %s%s failed; serving the empty shell", *location)
         return shell_layout.shell(theme=theme, partner_options=partner_options(services, []), user=user_view(services),
                                   date_bounds=date_bounds(services.clock()),
                                   refresh_state=refresh_state(DEFAULT_FILTERS, services.clock()),
-                                  status=status_view(services))
+                                  status=status_view(services), alert_banner=alert_banner(services))
 
     return layout
 
@@ -228,10 +246,11 @@ def register(app, services) -> None:
 
     @app.callback(Output(SHELL.UPDATED, "children"), Output(SHELL.BANNER, "children"),
                   Output(SHELL.BADGE_STORE, "color"), Output(SHELL.BADGE_PROMETHEUS, "color"),
-                  Output(SHELL.BADGE_PROMETHEUS, "title"),
-                  Input(SHELL.TICK, "n_intervals"), Input(SHELL.FILTERS, "data"), prevent_initial_call=True)
-    def status(_n, _filters):
-        return status_view(services)
+                  Output(SHELL.BADGE_PROMETHEUS, "title"), Output(SHELL.ALERT_BANNER, "children"),
+                  Input(SHELL.TICK, "n_intervals"), Input(SHELL.FILTERS, "data"), Input(SHELL.ALERTS_PING, "data"),
+                  prevent_initial_call=True)
+    def status(_n, _filters, _alerts):
+        return (*status_view(services), alert_banner(services))
 
     _register_realtime(app)
 
@@ -263,6 +282,13 @@ def _register_realtime(app) -> None:
             return partners;
         }""",
         Output(SHELL.RT_SUBSCRIPTION, "data"), Input(SHELL.FILTERS, "data"),
+    )
+    app.clientside_callback(  # an alerts message redraws the alert banner (and the /alerts page) at once
+        """function(inbox) {
+            const alerts = ((inbox && inbox.messages) || []).some(m => m.stream === 'alerts');
+            return alerts ? inbox.seq : window.dash_clientside.no_update;
+        }""",
+        Output(SHELL.ALERTS_PING, "data"), Input(SHELL.RT_INBOX, "data"), prevent_initial_call=True,
     )
     app.clientside_callback(
         "function(inbox, current) { return window.lulupayLive.toasts(inbox, current); }",

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 __all__ = ["SHELL", "OPS", "EXEC", "LIVE", "BUILDS", "PANEL_IDS", "BUILDS_PANEL_IDS", "ASSETS", "ASSETS_PANEL_IDS",
-           "CAPACITY", "CAPACITY_PANEL_IDS", "PARTNERS", "PARTNERS_PANEL_IDS", "PARTNER", "PARTNER_PANEL_IDS"]
+           "CAPACITY", "CAPACITY_PANEL_IDS", "PARTNERS", "PARTNERS_PANEL_IDS", "PARTNER", "PARTNER_PANEL_IDS", "ALERTS",
+           "ALERTS_PANEL_IDS"]
 
 
 class SHELL:
@@ -28,6 +29,9 @@ class SHELL:
     USER = "user-menu"
     LOGOUT = "logout-button"
     OPEN_BANNER = "open-access-banner"
+    ALERT_BANNER = "alert-banner"  # "2 critical alerts firing" on every page
+    ALERT_LINK = "alert-banner-link"
+    ALERTS_PING = "alerts-ping"  # the inbox batch number of the last alerts message (assets/realtime.js)
 
 
 class OPS:
@@ -168,6 +172,45 @@ class CAPACITY:
 # data-panel attribute values of the Capacity page, in order.
 CAPACITY_PANEL_IDS = ("capacity-summary", "cpu-trend", "memory-trend", "disk-trend", "network-trend",
                       "ingest-throughput", "build-throughput", "availability-sla", "latency-sla", "sla-buckets")
+
+class ALERTS:
+    FEEDBACK = "alerts-feedback"
+    RESULT = "alerts-result"  # store: the last action's outcome (closes a dialog, redraws the panels)
+    ACTIVE_NOTE = "alerts-active-note"
+    ACTIVE_GRID = "alerts-active-grid"
+    HISTORY_NOTE = "alerts-history-note"
+    HISTORY_GRID = "alerts-history-grid"
+    HISTORY_CSV = "alerts-history-csv"
+    HISTORY_STATE = "alerts-history-state"
+    HISTORY_SEVERITY = "alerts-history-severity"
+    HISTORY_RULE = "alerts-history-rule"
+    EXPORT = "alerts-export"
+    RULES = "alerts-rules"
+    SILENCES_NOTE = "alerts-silences-note"
+    SILENCES_GRID = "alerts-silences-grid"
+    NEW_SILENCE = "alerts-new-silence"
+    DELIVERY_NOTE = "alerts-delivery-note"
+    DELIVERY_GRID = "alerts-delivery-grid"
+    QUEUE_NOTE = "alerts-queue-note"
+    QUEUE_GRID = "alerts-queue-grid"
+    ACK_MODAL = "alerts-ack-modal"
+    ACK_TARGET = "alerts-ack-target"  # store: the id of the alert the dialog acknowledges
+    ACK_TITLE = "alerts-ack-title"
+    ACK_COMMENT = "alerts-ack-comment"
+    ACK_ERROR = "alerts-ack-error"
+    ACK_CONFIRM = "alerts-ack-confirm"
+    ACK_CANCEL = "alerts-ack-cancel"
+    SILENCE_MODAL = "alerts-silence-modal"
+    SILENCE_MATCHERS = "alerts-silence-matchers"
+    SILENCE_DURATION = "alerts-silence-duration"
+    SILENCE_COMMENT = "alerts-silence-comment"
+    SILENCE_ERROR = "alerts-silence-error"
+    SILENCE_CREATE = "alerts-silence-create"
+    SILENCE_CANCEL = "alerts-silence-cancel"
+
+
+# data-panel attribute values of the Alerts page, in order.
+ALERTS_PANEL_IDS = ("alerts-active", "alerts-history", "alerts-rules", "alerts-silences", "alerts-delivery")
 
 # data-panel attribute values of the Build intelligence page, in order.
 BUILDS_PANEL_IDS = ("builds-summary", "success-trend", "volume-trend", "duration-percentiles", "stage-bottlenecks",

@@ -18,7 +18,7 @@ RANGE_LABELS = {"1h": "Last 1 hour", "6h": "Last 6 hours", "24h": "Last 24 hours
 REFRESH_CHOICES = {"off": None, "5s": 5_000, "30s": 30_000, "1m": 60_000}
 REFRESH_LABELS = {"off": "Refresh off", "5s": "Every 5 s", "30s": "Every 30 s", "1m": "Every minute"}
 PAGES = (("Executive", "/"), ("Operations", "/operations"), ("Builds", "/builds"), ("Partners", "/partners"),
-         ("Assets", "/assets"), ("Capacity", "/capacity"), ("Live", "/live"))
+         ("Assets", "/assets"), ("Capacity", "/capacity"), ("Alerts", "/alerts"), ("Live", "/live"))
 DEFAULT_FILTERS = {"range": "24h", "from": None, "to": None, "partners": [], "refresh": "30s"}
 
 
@@ -113,7 +113,7 @@ def page_container(location: tuple[str, str] | None, content=None, title: str | 
 def shell(*, location: tuple[str, str] | None = None, filters: dict | None = None, theme: str = "light",
           partner_options: list[dict] | None = None, nav: list | None = None, refresh_state: tuple | None = None,
           status: tuple | None = None, content=None, title: str | None = None,
-          date_bounds: tuple[str, str] | None = None, user: dict | None = None):
+          date_bounds: tuple[str, str] | None = None, user: dict | None = None, alert_banner=None):
     """The layout around every page, with the first view's values (callbacks/shell.py computes them
     for the request; the defaults are an empty shell that fills itself through callbacks)."""
     filters = filters or DEFAULT_FILTERS
@@ -128,6 +128,7 @@ def shell(*, location: tuple[str, str] | None = None, filters: dict | None = Non
         dcc.Interval(id=SHELL.TICK, interval=interval, disabled=disabled),
         dcc.Store(id=SHELL.RT_INBOX),
         dcc.Store(id=SHELL.RT_SUBSCRIPTION),
+        dcc.Store(id=SHELL.ALERTS_PING),
         html.Div(id=SHELL.TOASTS, className="toast-stack"),
         dbc.Navbar(dbc.Container([
             dbc.NavbarBrand([html.I(className="bi bi-graph-up-arrow me-2"), "LuluPay Analytics"], href="/"),
@@ -139,6 +140,7 @@ def shell(*, location: tuple[str, str] | None = None, filters: dict | None = Non
             _open_access_banner(user),
             _filter_bar(filters, partner_options or [], refresh_state, status, date_bounds, user),
             html.Div(status[1], id=SHELL.BANNER),
+            html.Div(alert_banner, id=SHELL.ALERT_BANNER),
             page_container(location, content, title),
         ], fluid=True, className="pb-4"),
     ])

@@ -8,18 +8,38 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from dataclasses import replace
 
 import orjson
+import redis
 
 from services.alerting.silences import Silence
 from services.alerting.state import AlertState
 from services.scope import Principal
-from services.store import Store
+from services.store import Store, StoreUnavailable
 
 __all__ = ["AlertStore", "RESOLVED_KEEP_S", "rule_key"]
 
 RESOLVED_KEEP_S = 86400  # a resolved alert stays in the state (and the API's `resolved`) this long
 _DAY_S = 86400
+
+
+_WATCH_TRIES = 20
+
+
+def _keep_ack(alert: AlertState, stored: bytes | None) -> AlertState:
+    """`alert`, with the acknowledgement of the stored record of the same alert (same start) when
+    it has one and `alert` neither has nor ended it."""
+    if stored is None or alert.acknowledged or alert.state not in ("pending", "firing"):
+        return alert
+    try:
+        current = AlertState.from_dict(orjson.loads(stored))
+    except ValueError:
+        return alert
+    if not current.acknowledged or current.started_at != alert.started_at:
+        return alert
+    return replace(alert, acknowledged=True, ack_by=current.ack_by, ack_at=current.ack_at,
+                   ack_comment=current.ack_comment)
 
 
 def rule_key(name: str, severity: str) -> str:
@@ -65,19 +85,31 @@ class AlertStore:
         return [a for a in self.alerts().values() if _visible(principal, a.partner_id)]
 
     def save_alerts(self, changed: Iterable[AlertState], dropped: Iterable[str] = ()) -> None:
-        """Write the alerts that changed and forget the dropped ids, atomically."""
+        """Write the alerts that changed and forget the dropped ids, atomically (WATCH): an
+        acknowledgement stored since the caller read an alert (the page or the API, during an engine
+        round) is kept on the same alert unless the alert resolved (which ends it)."""
         changed, dropped = list(changed), list(dropped)
         if not changed and not dropped:
             return
+        key = self.keys.alert_states()
 
         def write(client):
-            pipe = client.pipeline(transaction=True)
-            if changed:
-                pipe.hset(self.keys.alert_states(),
-                          mapping={a.id: orjson.dumps(a.to_dict()) for a in changed})
-            if dropped:
-                pipe.hdel(self.keys.alert_states(), *dropped)
-            pipe.execute()
+            with client.pipeline(transaction=True) as pipe:
+                for _ in range(_WATCH_TRIES):
+                    try:
+                        pipe.watch(key)
+                        stored = pipe.hmget(key, [a.id for a in changed]) if changed else []
+                        merged = [_keep_ack(a, blob) for a, blob in zip(changed, stored)]
+                        pipe.multi()
+                        if merged:
+                            pipe.hset(key, mapping={a.id: orjson.dumps(a.to_dict()) for a in merged})
+                        if dropped:
+                            pipe.hdel(key, *dropped)
+                        pipe.execute()
+                        return
+                    except redis.WatchError:
+                        continue  # an acknowledgement landed meanwhile: merge again
+            raise StoreUnavailable(f"alert states: still changing after {_WATCH_TRIES} tries")
         self.store.run(write)
 
     # -- silences --------------------------------------------------------------------------------

@@ -135,6 +135,14 @@ def _export_known_series() -> None:
             PARTNER_UPDATES.labels(tier, status)
     for result in INGEST_RESULTS:
         INGEST_EVENTS.labels(result)
+    for change in ("pending", "firing", "resolved", "cleared", "escalated"):
+        for severity in ("info", "warning", "critical"):
+            ALERT_CHANGES.labels(change, severity)
+    for result in ("ok", "error"):
+        ALERT_EVALUATIONS.labels(result)
+    for kind in ("webhook", "slack", "alertmanager"):
+        for status in ("firing", "resolved"):
+            ALERT_NOTIFICATIONS.labels(kind, status)
     for query in QUERIES:
         QUERY_DURATION.labels(query)
     for stream in WS_STREAMS:

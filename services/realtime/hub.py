@@ -34,9 +34,10 @@ WAKE = "wake"  # queue item: look at the connection's input
 # Streams whose messages concern many partners at once: a client limited to some partners gets
 # its own copy with only theirs (services/realtime/messages.scoped_snapshot).
 PER_PARTNER_STREAMS = frozenset({"metrics"})
-# Streams whose messages without a partner go to every subscriber: alerts about the whole service,
-# and the metrics snapshots (cut per client above).
-GLOBAL_STREAMS = frozenset({"alerts", "metrics"})
+# Streams whose messages without a partner go to every subscriber: the metrics snapshots (cut per
+# client above). An alert without a partner is the deployment's own: only for a client that sees
+# every partner (docs/alerting.md), like its rows in the API.
+GLOBAL_STREAMS = frozenset({"metrics"})
 
 
 def text_frame(payload: bytes) -> bytes:

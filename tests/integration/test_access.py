@@ -14,7 +14,10 @@ import websocket
 
 from app.auth import PUBLIC_PATHS, PUBLIC_PREFIXES, SELF_CHECKED
 from app.guard import PROP_RULES
+from services.alerting.silences import Matcher, Silence
+from services.alerting.state import fingerprint
 from services.realtime import publish
+from tests.alert_states import alert_state, seed
 from tests.conftest import sign_in, wait_until
 
 pytestmark = pytest.mark.integration
@@ -28,7 +31,8 @@ B_STRINGS = ("bravo-corp", "Bravo Zq7 Secret", "bravo-build-", "9.8.7-bravosecre
 OPEN_ROUTES = {"/healthz", "/readyz", "/login", "/openapi.json", "/_favicon.ico", "/favicon.ico", "/assets/<path:filename>",
                "/_dash-component-suites/<string:package_name>/<path:fingerprinted_path>", "/api/v1/events",
                "/metrics"}
-URL_VALUES = {"partner_id": B, "metric": "builds", "path": "operations", "rest": "v1/nothing", "dataset": "builds", "format": "csv",
+B_ALERT = fingerprint({"alertname": "PartnerFailures", "severity": "critical", "partner_id": B})
+URL_VALUES = {"alert_id": B_ALERT, "silence_id": "bravo-silence", "partner_id": B, "metric": "builds", "path": "operations", "rest": "v1/nothing", "dataset": "builds", "format": "csv",
               "filename": "app.css", "package_name": "dash", "fingerprinted_path": "x.js"}
 
 # A valid value of every (id, property) a server callback takes, asking for bravo-corp wherever a
@@ -48,6 +52,18 @@ SAMPLE_VALUES = {
     ("builds-grid", "getRowsRequest"): {"startRow": 0, "endRow": 100, "sortModel": [], "filterModel": {}},
     ("builds-grid", "filterModel"): {},
     ("builds-signature-grid", "cellClicked"): None,
+    ("alerts-ping", "data"): 1, ("alerts-new-silence", "n_clicks"): 1, ("alerts-ack-cancel", "n_clicks"): 1,
+    ("alerts-ack-confirm", "n_clicks"): 1, ("alerts-silence-cancel", "n_clicks"): 1,
+    ("alerts-silence-create", "n_clicks"): 1, ("alerts-history-csv", "n_clicks"): 1,
+    ("alerts-active-grid", "cellRendererData"): {"value": "silence", "colId": "id", "rowIndex": 0, "rowId": B_ALERT,
+                                                 "timestamp": 1},
+    ("alerts-silences-grid", "cellRendererData"): {"value": "expire", "colId": "id", "rowIndex": 0,
+                                                   "rowId": "bravo-silence", "timestamp": 1},
+    ("alerts-result", "data"): {"seq": 1, "action": "silence", "ok": False, "message": "refused"},
+    ("alerts-ack-target", "data"): B_ALERT, ("alerts-ack-comment", "value"): "on it",
+    ("alerts-silence-matchers", "value"): f'partner_id="{B}"', ("alerts-silence-duration", "value"): "2h",
+    ("alerts-silence-comment", "value"): "deploy", ("alerts-history-state", "value"): "firing",
+    ("alerts-history-severity", "value"): "critical", ("alerts-history-rule", "value"): "PartnerFailures",
 }
 
 
@@ -82,6 +98,13 @@ def world(login_server):
     services.users.add("ada", "admin", [], PASSWORD)
     services.users.add("sam", "staff", [], PASSWORD)
     services.users.add("pat", "partner_manager", [A], PASSWORD)
+    now = time.time()  # an alert and a silence of each partner, and the deployment's own alert
+    seed(services, [alert_state("PartnerFailures", "critical", "firing", partner=p, value=v, threshold=20,
+                                started_at=now - 600, summary=f"{text} failures")
+                    for p, v, text in ((A, 25, "Alpha Co"), (B, 4321.25, "Bravo Zq7 Secret"))]
+         + [alert_state("LuluPayDiskFull", "critical", "firing", value=97, started_at=now - 600)])
+    services.alert_store.add_silence(Silence("bravo-silence", (Matcher("partner_id", B),), now - 60, now + 3600,
+                                             "ada", "bravo-only-failure"))
     return login_server
 
 

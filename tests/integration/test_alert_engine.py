@@ -296,3 +296,20 @@ def test_an_alertmanager_receiver_hands_the_engines_alert_to_a_real_alertmanager
         finally:
             proc.terminate()
             proc.wait(timeout=10)
+
+
+def test_an_acknowledgement_stored_during_a_round_survives_the_rounds_write(engine_services, clock):
+    """The engine read the alert unacknowledged; the page acknowledged it before the round wrote:
+    the round's write keeps the acknowledgement (and a resolution still ends it)."""
+    services = engine_services(_rules(None))
+    _builds(services.ingest, clock(), "acme-bank", ok=0, failed=4, tag="w")
+    AlertEngine(services, services.alert_rules).run_once()
+    (alert,) = [a for a in services.alert_store.alerts().values() if a.rule == "PartnerFailures"]
+    acked, _ = acknowledge(alert, "carol", "on it", clock())
+    services.alert_store.save_alerts([acked])  # the page, between the round's read and its write
+    services.alert_store.save_alerts([alert])  # the round's write of what it read
+    kept = services.alert_store.alert(alert.id)
+    assert kept.acknowledged and kept.ack_by == "carol" and kept.ack_comment == "on it"
+    from dataclasses import replace
+    services.alert_store.save_alerts([replace(alert, state="resolved", resolved_at=clock())])
+    assert not services.alert_store.alert(alert.id).acknowledged

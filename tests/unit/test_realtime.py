@@ -141,12 +141,13 @@ def test_text_frames_decode_with_a_real_websocket_parser():
         assert len(frames) == 1 and frames[0].payload == payload.decode() and frames[0].frame_finished
 
 
-def test_a_partner_limited_client_gets_no_partnerless_message_but_alerts_and_metrics():
+def test_a_partner_limited_client_gets_no_partnerless_message_but_metrics():
     client = Client(8)
     client.subscribe(frozenset({"builds", "partners", "alerts", "metrics"}), frozenset({"b"}))
     assert client.wants("builds", "b") and not client.wants("builds", "a")
     assert not client.wants("builds", None) and not client.wants("partners", None)
-    assert client.wants("alerts", None) and client.wants("metrics", None)
+    assert client.wants("metrics", None) and client.wants("alerts", "b")
+    assert not client.wants("alerts", None)  # the deployment's own alerts: only for who sees every partner
     everyone = Client(8)
     everyone.subscribe(frozenset({"builds"}), None)
     assert everyone.wants("builds", None) and everyone.wants("builds", "a")
