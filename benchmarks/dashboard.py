@@ -49,7 +49,7 @@ from benchmarks._machine import machine  # noqa: E402
 from services.scope import system_scope  # noqa: E402
 from benchmarks._server import exit_cleanly_on_sigterm, wait_ready  # noqa: E402
 from app.settings import Settings  # noqa: E402
-from layouts.ids import BUILDS, PARTNER, SHELL  # noqa: E402
+from layouts.ids import ALERTS, BUILDS, PARTNER, SHELL  # noqa: E402
 from services.store.embedded import EmbeddedValkey  # noqa: E402
 from services.container import build_services  # noqa: E402
 from services.demo.seeding import seed_store  # noqa: E402
@@ -62,6 +62,10 @@ FILTERS_PROP = f"{SHELL.FILTERS}.data"
 # one-partner view's partner is set to the measured partner in main()).
 OTHER_VALUES = {f"{SHELL.TICK}.n_intervals": 1, f"{SHELL.THEME}.data": "light", f"{PARTNER.ID}.data": None,
                 f"{BUILDS.FORECAST_POLL}.n_intervals": 0,
+                # the alerts page's action outcome, live-message ping and history filters, untouched
+                f"{SHELL.ALERTS_PING}.data": None, f"{ALERTS.RESULT}.data": None,
+                f"{ALERTS.HISTORY_STATE}.value": None, f"{ALERTS.HISTORY_SEVERITY}.value": None,
+                f"{ALERTS.HISTORY_RULE}.value": None,
                 # the builds table's first block of rows, newest first, as AG Grid asks for it
                 f"{BUILDS.GRID}.getRowsRequest": {"startRow": 0, "endRow": 100, "sortModel": [], "filterModel": {}}}
 CHROMIUM = "/usr/bin/chromium"
@@ -233,7 +237,7 @@ def measure_callbacks(caller: Caller, deps: list[dict], names: dict, partner: st
 
 
 FIRST_VIEW_PAGES = {"operations": "/operations", "executive": "/", "builds": "/builds", "partners": "/partners",
-                    "partner": "/partners/{partner}", "assets": "/assets", "capacity": "/capacity"}
+                    "partner": "/partners/{partner}", "assets": "/assets", "capacity": "/capacity", "alerts": "/alerts"}
 
 
 def measure_first_view(base: str, partner: str, client: redis.Redis, prefix: str, repeats: int,
