@@ -313,3 +313,28 @@ def test_an_acknowledgement_stored_during_a_round_survives_the_rounds_write(engi
     from dataclasses import replace
     services.alert_store.save_alerts([replace(alert, state="resolved", resolved_at=clock())])
     assert not services.alert_store.alert(alert.id).acknowledged
+
+
+def test_an_escalation_step_with_a_receiver_also_notifies_that_receiver(engine_services, clock):
+    oncall = Receiver()
+    ops = Receiver()
+    try:
+        rules = _rules(ops.url)
+        rules["receivers"].append({"name": "oncall", "slack_url": oncall.url + "/slack"})
+        rules["rules"][0]["escalate"] = [{"after": "10m", "receiver": "oncall"}]
+        services = engine_services(rules)
+        engine = AlertEngine(services, services.alert_rules)
+        delivery = services.delivery()
+        for minute in range(16):  # the fleet keeps failing: LowSuccessRate pending 5 min, then firing
+            _builds(services.ingest, clock(), "acme-bank", ok=1, failed=3, tag=f"e{minute}")
+            engine.run_once()
+            delivery.deliver_due()
+            clock.advance(MIN)
+        (alert,) = [a for a in services.alert_store.alerts().values() if a.rule == "LowSuccessRate"]
+        assert alert.state == "firing" and alert.escalation_level == 1 and alert.severity == "warning"
+        (slack,) = oncall.requests  # the step's receiver, once, in its own format
+        assert slack["body"]["text"].startswith("[FIRING:1] LowSuccessRate")
+        assert any(r["body"]["groupLabels"].get("alertname") == "LowSuccessRate" for r in ops.requests)
+    finally:
+        oncall.stop()
+        ops.stop()
