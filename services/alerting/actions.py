@@ -5,14 +5,13 @@ principal may not see does not exist for it (the same 404 as an unknown id). Err
 `ActionError(status, message, field)`: the API answers them as they are, the page shows the text."""
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
-import orjson
-from redis.exceptions import WatchError
 
 from services.alerting.silences import MAX_MATCHERS, Matcher, Silence, silenced_by
 from services.alerting.state import AlertState, acknowledge
+from services.alerting.store import AlertStatesBusy
 from services.ingest.events import parse_ts
 from services.realtime import publish
 from services.scope import Principal, Scope, scope_for
@@ -29,7 +28,6 @@ SILENCE_STATES = ("active", "pending", "expired")
 SEVERITY_RANK = {"critical": 0, "warning": 1, "info": 2}
 MAX_SILENCES_IN_FORCE = 1000  # active + pending: the engine matches every alert against each, every round
 _SILENCE_KEYS = {"matchers", "starts_at", "ends_at", "comment"}
-_CAS_ATTEMPTS = 20
 
 
 class ActionError(Exception):
@@ -108,7 +106,10 @@ def acknowledge_alert(services, principal: Principal, alert_id: str, comment: st
                                    f"{current.state})", "state")
         return acknowledge(current, who, comment, now)
 
-    alert, changes = _compare_and_set(services.alert_store, alert_id, change)
+    try:
+        alert, changes = services.alert_store.update_alert(alert_id, change)
+    except AlertStatesBusy:
+        raise ActionError(503, "the alert kept changing; retry", "alert_id") from None
     for step in changes:
         services.alerts.record(**{**step.history_record(), "source": "ack"})
     if changes:
@@ -122,42 +123,6 @@ def acknowledge_alert(services, principal: Principal, alert_id: str, comment: st
     silences = services.alert_store.silences()
     visible = [s for s in silences if silence_visible(s, principal)]
     return alert_row(alert, silences, visible, now)
-
-
-def _compare_and_set(alert_store, alert_id: str, change: Callable) -> tuple[AlertState, list]:
-    """Read one alert, apply `change` and write it back only if the alert states did not change in
-    between (WATCH): an engine round writing meanwhile is never overwritten with a stale alert."""
-    key = alert_store.keys.alert_states()
-
-    def run(client):
-        with client.pipeline(transaction=True) as pipe:
-            for _ in range(_CAS_ATTEMPTS):
-                try:
-                    pipe.watch(key)
-                    raw = pipe.hget(key, alert_id)
-                    current = _load_alert(raw)
-                    alert, changes = change(current)
-                    if not changes:
-                        pipe.unwatch()
-                        return alert, changes
-                    pipe.multi()
-                    pipe.hset(key, alert_id, orjson.dumps(alert.to_dict()))
-                    pipe.execute()
-                    return alert, changes
-                except WatchError:
-                    continue
-        raise ActionError(503, "the alert kept changing; retry", "alert_id")
-
-    return alert_store.store.run(run)
-
-
-def _load_alert(raw: bytes | None) -> AlertState | None:
-    if not raw:
-        return None
-    try:
-        return AlertState.from_dict(orjson.loads(raw))
-    except ValueError:
-        return None
 
 
 def _time(doc: Mapping, name: str, default: float | None) -> float | None:

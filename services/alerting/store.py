@@ -16,9 +16,9 @@ import redis
 from services.alerting.silences import Silence
 from services.alerting.state import AlertState
 from services.scope import Principal
-from services.store import Store, StoreUnavailable
+from services.store import Store
 
-__all__ = ["AlertStore", "RESOLVED_KEEP_S", "rule_key"]
+__all__ = ["AlertStore", "AlertStatesBusy", "RESOLVED_KEEP_S", "rule_key"]
 
 RESOLVED_KEEP_S = 86400  # a resolved alert stays in the state (and the API's `resolved`) this long
 _DAY_S = 86400
@@ -27,16 +27,24 @@ _DAY_S = 86400
 _WATCH_TRIES = 20
 
 
+class AlertStatesBusy(Exception):
+    """The alert states kept changing under a read-modify-write (another writer each time)."""
+
+
+def _load(raw: bytes) -> AlertState | None:
+    try:
+        return AlertState.from_dict(orjson.loads(raw))
+    except ValueError:
+        return None
+
+
 def _keep_ack(alert: AlertState, stored: bytes | None) -> AlertState:
     """`alert`, with the acknowledgement of the stored record of the same alert (same start) when
     it has one and `alert` neither has nor ended it."""
     if stored is None or alert.acknowledged or alert.state not in ("pending", "firing"):
         return alert
-    try:
-        current = AlertState.from_dict(orjson.loads(stored))
-    except ValueError:
-        return alert
-    if not current.acknowledged or current.started_at != alert.started_at:
+    current = _load(stored)
+    if current is None or not current.acknowledged or current.started_at != alert.started_at:
         return alert
     return replace(alert, acknowledged=True, ack_by=current.ack_by, ack_at=current.ack_at,
                    ack_comment=current.ack_comment)
@@ -93,24 +101,52 @@ class AlertStore:
             return
         key = self.keys.alert_states()
 
-        def write(client):
+        def read(pipe):
+            stored = pipe.hmget(key, [a.id for a in changed]) if changed else []
+            return [_keep_ack(a, blob) for a, blob in zip(changed, stored)]
+
+        def write(pipe, merged):
+            if merged:
+                pipe.hset(key, mapping={a.id: orjson.dumps(a.to_dict()) for a in merged})
+            if dropped:
+                pipe.hdel(key, *dropped)
+        self._watched(read, write)
+
+    def update_alert(self, alert_id: str, change) -> tuple[AlertState, list]:
+        """Read one alert (None when unknown), apply `change(current) -> (alert, changes)` and write
+        the alert back if it changed, unless the states changed in between (then again): an engine
+        round writing meanwhile is never overwritten with a stale alert."""
+        key = self.keys.alert_states()
+
+        def read(pipe):
+            raw = pipe.hget(key, alert_id)
+            return change(_load(raw) if raw else None)
+
+        def write(pipe, result):
+            alert, changes = result
+            if changes:
+                pipe.hset(key, alert.id, orjson.dumps(alert.to_dict()))
+        return self._watched(read, write)
+
+    def _watched(self, read, write):
+        """`read(pipe)` under WATCH of the alert states, then `write(pipe, what read returned)` in one
+        MULTI; both again when the states changed in between. Returns what `read` returned."""
+        key = self.keys.alert_states()
+
+        def run(client):
             with client.pipeline(transaction=True) as pipe:
                 for _ in range(_WATCH_TRIES):
                     try:
                         pipe.watch(key)
-                        stored = pipe.hmget(key, [a.id for a in changed]) if changed else []
-                        merged = [_keep_ack(a, blob) for a, blob in zip(changed, stored)]
+                        result = read(pipe)
                         pipe.multi()
-                        if merged:
-                            pipe.hset(key, mapping={a.id: orjson.dumps(a.to_dict()) for a in merged})
-                        if dropped:
-                            pipe.hdel(key, *dropped)
+                        write(pipe, result)
                         pipe.execute()
-                        return
+                        return result
                     except redis.WatchError:
-                        continue  # an acknowledgement landed meanwhile: merge again
-            raise StoreUnavailable(f"alert states: still changing after {_WATCH_TRIES} tries")
-        self.store.run(write)
+                        continue  # another writer landed meanwhile: read and merge again
+            raise AlertStatesBusy(f"alert states: still changing after {_WATCH_TRIES} tries")
+        return self.store.run(run)
 
     # -- silences --------------------------------------------------------------------------------
     def silences(self) -> list[Silence]:

@@ -3,6 +3,7 @@ real Alertmanager): retried with back-off on the injected clock, the same Idempo
 attempt, one 2xx per notification, nothing lost to a lease that runs out or a kill -9 mid-POST."""
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import signal
@@ -341,22 +342,36 @@ receivers:
 """
 
 
-@pytest.mark.monitoring
-def test_a_real_alertmanager_accepts_the_alert_and_routes_it_to_its_webhook(store, receivers, tmp_path):
+@contextlib.contextmanager
+def real_alertmanager(tmp_path, hook_url: str):
+    """A real Debian Alertmanager on a free port routing everything to `hook_url`; yields its base URL."""
     from tests.monitoring.conftest import require
 
     binary = require("prometheus-alertmanager")["prometheus-alertmanager"]
-    hook = receivers()
-    (tmp_path / "am.yml").write_text(AM_CONFIG.format(url=hook.url + "/am-hook"))
+    (tmp_path / "am.yml").write_text(AM_CONFIG.format(url=hook_url))
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    log = open(tmp_path / "am.log", "w+")
-    proc = subprocess.Popen([binary, f"--config.file={tmp_path / 'am.yml'}", f"--storage.path={tmp_path / 'am'}",
-                             f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="],
-                            stdout=log, stderr=subprocess.STDOUT)
-    try:
-        wait_until(lambda: proc.poll() is None and requests.get(base + "/-/ready", timeout=1).ok, timeout=15,
-                   message="alertmanager ready")
+    with open(tmp_path / "am.log", "w+") as log:
+        proc = subprocess.Popen([binary, f"--config.file={tmp_path / 'am.yml'}", f"--storage.path={tmp_path / 'am'}",
+                                 f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="],
+                                stdout=log, stderr=subprocess.STDOUT)
+        try:
+            wait_until(lambda: proc.poll() is None and requests.get(base + "/-/ready", timeout=1).ok, timeout=15,
+                       message="alertmanager ready")
+            yield base
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
+
+
+@pytest.mark.monitoring
+def test_a_real_alertmanager_accepts_the_alert_and_routes_it_to_its_webhook(store, receivers, tmp_path):
+    hook = receivers()
+    with real_alertmanager(tmp_path, hook.url + "/am-hook") as base:
         starts_at = datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
         body = [{"labels": {"alertname": "LuluPayTest", "severity": "warning"}, "annotations": {"summary": "x"},
                  "startsAt": starts_at, "generatorURL": "http://127.0.0.1/alerts"}]
@@ -369,11 +384,3 @@ def test_a_real_alertmanager_accepts_the_alert_and_routes_it_to_its_webhook(stor
                             message="alertmanager's webhook notification")
         assert routed[0]["body"]["alerts"][0]["labels"]["alertname"] == "LuluPayTest"
         assert routed[0]["body"]["status"] == "firing"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-        log.close()

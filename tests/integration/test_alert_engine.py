@@ -20,7 +20,7 @@ from services.alerting.silences import Matcher, Silence
 from services.alerting.state import acknowledge
 from services.container import build_services
 from services.scope import system_scope
-from tests.conftest import ROOT, free_port, wait_until
+from tests.conftest import ROOT, wait_until
 from tests.integration.test_alert_delivery import Clock, Receiver
 
 pytestmark = pytest.mark.integration
@@ -264,39 +264,24 @@ def test_a_silence_expires_by_itself_and_the_still_firing_alert_is_then_notified
 def test_an_alertmanager_receiver_hands_the_engines_alert_to_a_real_alertmanager(engine_services, receiver, tmp_path):
     """The engine's alert, posted to the real Debian Alertmanager's /api/v2/alerts, is listed there with
     its labels and delivered by the Alertmanager's own routing to its webhook."""
-    from tests.integration.test_alert_delivery import AM_CONFIG
-    from tests.monitoring.conftest import require
+    from tests.integration.test_alert_delivery import real_alertmanager
 
-    binary = require("prometheus-alertmanager")["prometheus-alertmanager"]
-    (tmp_path / "am.yml").write_text(AM_CONFIG.format(url=receiver.url + "/am-hook"))
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    with open(tmp_path / "am.log", "w+") as log:
-        proc = subprocess.Popen([binary, f"--config.file={tmp_path / 'am.yml'}", f"--storage.path={tmp_path / 'am'}",
-                                 f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="],
-                                stdout=log, stderr=subprocess.STDOUT)
-        try:
-            wait_until(lambda: proc.poll() is None and requests.get(base + "/-/ready", timeout=1).ok, timeout=15,
-                       message="alertmanager ready")
-            rules = _rules(None)
-            rules["receivers"] = [{"name": "team-am", "alertmanager_url": base}]
-            rules["route"] = {"receiver": "team-am", "group_wait": "0s"}
-            clock = Clock(time.time())  # an Alertmanager judges endsAt by its own clock
-            services = engine_services(rules, at=clock)
-            engine = AlertEngine(services, services.alert_rules)
-            _builds(services.ingest, clock(), "acme-bank", ok=0, failed=3, tag="am")
-            assert engine.run_once().notifications == 1
-            assert [a["outcome"] for a in services.delivery().deliver_due()] == ["delivered"]
-            listed = requests.get(base + "/api/v2/alerts", timeout=5).json()
-            assert [(a["labels"]["alertname"], a["labels"]["partner_id"], a["status"]["state"]) for a in listed] == \
-                [("PartnerFailures", "acme-bank", "active")]
-            routed = wait_until(lambda: [r for r in receiver.requests if r["path"] == "/am-hook"], timeout=20,
-                                message="the Alertmanager's own webhook notification")
-            assert routed[0]["body"]["alerts"][0]["labels"]["partner_id"] == "acme-bank"
-        finally:
-            proc.terminate()
-            proc.wait(timeout=10)
-
+    with real_alertmanager(tmp_path, receiver.url + "/am-hook") as base:
+        rules = _rules(None)
+        rules["receivers"] = [{"name": "team-am", "alertmanager_url": base}]
+        rules["route"] = {"receiver": "team-am", "group_wait": "0s"}
+        clock = Clock(time.time())  # an Alertmanager judges endsAt by its own clock
+        services = engine_services(rules, at=clock)
+        engine = AlertEngine(services, services.alert_rules)
+        _builds(services.ingest, clock(), "acme-bank", ok=0, failed=3, tag="am")
+        assert engine.run_once().notifications == 1
+        assert [a["outcome"] for a in services.delivery().deliver_due()] == ["delivered"]
+        listed = requests.get(base + "/api/v2/alerts", timeout=5).json()
+        assert [(a["labels"]["alertname"], a["labels"]["partner_id"], a["status"]["state"]) for a in listed] == \
+            [("PartnerFailures", "acme-bank", "active")]
+        routed = wait_until(lambda: [r for r in receiver.requests if r["path"] == "/am-hook"], timeout=20,
+                            message="the Alertmanager's own webhook notification")
+        assert routed[0]["body"]["alerts"][0]["labels"]["partner_id"] == "acme-bank"
 
 def test_an_acknowledgement_stored_during_a_round_survives_the_rounds_write(engine_services, clock):
     """The engine read the alert unacknowledged; the page acknowledged it before the round wrote:
