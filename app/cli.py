@@ -226,8 +226,9 @@ def collector(metrics_port: int | None, metrics_host: str, interval: float | Non
 @click.option("--summary", default="", help="one line shown in the toast")
 @click.option("--partner", default=None, help="partner id the alert is scoped to (default: all partners)")
 def publish_alert(name: str, severity: str, state: str, summary: str, partner: str | None) -> None:
-    """Record an alert state change in the alert history (the `alerts` export) and publish it on
-    the live channel (what the alert engine will do); every open page shows it as a toast."""
+    """Record a hand-made alert state change in the alert history (the `alerts` export) and publish
+    it on the live channel, as the alert engine does with its own; every open page shows it as a
+    toast."""
     from services.realtime import publish
     from services.vocabulary import is_partner_id
     from services.container import build_services
