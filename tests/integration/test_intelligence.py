@@ -842,7 +842,10 @@ def test_forecast_of_a_partner_manager_is_of_their_partners(login_server, monkey
     # the cache is per partner set: the admin's forecast (every partner) is not the partner's one
     assert api(login_server, url, ada, step="1d", horizon="14d").status_code == 202
     jobs = [orjson.loads(j) for j in services.store.client.lrange(services.store.keys.forecast_jobs(), 0, -1)]
-    assert [(j["metric"], j["partners"]) for j in jobs] == [("builds", None)]
+    assert [(j["metric"], j["partners"]) for j in jobs] in ([("builds", None)], [])
+    if not jobs:  # the server's own worker took the job already: it is marked pending or done, for every partner
+        every = services.store.keys.forecast(services.forecasts._digest("builds", "1d", None))
+        assert services.store.client.exists(every + ":pending", every)
     answer = api(login_server, url, pat, step="1d", partner="acme-bank")
     assert answer.status_code == 403 and answer.json()["field"] == "partner"
 
