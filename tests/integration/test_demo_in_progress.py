@@ -37,7 +37,7 @@ def test_seeded_builds_in_progress_finish_once_the_simulator_sends_them(services
     everyone = system_scope(now - 86400, now + 86400, None)
     running = services.queries.active_builds(everyone)
     kept = take_in_progress(services.store)
-    assert running > 0 and len({e["build_id"] for e in kept}) == running
+    assert running > 0 and len({e["build_id"] for e in kept if e["type"].startswith("build.")}) == running
     assert take_in_progress(services.store) == []  # sent once
 
     later = time.time()  # every kept event is due: a start hours after the seed
