@@ -9,7 +9,6 @@ a crash records and notifies nothing twice."""
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
@@ -170,15 +169,3 @@ class AlertEngine:
                 "values": worst_first[:MAX_VALUES_SHOWN], "values_total": len(values),
                 "conditions_true": sum(1 for v in values if v["condition"])}
 
-
-def run_forever(engine: AlertEngine, interval_s: float, stop, on_error=log.warning) -> None:
-    """Rounds every `interval_s` until `stop` (a threading.Event) is set (tests call run_once)."""
-    while not stop.is_set():
-        started = time.monotonic()
-        try:
-            engine.run_once()
-        except StoreUnavailable as exc:
-            on_error("alert engine: store unavailable (%s); retrying", exc)
-        except Exception:
-            log.exception("alert engine round failed")
-        stop.wait(max(0.0, interval_s - (time.monotonic() - started)))

@@ -164,9 +164,7 @@ class AlertStore:
         return Silence.from_dict(orjson.loads(value)) if value else None
 
     def add_silence(self, silence: Silence) -> Silence:
-        """Store a silence (a new id when it has none)."""
-        if not silence.id:
-            raise ValueError("id: required")
+        """Store a silence (its id validated by Silence itself)."""
         self.store.run(lambda c: c.hset(self.keys.alert_silences(), silence.id, orjson.dumps(silence.to_dict())))
         return silence
 
