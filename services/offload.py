@@ -76,7 +76,7 @@ class Offload:
         with self._lock:
             if self._pool is pool:
                 self._pool = None
-        pool.terminate()
+        _stop(pool)
         log.warning("background process replaced (a call ran out of time)")
 
     def pid(self) -> int | None:
@@ -91,8 +91,25 @@ class Offload:
             self._closed = True
             pool, self._pool = self._pool, None
         if pool is not None:
-            pool.terminate()
-            pool.join()
+            _stop(pool)
+
+
+def _stop(pool, timeout_s: float = 5.0) -> None:
+    """terminate() and join a pool without ever hanging on it: Pool.terminate() can block on its
+    handler threads (seen once in the suite: a page test waited 20 min in close()). After
+    `timeout_s` the children are killed and the rest is left to a daemon thread."""
+    children = list(getattr(pool, "_pool", None) or [])
+
+    def stop():
+        pool.terminate()
+        pool.join()
+    stopper = threading.Thread(target=stop, name="offload-stop", daemon=True)
+    stopper.start()
+    stopper.join(timeout_s)
+    if stopper.is_alive():
+        for child in children:
+            child.kill()
+        log.warning("background process did not stop within %g s: killed", timeout_s)
 
 
 def build_facts(redis_url: str, key_prefix: str, retention_s: int, days: int) -> int:

@@ -92,3 +92,34 @@ def _alive(pid: int) -> bool:
             return stat.read().split(")")[-1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_close_never_waits_long_on_a_pool_that_will_not_stop():
+    """A pool whose terminate() blocks (Pool.terminate can hang on its handler threads) is left to a
+    daemon thread after the bound, and its child is killed."""
+    import threading as _threading
+    import time as _time
+
+    from services.offload import _stop
+
+    class Child:
+        killed = False
+
+        def kill(self):
+            Child.killed = True
+
+    release = _threading.Event()
+
+    class StuckPool:
+        _pool = [Child()]
+
+        def terminate(self):
+            release.wait(30)
+
+        def join(self):
+            pass
+
+    started = _time.monotonic()
+    _stop(StuckPool(), timeout_s=0.2)
+    assert _time.monotonic() - started < 5 and Child.killed
+    release.set()
