@@ -23,6 +23,24 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(
         default=None, validation_alias=AliasChoices("REDIS_URL", "LULUPAY_REDIS_URL")
     )
+    # Sentinel (automatic failover): the sentinels' host:port list and the monitored master's name;
+    # when set they win over REDIS_URL. Cluster mode: REDIS_URL=redis+cluster://host:port[,host:port].
+    redis_sentinels: str | None = Field(
+        default=None, validation_alias=AliasChoices("REDIS_SENTINELS", "LULUPAY_REDIS_SENTINELS"),
+        pattern=r"^[A-Za-z0-9_.:\[\]-]+(,[A-Za-z0-9_.:\[\]-]+)*$", max_length=2000,
+    )
+    redis_sentinel_master: str = Field(
+        default="lulupay", validation_alias=AliasChoices("REDIS_SENTINEL_MASTER", "LULUPAY_REDIS_SENTINEL_MASTER"),
+        pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+    )
+    # Deadline of every store call (connect, command, script) in seconds: a hung store is an outage
+    # after this long, like a dead one (docs/reliability.md).
+    store_timeout_s: float = Field(default=2.0, gt=0, le=60)
+    # What a 202 from ingest promises (docs/reliability.md): `aof` = the batch is in the store's
+    # append-only file on disk (WAITAOF; a store without one answers 503), `memory` = in the store's
+    # memory only; and how many replicas must have it too (0: none), waiting at most the deadline.
+    ingest_durability: Literal["aof", "memory"] = "aof"
+    ingest_replicas: int = Field(default=0, ge=0, le=10)
     prometheus_url: str | None = Field(
         default=None, validation_alias=AliasChoices("PROMETHEUS_URL", "LULUPAY_PROMETHEUS_URL")
     )
