@@ -19,8 +19,8 @@ log = logging.getLogger("lulupay")
 def _store_url(settings: Settings):
     """Yield a Redis URL: REDIS_URL when set; else the embedded Valkey that another command (e.g.
     `make run`'s `serve`) runs on the data directory; else one started for the block's lifetime."""
-    if settings.redis_url:
-        yield settings.redis_url
+    if settings.store_url:
+        yield settings.store_url
         return
     from services.store.embedded import EmbeddedValkey, StoreDirInUse, running_url
 

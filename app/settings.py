@@ -137,6 +137,14 @@ class Settings(BaseSettings):
     alert_delivery_max_age_s: float = Field(default=86400.0, ge=60, le=7 * 86400)
 
     @property
+    def store_url(self) -> str | None:
+        """Where the store is: a redis+sentinel:// URL built from REDIS_SENTINELS (they win), else
+        REDIS_URL (redis://, rediss://, unix://, redis+cluster://), else None (the embedded store)."""
+        if self.redis_sentinels:
+            return f"redis+sentinel://{self.redis_sentinels}/{self.redis_sentinel_master}"
+        return self.redis_url
+
+    @property
     def alert_rules_path(self) -> Path | None:
         """The rules file to load, or None with LULUPAY_ALERT_RULES=off (or empty)."""
         value = self.alert_rules.strip()

@@ -3,7 +3,7 @@ from app.factory import create_app
 from app.settings import Settings
 
 _settings = Settings()
-if not _settings.redis_url:
+if not _settings.store_url:
     raise RuntimeError("REDIS_URL must be set when running under gunicorn (the embedded store is for `serve`)")
 app = create_app(_settings)
 server = app.server

@@ -175,8 +175,8 @@ def _offloaded_work(services: Services, offload: Offload):
 
 def build_services(settings: "Settings", *, redis_url: str | None = None,
                    clock: Callable[[], float] = time.time) -> Services:
-    """Bind every service to `settings` (and the Redis at `redis_url`, default settings.redis_url)."""
-    url = redis_url or settings.redis_url
+    """Bind every service to `settings` (and the Redis at `redis_url`, default settings.store_url)."""
+    url = redis_url or settings.store_url
     if not url:
         raise ValueError("no Redis URL: set REDIS_URL or start the embedded store first")
     store = Store(connect(url), Keys(settings.key_prefix))
