@@ -3,8 +3,8 @@
 only for each component's `to_plotly_json()`. Dash's own encoder (plotly's) first walks every value
 of every figure in Python: ~50 ms of the Operations page's ~85 ms first view, ~14 ms of a 300 KiB
 Assets answer. The bytes are Dash's: a value whose encoding could differ (numpy scalars other than
-integers and booleans, arrays other than integer/boolean/float64 ones, pandas values) sends the
-whole value to Dash's encoder instead."""
+integers and booleans, arrays other than integer/boolean/float64 ones of one dimension or more in
+the machine's byte order, pandas values) sends the whole value to Dash's encoder instead."""
 from __future__ import annotations
 
 import dash._callback
@@ -19,10 +19,18 @@ _JSON_ESCAPES = (("<", "\\u003c"), (">", "\\u003e"), ("/", "\\u002f"), ("\u2028"
 _NATIVE_ARRAY_KINDS = frozenset("biu")  # + float64: what both encoders write alike
 
 
+def _written_alike(array: np.ndarray) -> bool:
+    """True for an array Dash's encoder writes as its `tolist()`: integer, boolean or float64 values
+    in the machine's byte order, at least one dimension. (Dash writes a 0-d array as a one-element
+    list, and refuses a byte-swapped one: those go to its encoder, to get its answer.)"""
+    dtype = array.dtype
+    return array.ndim > 0 and dtype.isnative and (dtype.kind in _NATIVE_ARRAY_KINDS or dtype == np.float64)
+
+
 def _default(obj):
     if hasattr(obj, "to_plotly_json"):
         return obj.to_plotly_json()
-    if isinstance(obj, np.ndarray) and (obj.dtype.kind in _NATIVE_ARRAY_KINDS or obj.dtype == np.float64):
+    if isinstance(obj, np.ndarray) and _written_alike(obj):
         return obj.tolist()
     if isinstance(obj, (np.integer, np.bool_)):
         return obj.item()

@@ -1,6 +1,7 @@
 """Shell callbacks: URL ⇄ filters, refresh interval, partner options, theme, badges, outage banner."""
 from __future__ import annotations
 
+import json
 import logging
 from datetime import datetime, timezone
 from typing import Callable
@@ -9,6 +10,7 @@ from urllib.parse import urlencode, urlsplit
 import dash_bootstrap_components as dbc
 import flask
 from dash import Input, Output, State, ctx, dcc, html, no_update
+from dash.dash import _ID_CONTENT, _ID_LOCATION  # Dash Pages' router ids
 from dash.exceptions import UnsupportedRelativePath
 
 from layouts.alert_text import banner_text
@@ -23,7 +25,7 @@ from services.store import StoreUnavailable
 from services.vocabulary import is_partner_id
 
 __all__ = ["register", "first_view", "page_layout", "match_page", "request_theme", "requested_location", "range_is_settled",
-           "alert_banner", "THEME_COOKIE", "ROUTING_INPUTS"]
+           "alert_banner", "install_view_guard", "THEME_COOKIE", "ROUTING_INPUTS"]
 
 log = logging.getLogger(__name__)
 
@@ -203,9 +205,31 @@ def match_page(pages: dict, path: str) -> tuple[str, Callable[..., object], dict
 ROUTING_INPUTS = {"_theme": State(SHELL.THEME, "data")}
 
 
+# What a callback answer was computed for, and what Dash Pages' router draws into / listens to:
+# assets/view-guard.js drops an answer computed for another view than the page's current one.
+VIEW_GUARD_IDS = {"filters": SHELL.FILTERS, "theme": SHELL.THEME, "content": _ID_CONTENT, "location": _ID_LOCATION}
+_DASH_RENDERER = "var renderer = new DashRenderer();"  # Dash's own, without hooks
+
+
+def install_view_guard(app) -> None:
+    """Pass every callback answer through assets/view-guard.js before the renderer applies it
+    (Dash's `request_post` renderer hook): an answer in flight while the view changed — a refresh
+    for the old filters landing on the page the router has just redrawn for new ones, the router's
+    page drawn for the theme the visitor has just switched away from — is dropped (and the router
+    asked again). Client-side, on the answer the renderer already has: no request, no round trip."""
+    hook = ("function (payload, response) { if (window.lulupayViewGuard) { "
+            f"window.lulupayViewGuard.answer(payload, response, {json.dumps(VIEW_GUARD_IDS)}); }} }}")
+    renderer = f"var renderer = new DashRenderer({{request_post: {hook}}});"
+    if app.renderer not in (_DASH_RENDERER, renderer):
+        # renderer hooks given elsewhere (Dash(hooks=...)): they must call the guard too
+        raise RuntimeError("the Dash renderer already has hooks; callbacks.shell.install_view_guard would drop them")
+    app.renderer = renderer  # (in the page's CSP: Dash hashes app.renderer with its inline scripts)
+
+
 def register(app, services) -> None:
     """Bind the shell callbacks. None of them runs for the first view (first_view draws it); they
     follow the URL (back button, a control changed) and the refresh tick."""
+    install_view_guard(app)
 
     @app.callback(
         Output(SHELL.URL, "search"), Output(SHELL.FILTERS, "data"),
