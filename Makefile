@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 .PHONY: run test install install-dev system-deps bench clean help
 
 help:
-	@echo "make run    - install, start the embedded store, seed demo data, serve on http://127.0.0.1:8050"
+	@echo "make run    - install, start the embedded store, serve with gunicorn (gunicorn.conf.py) on http://127.0.0.1:8050, seed demo data"
 	@echo "make test   - install what the tests need and run the whole suite"
 	@echo "make bench  - run the benchmarks (JSON lines on stdout)"
 
@@ -28,6 +28,8 @@ $(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
+# `serve` runs the Procfile's web line (gunicorn --config gunicorn.conf.py) as its child, on the
+# embedded Valkey when REDIS_URL is unset (docs/deployment.md, "make run and serve").
 run: install
 	$(CLI) serve --demo
 

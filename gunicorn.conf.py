@@ -1,17 +1,23 @@
-"""gunicorn settings for the `web:` line of the Procfile (docs/deployment.md).
+"""gunicorn settings for the `web:` line of the Procfile and for `lulupay-analytics serve`, which
+runs the same gunicorn in-process with these settings (docs/deployment.md).
 
 * prometheus-client multiprocess mode: `PROMETHEUS_MULTIPROC_DIR` is set here, before any worker
-  imports the app, wiped when the master starts, and a dead worker's files are marked dead.
+  imports the app, wiped when the master starts, and a dead worker's files are marked dead. Its
+  default is per port, so two instances on one machine never wipe each other's files.
 * Each worker starts its background parts (collector candidate, HTTP statistics flusher) after the
-  fork and stops them on exit, flushing what is buffered.
+  fork and stops them on exit, flushing what is buffered; a graceful stop (SIGTERM) closes its /ws
+  sockets at once instead of waiting graceful_timeout for them.
+* Logs: gunicorn's error log and the app's records in LULUPAY_LOG_FORMAT (app/logs.py); the app
+  logs its requests itself (request id, route, status, duration), so gunicorn's access log is off.
 """
 import os
 import shutil
 import tempfile
 
-bind = f"0.0.0.0:{os.environ.get('PORT', '8050')}"
+_port = os.environ.get("PORT", "8050")
+bind = f"0.0.0.0:{_port}"
 # The collector's availability probe (docs/capacity.md): this instance's own /readyz, unless set.
-os.environ.setdefault("LULUPAY_PROBE_URL", f"http://127.0.0.1:{os.environ.get('PORT', '8050')}/readyz")
+os.environ.setdefault("LULUPAY_PROBE_URL", f"http://127.0.0.1:{_port}/readyz")
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 # gthread: every open /ws socket holds one pool thread for its lifetime, so the pool is sized for
 # the sockets plus the page and API requests (docs/deployment.md: gthread vs gevent, measured).
@@ -22,32 +28,69 @@ threads = int(os.environ.get("GUNICORN_THREADS", "640"))
 worker_connections = threads if worker_class == "gthread" else int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", "2000"))
 graceful_timeout = 30
 preload_app = False  # the background threads and Redis pub/sub start after the fork
-wsgi_app = "app.wsgi:server"
+# Built in each worker after the fork (`serve` gives gunicorn its own app instead).
+wsgi_app = "app.wsgi:production_server()"
+logger_class = "app.logs.GunicornLogger"
 
 _multiproc_dir = os.environ.setdefault(
-    "PROMETHEUS_MULTIPROC_DIR", os.path.join(tempfile.gettempdir(), f"lulupay-metrics-{os.getuid()}"))
+    "PROMETHEUS_MULTIPROC_DIR", os.path.join(tempfile.gettempdir(), f"lulupay-metrics-{os.getuid()}-{_port}"))
 
 
 def on_starting(server):
+    _refuse_unusable_settings(server)
     shutil.rmtree(_multiproc_dir, ignore_errors=True)
     os.makedirs(_multiproc_dir, exist_ok=True)
 
 
+def _refuse_unusable_settings(server):
+    """Stop the master at once, saying why, when the settings are refused (e.g. a weak secret in
+    production) — rather than in every worker, with a traceback each."""
+    from pydantic import ValidationError
+
+    from app.settings import Settings
+
+    try:
+        Settings()
+    except ValidationError as exc:  # its messages name the settings, never their values
+        problems = [f"{'.'.join(map(str, e['loc'])) + ': ' if e['loc'] else ''}{e['msg'].removeprefix('Value error, ')}"
+                    for e in exc.errors(include_url=False)]
+        server.log.error("settings refused: %s", "; ".join(problems))
+        raise SystemExit(1) from None
+
+
 def post_worker_init(worker):
-    from app.factory import background, freeze_startup_objects
-    from app.wsgi import app
+    from app.factory import freeze_startup_objects, server_background
 
     freeze_startup_objects()
-    background(app).start()
+    background = server_background(worker.wsgi).start()
+    _close_sockets_on_graceful_stop(background)
+
+
+def _close_sockets_on_graceful_stop(background):
+    """On SIGTERM gunicorn waits, up to graceful_timeout, for every open connection, and a /ws socket
+    stays open as long as its page does. Close them at once (1001; the page reconnects, during a
+    deploy to another instance), so a graceful stop lasts only as long as the requests in flight.
+    The worker's own SIGTERM handler (stop accepting) runs first."""
+    import signal
+    import threading
+
+    stop_accepting = signal.getsignal(signal.SIGTERM)
+
+    def on_sigterm(signum, frame):
+        stop_accepting(signum, frame)
+        threading.Thread(target=background.hub.stop, name="ws-close", daemon=True).start()
+
+    signal.signal(signal.SIGTERM, on_sigterm)
 
 
 def worker_exit(server, worker):
     try:
-        from app.factory import background
-        from app.wsgi import app
-    except Exception:  # the app never loaded in this worker
+        from app.factory import server_background
+    except Exception:  # the app cannot even be imported in this worker
         return
-    background(app).stop()
+    background = server_background(getattr(worker, "wsgi", None))  # None: the app never loaded here
+    if background is not None:
+        background.stop()
 
 
 def child_exit(server, worker):

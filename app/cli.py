@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import signal
 import sys
 import threading
@@ -10,6 +11,7 @@ import time
 
 import click
 
+from app import logs
 from app.settings import Settings
 
 log = logging.getLogger("lulupay")
@@ -26,19 +28,28 @@ def _store_url(settings: Settings):
 
     url = running_url(settings.data_dir)
     if url:
-        click.echo(f"using the embedded Valkey another process runs on {url} (data in {settings.data_dir.resolve()})")
+        _say(f"using the embedded Valkey another process runs on {url} (data in {settings.data_dir.resolve()})")
         yield url
         return
     try:
         embedded = EmbeddedValkey(settings.data_dir).start()
     except StoreDirInUse as exc:  # another process is starting it right now
         raise click.ClickException(f"{exc}; try again in a moment, or set REDIS_URL") from None
-    click.echo(f"embedded Valkey on {embedded.url}, data in {settings.data_dir.resolve()}")
+    _say(f"embedded Valkey on {embedded.url}, data in {settings.data_dir.resolve()}")
     try:
         yield embedded.url
     finally:
         embedded.stop()
-        click.echo("embedded Valkey stopped")
+        _say("embedded Valkey stopped")
+
+
+def _say(message: str) -> None:
+    """A status line of a command (not its result): printed as is, or, with JSON logs
+    (LULUPAY_LOG_FORMAT=json), logged, so that a log shipper reads one format."""
+    if logs.current_format() == "json":
+        log.info(message)
+    else:
+        click.echo(message)
 
 
 def _wait(stop: threading.Event) -> None:
@@ -71,10 +82,12 @@ def _settings_or_exit() -> Settings:
 
 
 @click.group()
-@click.option("--log-level", default="INFO", show_default=True)
+@click.option("--log-level", default="INFO", show_default=True,
+              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], case_sensitive=False))
 def main(log_level: str) -> None:
     """LuluPay Analytics: dashboards, ingest API and metrics for the white-label build service."""
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # text or one JSON object per line (LULUPAY_LOG_FORMAT), on standard error (app/logs.py)
+    logs.configure_logging(log_level, logs.configured_log_format())
 
 
 def _progress_printer(total_hint: int):
@@ -84,7 +97,7 @@ def _progress_printer(total_hint: int):
         now = time.monotonic()
         if now - last[0] >= 5:
             last[0] = now
-            click.echo(f"  seeding: {accepted:,} events written ({duplicates:,} already there) of about {total_hint:,}")
+            _say(f"  seeding: {accepted:,} events written ({duplicates:,} already there) of about {total_hint:,}")
     return progress
 
 
@@ -128,63 +141,102 @@ def simulate(rate: float, url: str | None, token: str | None) -> None:
             sink = build_services(settings, redis_url=store_url).ingest.ingest_batch
         simulator = Simulator(sink, rate=rate).start()
         stack.callback(simulator.stop)
-        click.echo(f"simulating {rate} builds/s; Ctrl-C to stop")
+        _say(f"simulating {rate} builds/s; Ctrl-C to stop")
         _wait(stop)
 
 
 @main.command()
 @click.option("--host", default=None, help="default: LULUPAY_HOST or 127.0.0.1")
 @click.option("--port", default=None, type=int, help="default: LULUPAY_PORT or 8050")
+@click.option("--workers", default=None, type=click.IntRange(1, 64),
+              help="gunicorn workers (default: WEB_CONCURRENCY or gunicorn.conf.py's 2)")
 @click.option("--demo/--no-demo", default=False, show_default=True,
               help="seed an empty store with 90 days of history and run the live simulator")
 @click.option("--demo-days", default=90, show_default=True, type=click.IntRange(1, 730), help="days of demo history")
 @click.option("--demo-builds-per-day", default=5000, show_default=True, type=click.IntRange(1, 1_000_000))
 @click.option("--sim-rate", default=0.1, show_default=True, type=float, help="builds/s of the demo simulator (0.1 ≈ the history's daily volume)")
 @click.option("--access-log/--no-access-log", default=None,
-              help="one line per request on the terminal (default: LULUPAY_ACCESS_LOG, off)")
-def serve(host: str | None, port: int | None, demo: bool, demo_days: int, demo_builds_per_day: int,
-          sim_rate: float, access_log: bool | None) -> None:
-    """Serve the web app (pages, API, metrics) on one process."""
-    from werkzeug.serving import make_server
-
-    from app.factory import background, create_app, freeze_startup_objects
-    from services.container import build_services
+              help="one log line per request (default: LULUPAY_ACCESS_LOG; else off for text logs, on for JSON)")
+def serve(host: str | None, port: int | None, workers: int | None, demo: bool, demo_days: int,
+          demo_builds_per_day: int, sim_rate: float, access_log: bool | None) -> None:
+    """Serve the web app (pages, API, /ws, metrics) with the Procfile's `web:` line (gunicorn,
+    gunicorn.conf.py), on the embedded store when REDIS_URL is unset."""
+    from app.wsgi import GunicornServer
 
     settings = _settings_or_exit()
     host = host or settings.host
     port = port or settings.port
     # where this process serves: the collector's availability probe defaults to its /readyz
     settings = settings.model_copy(update={"host": host, "port": port})
-    # werkzeug logs every request at INFO: a page load is dozens of lines, a refreshing page a
-    # stream of them. Off unless asked for (warnings and errors still show).
-    if not (settings.access_log if access_log is None else access_log):
-        logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    stop = threading.Event()
-    # Ctrl-C and SIGTERM stop the server — also when it was started from a shell's background job,
-    # which leaves SIGINT ignored (Python then installs no handler of its own).
+    # the demo thread's ingest metrics go where gunicorn's workers write theirs (a directory per
+    # port), so /metrics counts them: set before anything here imports prometheus-client
+    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", _metrics_dir(port))
+    # Ctrl-C and SIGTERM while the store starts end it cleanly; once gunicorn runs, they go to it
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    stopping = threading.Event()  # set by the first SIGINT / SIGTERM once gunicorn runs
     with contextlib.ExitStack() as stack:
-        url = stack.enter_context(_store_url(settings))
-        services = build_services(settings, redis_url=url)
-        app = create_app(settings, services)
-        freeze_startup_objects()
-        # listening before the background starts: the collector's first probe finds the server up
-        server = make_server(host, port, app.server, threaded=True)
-        stack.callback(server.server_close)
-        stack.callback(background(app).start().stop)
-        if demo:
-            demo_thread = threading.Thread(target=_run_demo, name="demo", daemon=True,
-                                           args=(services, stop, sim_rate, demo_days, demo_builds_per_day))
-            demo_thread.start()
-            stack.callback(demo_thread.join, 10)
-            stack.callback(stop.set)
-        click.echo(f"serving on http://{host}:{port}/")
-        try:
-            server.serve_forever()
-        except KeyboardInterrupt:
-            pass
-        click.echo("shutting down")
+        store_url = stack.enter_context(_store_url(settings))
+        web = GunicornServer(host, port, env=_web_environment(settings, store_url, access_log), workers=workers,
+                             log_level=logging.getLevelName(logging.getLogger().level))
+        web.start()
+        stack.callback(web.stop)  # nothing to do when it has ended
+        _forward_stop_signals(web, stopping)
+        if web.wait_until_serving():
+            _say(f"serving on {web.local_url}/")
+            if demo and not stopping.is_set():  # after the workers: gunicorn wipes the metrics directory as it starts
+                demo_thread = _start_demo(settings, store_url, stopping, sim_rate, demo_days, demo_builds_per_day)
+                stack.callback(demo_thread.join, 20)
+        status = web.wait()
+        stopping.set()
+        # the clean-up below runs to its end: another Ctrl-C does not cut the store's flush short
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, signal.SIG_IGN)
+        _say("shutting down")
+    if status != 0:
+        raise SystemExit(status if status > 0 else 1)
+
+
+def _start_demo(settings: Settings, store_url: str, stop: threading.Event, sim_rate: float, days: int,
+                builds_per_day: int) -> threading.Thread:
+    """Start the demo data (`_run_demo`) on a thread of `serve`, until `stop` is set."""
+    from services.container import build_services
+
+    thread = threading.Thread(target=_run_demo, name="demo", daemon=True,
+                              args=(build_services(settings, redis_url=store_url), stop, sim_rate, days, builds_per_day))
+    thread.start()
+    return thread
+
+
+def _metrics_dir(port: int) -> str:
+    """gunicorn.conf.py's default PROMETHEUS_MULTIPROC_DIR for `port`."""
+    import tempfile
+
+    return os.path.join(tempfile.gettempdir(), f"lulupay-metrics-{os.getuid()}-{port}")
+
+
+def _web_environment(settings: Settings, store_url: str, access_log: bool | None) -> dict[str, str]:
+    """What gunicorn's workers need on top of this environment to build the app `serve` means: its
+    address (as settings), the store, what the collector probes, the request log when asked for."""
+    env = {"PORT": str(settings.port), "LULUPAY_HOST": settings.host, "LULUPAY_PORT": str(settings.port),
+           "LULUPAY_PROBE_URL": settings.probe_target}
+    if not settings.store_url:  # the embedded store (REDIS_SENTINELS / REDIS_URL otherwise)
+        env["REDIS_URL"] = store_url
+    if access_log is not None:
+        env["LULUPAY_ACCESS_LOG"] = "true" if access_log else "false"
+    return env
+
+
+def _forward_stop_signals(web, stopping: threading.Event) -> None:
+    """From now on SIGINT (Ctrl-C: gunicorn's quick stop) and SIGTERM (graceful) go to gunicorn,
+    whose end `serve` waits for before it stops the store; `stopping` is set at once, so the demo
+    stops (and saves the builds it has in progress) meanwhile."""
+    def forward(received: int, _frame) -> None:
+        stopping.set()
+        web.send_signal(received)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, forward)
 
 
 @main.command()
@@ -212,10 +264,10 @@ def collector(metrics_port: int | None, metrics_host: str, interval: float | Non
             registry.register(services.snapshot_collector())
             server, _ = start_http_server(metrics_port, addr=metrics_host, registry=registry)
             stack.callback(server.shutdown)
-            click.echo(f"collector metrics on http://{metrics_host}:{server.server_port}/metrics")
+            _say(f"collector metrics on http://{metrics_host}:{server.server_port}/metrics")
         worker = services.collector(interval_s=interval).start()
         stack.callback(worker.stop)
-        click.echo(f"collector {worker.owner} running every {worker.interval_s:g} s; Ctrl-C to stop")
+        _say(f"collector {worker.owner} running every {worker.interval_s:g} s; Ctrl-C to stop")
         _wait(stop)
 
 
@@ -346,13 +398,13 @@ def _run_demo(services, stop: threading.Event, sim_rate: float, days: int, build
             except OSError:
                 host = None
             if seed_host_history(services.store, days=days, now=services.clock(), host=host):
-                click.echo(f"demo host history: {days} days of synthetic host samples and probes (docs/capacity.md)")
-            click.echo(f"empty store: seeding {days} days of demo history (the pages fill in as it goes)")
+                _say(f"demo host history: {days} days of synthetic host samples and probes (docs/capacity.md)")
+            _say(f"empty store: seeding {days} days of demo history (the pages fill in as it goes)")
             report = seed_store(services.store, services.ingest, days=days, builds_per_day=builds_per_day,
                                 stop=stop, progress=_progress_printer(days * builds_per_day * 9))
-            click.echo(f"seed done: {report.accepted:,} events in {report.seconds:.0f} s")
+            _say(f"seed done: {report.accepted:,} events in {report.seconds:.0f} s")
         else:
-            click.echo("store already holds data: no seeding")
+            _say("store already holds data: no seeding")
         if stop.is_set():
             return
         simulator = Simulator(services.ingest.ingest_batch, rate=sim_rate)

@@ -4,19 +4,21 @@ from __future__ import annotations
 import gc
 import hashlib
 import logging
+import re
+import time
 
 import dash
 import flask
 from flask import Flask
 
-from app import auth, guard, observability, ws
+from app import auth, guard, logs, observability, ws
 from app.dash_json import dash_json, install_callback_encoder
 from app.api import BLUEPRINTS, install_app_handlers, json_response
 from app.openapi import openapi_document
 from app.settings import Settings
 from services.container import Background, Services, build_services
 
-__all__ = ["create_app", "background"]
+__all__ = ["create_app", "background", "server_background", "freeze_startup_objects"]
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +37,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         hops = settings.trusted_proxies
         server.wsgi_app = ProxyFix(server.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     server.extensions["lulupay"] = services
-    observability.install(server, services)  # first: every request is timed, refused ones too
+    _install_request_ids(server, settings)  # first: a refused request has its id and its log line too
+    observability.install(server, services)  # every request is timed, refused ones too
     guard.install_url_bound(server, settings)
     for blueprint in BLUEPRINTS:
         server.register_blueprint(blueprint)
@@ -71,6 +74,47 @@ def background(app: dash.Dash) -> Background:
     return app.server.extensions["lulupay_background"]
 
 
+def server_background(server: Flask | None) -> Background | None:
+    """`background()` of the app whose Flask server gunicorn loaded (a worker's `wsgi`); None when the
+    worker never loaded one."""
+    extensions = getattr(server, "extensions", None) or {}
+    return extensions.get("lulupay_background")
+
+
+def _install_request_ids(server: Flask, settings: Settings) -> None:
+    """Give every request an id — a sane incoming `X-Request-ID`, else a new one (app/logs.py) — put
+    it in the response's `X-Request-ID` and, when request lines are on, log the request with it."""
+    log_requests = logs.request_log_enabled(settings)
+
+    @server.before_request
+    def _identify_request():
+        flask.g.request_id = logs.request_id_for(flask.request.headers.get(logs.REQUEST_ID_HEADER))
+        flask.g.request_started = time.perf_counter()
+
+    @server.after_request
+    def _echo_and_log_request(response):
+        request_id = flask.g.get("request_id")
+        if request_id is None:
+            return response
+        response.headers[logs.REQUEST_ID_HEADER] = request_id
+        if log_requests:
+            logs.log_request(request_id=request_id, method=flask.request.method, path=flask.request.path,
+                             route=_route_of_request(server), status=response.status_code,
+                             duration_ms=(time.perf_counter() - flask.g.request_started) * 1000)
+        return response
+
+
+def _route_of_request(server: Flask) -> str:
+    """The request's bounded route, as the HTTP metrics name it: the URL rule's template,
+    `dash:<callback>` for a Dash callback, `unmatched` for a 404."""
+    rule = flask.request.url_rule.rule if flask.request.url_rule is not None else None
+    callback = None
+    if rule == observability.DASH_CALLBACK_PATH:
+        namer = server.extensions.get("lulupay_callback_name")
+        callback = namer() if namer is not None else "unknown"
+    return observability.route_label(rule, callback)
+
+
 def freeze_startup_objects() -> int:
     """Exempt everything built so far (modules, settings, the Dash app and its layouts — about
     180,000 objects) from the garbage collector's scans; the number frozen. Call once in a serving
@@ -83,9 +127,39 @@ def freeze_startup_objects() -> int:
     return gc.get_freeze_count()
 
 
+# Fields of the page's `_dash-config` that name versions (Dash's, Python's, plotly's, Dash Design
+# Kit's) and where Dash looks for a newer one: read only by Dash's dev tools, which are off.
+_VERSION_CONFIG_FIELDS = ("dash_version", "python_version", "dash_version_url", "ddk_version", "plotly_version")
+# `<name>.v<package version>m<mtime>.<ext>`: Dash's cache-busting fingerprint of a component script.
+_FINGERPRINT = re.compile(r"\.v([\w-]+?)m(\d+)\.")
+
+
+def _opaque_version(version: str) -> str:
+    """A package version as a cache buster that does not spell it: the first 10 hex digits of its
+    SHA-256 (it still changes when the package does)."""
+    return hashlib.sha256(version.encode()).hexdigest()[:10]
+
+
 class _Dash(dash.Dash):
     """Dash, with the layout (every page's first view, drawn panels included) serialised by
-    dash_json."""
+    dash_json, and no package or Python version in the page: the `_dash-config` version fields are
+    dropped and the versions in script fingerprints and the favicon's URL are made opaque."""
+
+    def _config(self):
+        config = super()._config()
+        for field in _VERSION_CONFIG_FIELDS:
+            config.pop(field, None)
+        config["disable_version_check"] = True
+        return config
+
+    def _collect_and_register_resources(self, resources, include_async=True, url_attr="src"):
+        sources = super()._collect_and_register_resources(resources, include_async, url_attr)
+        return [_without_version(source, url_attr) for source in sources]
+
+    def interpolate_index(self, **kwargs):
+        favicon = kwargs.get("favicon", "")
+        kwargs["favicon"] = favicon.replace(f"?v={dash.__version__}", f"?v={_opaque_version(dash.__version__)}")
+        return super().interpolate_index(**kwargs)
 
     def serve_layout(self):
         response = self.backend.make_response(dash_json(self.get_layout()), mimetype="application/json")
@@ -93,6 +167,19 @@ class _Dash(dash.Dash):
         response.headers["Cache-Control"] = "no-store"
         response.headers["Vary"] = "Referer, Cookie"
         return response
+
+
+def _without_version(source, url_attr: str):
+    """A script or stylesheet source (a URL, or a dict of tag attributes) with the package version of
+    a Dash fingerprint made opaque; check_fingerprint (`v[\\w-]+m[0-9a-f]+`) still recognises it."""
+    def opaque(url: str) -> str:
+        if "/_dash-component-suites/" not in url:
+            return url
+        return _FINGERPRINT.sub(lambda m: f".v{_opaque_version(m.group(1))}m{m.group(2)}.", url, count=1)
+
+    if isinstance(source, dict):
+        return {**source, url_attr: opaque(source[url_attr])} if url_attr in source else source
+    return opaque(source)
 
 
 PLOTLY_BUNDLE = "vendor/plotly/plotly-lulupay.min.js"

@@ -1,15 +1,23 @@
 """One settings object for the whole app: defaults, then environment / `.env`, then what a caller passes."""
 from __future__ import annotations
 
+import math
+import re
+from collections import Counter
 from pathlib import Path
 from typing import Literal
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings", "DEFAULT_SECRET_KEY", "DEFAULT_ALERT_RULES"]
+__all__ = ["Settings", "DEFAULT_SECRET_KEY", "DEFAULT_ALERT_RULES", "secret_entropy_bits", "secret_weakness"]
 
 DEFAULT_SECRET_KEY = "dev-insecure-change-me"
+# What production demands of LULUPAY_SECRET_KEY, each LULUPAY_INGEST_TOKENS entry and
+# LULUPAY_METRICS_TOKEN (docs/security.md): `secrets.token_urlsafe(32)` gives 43 characters, ~215 bits.
+MIN_SECRET_CHARS = 32
+MIN_SECRET_BITS = 128
+MAKE_A_SECRET = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
 # The commented default rules shipped with the app (LULUPAY_ALERT_RULES).
 DEFAULT_ALERT_RULES = Path(__file__).resolve().parent.parent / "monitoring" / "lulupay-alert-rules.yml"
 
@@ -17,7 +25,9 @@ DEFAULT_ALERT_RULES = Path(__file__).resolve().parent.parent / "monitoring" / "l
 class Settings(BaseSettings):
     """Every setting of a deployment; environment variables are prefixed `LULUPAY_`."""
 
-    model_config = SettingsConfigDict(env_prefix="LULUPAY_", env_file=".env", extra="ignore", populate_by_name=True)
+    # hide_input_in_errors: a refused setting's error never quotes the values (secrets among them)
+    model_config = SettingsConfigDict(env_prefix="LULUPAY_", env_file=".env", extra="ignore", populate_by_name=True,
+                                      hide_input_in_errors=True)
 
     env: Literal["development", "production"] = "development"
     redis_url: str | None = Field(
@@ -80,6 +90,11 @@ class Settings(BaseSettings):
     # `worker:` line runs it as its own process (it is harmless to leave on: only the leader writes).
     # `serve`: one terminal line per request (werkzeug's access log); gunicorn's is its own flag.
     access_log: bool = False
+    # Log lines (docs/deployment.md, "Logs"): `text` for a terminal, `json` = one JSON object per
+    # line (time, level, logger, message; request lines add request_id, route, method, status,
+    # duration_ms) for Loki or Elasticsearch. With `json`, request lines are on unless
+    # LULUPAY_ACCESS_LOG=false.
+    log_format: Literal["text", "json"] = "text"
     collector_enabled: bool = True
     collector_interval_s: float = Field(default=5.0, ge=0.5, le=300)
     # Partners that get their own metric label (the first N seen by the deployment); the rest: "other".
@@ -171,6 +186,11 @@ class Settings(BaseSettings):
     def _strip_tokens(cls, value: str) -> str:
         return ",".join(t.strip() for t in value.split(",") if t.strip())
 
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lowercase_log_format(cls, value):
+        return value.strip().lower() if isinstance(value, str) else value
+
     @field_validator("frame_ancestors")
     @classmethod
     def _quote_keywords(cls, value: str) -> str:
@@ -208,12 +228,72 @@ class Settings(BaseSettings):
     def _production_needs_secrets(self) -> "Settings":
         if self.env == "production":
             problems = []
-            if self.secret_key == DEFAULT_SECRET_KEY or len(self.secret_key) < 16:
-                problems.append("LULUPAY_SECRET_KEY must be set to a secret of at least 16 characters")
-            if not self.ingest_token_list:
+            if self.secret_key == DEFAULT_SECRET_KEY or not self.secret_key:
+                problems.append(f"LULUPAY_SECRET_KEY must be set (e.g. {MAKE_A_SECRET})")
+            elif weakness := secret_weakness(self.secret_key):
+                problems.append(f"LULUPAY_SECRET_KEY is too weak: {weakness}")
+            tokens = self.ingest_token_list
+            if not tokens:
                 problems.append("LULUPAY_INGEST_TOKENS must be set")
+            for number, token in enumerate(tokens, 1):
+                if weakness := secret_weakness(token):
+                    problems.append(f"LULUPAY_INGEST_TOKENS entry {number} of {len(tokens)} is too weak: {weakness}")
+            if self.metrics_token and (weakness := secret_weakness(self.metrics_token)):
+                problems.append(f"LULUPAY_METRICS_TOKEN is too weak: {weakness}")
             if self.auth == "open":
                 problems.append("LULUPAY_AUTH=open (no login) is for development only")
             if problems:
                 raise ValueError("production mode refuses to start: " + "; ".join(problems))
         return self
+
+
+def secret_weakness(secret: str) -> str | None:
+    """Why `secret` is too weak for production (never quoting it), or None when it is long and
+    unpredictable enough: at least MIN_SECRET_CHARS characters and MIN_SECRET_BITS estimated bits."""
+    if len(secret) < MIN_SECRET_CHARS:
+        return f"{len(secret)} characters, at least {MIN_SECRET_CHARS} needed (e.g. {MAKE_A_SECRET})"
+    if _UUID.fullmatch(secret):
+        # an identifier, not a secret; its 122 random bits would also pass or fail by chance below
+        return f"a UUID has at most 122 random bits, at least {MIN_SECRET_BITS} needed (e.g. {MAKE_A_SECRET})"
+    bits = secret_entropy_bits(secret)
+    if bits < MIN_SECRET_BITS:
+        return (f"too predictable, about {bits:.0f} bits of entropy estimated, at least {MIN_SECRET_BITS} "
+                f"needed (e.g. {MAKE_A_SECRET})")
+    return None
+
+
+_UUID = re.compile(r"[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}", re.IGNORECASE)
+# Words people put in secrets; each counts for nothing in the estimate.
+_COMMON_WORDS = re.compile("|".join(("password", "passwd", "secret", "changeme", "change-me", "letmein",
+                                     "qwerty", "azerty", "admin", "default", "example", "insecure",
+                                     "lulupay", "token")), re.IGNORECASE)
+
+
+def secret_entropy_bits(secret: str) -> float:
+    """A pessimistic estimate of a secret's entropy in bits: common words count for nothing, a run
+    of repeated or consecutive characters ("aaaa", "abcd", "4321") for its first two, a repeated
+    block once; what is left counts its Shannon entropy per character times its length."""
+    core = _one_period(_without_runs(_COMMON_WORDS.sub("", secret)))
+    if not core:
+        return 0.0
+    counts = Counter(core)
+    bits_per_char = sum(n / len(core) * math.log2(len(core) / n) for n in counts.values())
+    return bits_per_char * len(core)
+
+
+def _without_runs(text: str) -> str:
+    """`text` without the characters that continue a run of equal steps of -1, 0 or +1."""
+    kept = list(text[:2])
+    for i in range(2, len(text)):
+        step = ord(text[i]) - ord(text[i - 1])
+        if not (abs(step) <= 1 and step == ord(text[i - 1]) - ord(text[i - 2])):
+            kept.append(text[i])
+    return "".join(kept)
+
+
+def _one_period(text: str) -> str:
+    """The block that `text` repeats ("abcabcab" → "abc"), or `text` when it repeats none."""
+    for period in range(1, len(text) // 2 + 1):
+        if text[period:] == text[:-period]:
+            return text[:period]
+    return text

@@ -3,6 +3,7 @@ real server on a real store."""
 from __future__ import annotations
 
 import re
+import secrets
 import subprocess
 import sys
 
@@ -159,7 +160,7 @@ def test_metrics_token_guards_metrics(login_settings, redis_client):
 
 
 def test_production_refuses_open_access_and_defaults_to_login(valkey_url):
-    base = dict(_env_file=None, redis_url=valkey_url, env="production", secret_key="s" * 32, ingest_tokens="t")
+    base = dict(_env_file=None, redis_url=valkey_url, env="production", secret_key=secrets.token_urlsafe(32), ingest_tokens=secrets.token_urlsafe(32))
     with pytest.raises(ValueError, match="LULUPAY_AUTH=open"):
         Settings(**base, auth="open")
     assert Settings(**base).auth_mode == "login"
@@ -167,8 +168,8 @@ def test_production_refuses_open_access_and_defaults_to_login(valkey_url):
 
 
 def test_production_shows_the_login_page_first_with_secure_cookies(valkey_url, redis_client, tmp_path):
-    settings = Settings(_env_file=None, redis_url=valkey_url, env="production", secret_key="s" * 32,
-                        ingest_tokens="t", data_dir=tmp_path, collector_enabled=False)
+    settings = Settings(_env_file=None, redis_url=valkey_url, env="production", secret_key=secrets.token_urlsafe(32),
+                        ingest_tokens=secrets.token_urlsafe(32), data_dir=tmp_path, collector_enabled=False)
     server = InProcessServer(settings)
     try:
         server.services.users.add("ada", "admin", [], PASSWORD)

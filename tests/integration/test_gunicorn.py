@@ -1,4 +1,5 @@
 """The Procfile's web line, run as written: gunicorn with several gthread workers on one store."""
+import json
 import os
 import random
 import signal
@@ -9,7 +10,7 @@ import time
 import pytest
 import requests
 
-from tests.conftest import ROOT, free_port, server_env, wait_until
+from tests.conftest import ROOT, GunicornProcess, free_port, server_env, wait_until
 from tests.reference import random_events
 
 pytestmark = pytest.mark.integration
@@ -36,3 +37,88 @@ def test_procfile_web_line_serves_ingest_and_reads(valkey_url, redis_client):
         os.killpg(proc.pid, signal.SIGTERM)
         output, _ = proc.communicate(timeout=30)
     assert "Booting worker" in output and output.count("Booting worker") >= 2
+
+
+def _versions() -> dict[str, str]:
+    """The versions a response must not spell: the app's stack, as installed here."""
+    import platform
+    from importlib.metadata import version
+
+    packages = ("dash", "plotly", "dash-bootstrap-components", "dash-ag-grid", "flask", "werkzeug", "gunicorn")
+    return {"python": platform.python_version(), **{name: version(name) for name in packages}}
+
+
+def _spelled_versions(text: str) -> list[str]:
+    return [f"{name} {version}" for name, version in _versions().items()
+            if version in text or version.replace(".", "_") in text]
+
+
+def test_no_versions_in_headers_page_or_dash_endpoints(valkey_url, redis_client, tmp_path):
+    import re
+
+    server = GunicornProcess(valkey_url, tmp_path)
+    try:
+        page = requests.get(server.url + "/operations", timeout=30)
+        config = json.loads(re.search(r'<script id="_dash-config" type="application/json">(.*?)</script>',
+                                      page.text, re.S).group(1))
+        dash_answers = [requests.get(server.url + path, headers={"Referer": server.url + "/operations"}, timeout=30)
+                        for path in ("/_dash-layout", "/_dash-dependencies")]
+        # the page still loads: every script, stylesheet and icon it names is served
+        linked = re.findall(r'(?:src|href)="(/[^"]+)"', page.text)
+        assert linked and all(requests.get(server.url + url, timeout=30).status_code == 200 for url in linked)
+    finally:
+        server.stop()
+    for answer in [page, *dash_answers]:
+        assert answer.status_code == 200
+        assert answer.headers["Server"] == "gunicorn"  # the product, never its version
+        assert not any(name.lower() in ("x-powered-by", "x-runtime", "x-version") for name in answer.headers)
+        assert _spelled_versions(answer.text) == [] and _spelled_versions(str(answer.headers)) == []
+    assert not {"dash_version", "python_version", "dash_version_url", "ddk_version", "plotly_version"} & set(config)
+    assert config["disable_version_check"] is True and config["serve_locally"] is True
+    assert any("/_dash-component-suites/dash/dash-renderer/" in url for url in linked)
+
+
+def test_production_refuses_a_weak_secret_once_without_printing_it(tmp_path):
+    import secrets
+
+    weak = "LuluPay-Production-Secret-2026!!"  # 32 characters, guessable
+    web = next(line for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith("web:"))
+    env = server_env(REDIS_URL="redis://127.0.0.1:1/0", PORT=str(free_port()), LULUPAY_ENV="production",
+                     LULUPAY_SECRET_KEY=weak, LULUPAY_INGEST_TOKENS=secrets.token_urlsafe(32),
+                     PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "metrics"),
+                     PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
+    result = subprocess.run(["bash", "-c", "exec " + web.split(":", 1)[1].strip()], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=60)
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    assert "settings refused: production mode refuses to start: LULUPAY_SECRET_KEY is too weak" in output
+    assert weak not in output and "Booting worker" not in output
+
+
+def test_graceful_stop_closes_open_websockets_at_once(valkey_url, redis_client, tmp_path):
+    """SIGTERM: gunicorn would wait graceful_timeout (30 s) for a /ws socket its page keeps open;
+    each worker closes them with 1001 instead, and the stop takes about a second."""
+    import websocket
+
+    server = GunicornProcess(valkey_url, tmp_path)
+    sockets = [websocket.create_connection(server.url.replace("http://", "ws://") + "/ws", timeout=20)
+               for _ in range(4)]  # on both workers, most likely
+    try:
+        for ws in sockets:
+            ws.send(json.dumps({"subscribe": ["builds"]}))
+            assert json.loads(ws.recv())["stream"] == "subscribed"
+        started = time.monotonic()
+        os.killpg(server.proc.pid, signal.SIGTERM)
+        codes = []
+        for ws in sockets:
+            opcode, frame = ws.recv_data_frame(True)
+            while opcode != websocket.ABNF.OPCODE_CLOSE:
+                opcode, frame = ws.recv_data_frame(True)
+            codes.append(int.from_bytes(frame.data[:2], "big"))
+        assert server.proc.wait(timeout=25) == 0
+        assert time.monotonic() - started < 10, "the stop waited for the sockets"
+        assert codes == [1001] * len(sockets)
+    finally:
+        for ws in sockets:
+            ws.close()
+        server.stop()
