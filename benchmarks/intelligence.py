@@ -193,7 +193,7 @@ def main() -> None:
     figures: dict = {"benchmark": "intelligence", "machine": machine(), "days": args.days,
                      "builds_per_day": args.builds_per_day, "repeats": args.repeats}
     with tempfile.TemporaryDirectory() as tmp, \
-            EmbeddedValkey(Path(tmp) / "valkey", port=free_port(), persist=False) as valkey:
+            EmbeddedValkey(Path(tmp) / "valkey", port=free_port(), persist=True) as valkey:
         settings = Settings(_env_file=None, redis_url=valkey.url)
         services = build_services(settings)
         client = services.store.client

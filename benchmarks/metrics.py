@@ -47,7 +47,7 @@ from tests.conftest import free_port  # noqa: E402
 
 def scrape_figures(partners: int, scrapes: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
-        store = EmbeddedValkey(Path(tmp) / "valkey", port=free_port(), persist=False).start()
+        store = EmbeddedValkey(Path(tmp) / "valkey", port=free_port(), persist=True).start()
         port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("LULUPAY_")}
         env.update(REDIS_URL=store.url, PORT=str(port), WEB_CONCURRENCY="2", GUNICORN_THREADS="8",
@@ -101,7 +101,7 @@ def middleware_overhead(total: int) -> dict:
     from services.queries.system import HttpStats
 
     with tempfile.TemporaryDirectory() as tmp:
-        store = EmbeddedValkey(Path(tmp), port=free_port(), persist=False).start()
+        store = EmbeddedValkey(Path(tmp), port=free_port(), persist=True).start()
         try:
             services = build_services(Settings(_env_file=None, redis_url=store.url))
 

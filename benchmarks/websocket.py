@@ -219,7 +219,7 @@ def main() -> None:
     parser.add_argument("--seed-days", type=int, default=2)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        store = EmbeddedValkey(Path(tmp) / "valkey", port=free_port(), persist=False).start()
+        store = EmbeddedValkey(Path(tmp) / "valkey", port=free_port(), persist=True).start()
         client = redis.Redis.from_url(store.url)
         port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("LULUPAY_")}

@@ -165,7 +165,7 @@ def _offloaded_work(services: Services, offload: Offload):
 
     def warm(stop) -> int:
         return offload.call(build_facts, services.redis_url, settings.key_prefix, settings.retention_s,
-                            settings.retention_days)
+                            settings.retention_days, settings.store_timeout_s)
 
     def fit(history, **kwargs):
         return offload.call(forecast, history, timeout_s=FIT_TIMEOUT_S, **kwargs)
@@ -179,7 +179,9 @@ def build_services(settings: "Settings", *, redis_url: str | None = None,
     url = redis_url or settings.store_url
     if not url:
         raise ValueError("no Redis URL: set REDIS_URL or start the embedded store first")
-    store = Store(connect(url), Keys(settings.key_prefix))
+    store = Store(connect(url, timeout_s=settings.store_timeout_s), Keys(settings.key_prefix),
+                  durability=settings.ingest_durability, replicas=settings.ingest_replicas,
+                  wait_s=settings.store_timeout_s * 0.75)
     listeners: list[Callable[[list[dict]], None]] = []
 
     def notify(events: list[dict]) -> None:

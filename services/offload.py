@@ -112,14 +112,14 @@ def _stop(pool, timeout_s: float = 5.0) -> None:
         log.warning("background process did not stop within %g s: killed", timeout_s)
 
 
-def build_facts(redis_url: str, key_prefix: str, retention_s: int, days: int) -> int:
+def build_facts(redis_url: str, key_prefix: str, retention_s: int, days: int, timeout_s: float = 2.0) -> int:
     """In the child: build the stored build-log facts of the last `days` days (BuildLog.warm); the
     number of days built."""
     from services.queries.buildlog import BuildLog
     from services.store import Store, connect
     from services.store.keys import Keys
 
-    store = Store(connect(redis_url), Keys(key_prefix))
+    store = Store(connect(redis_url, timeout_s=timeout_s), Keys(key_prefix))
     try:
         return BuildLog(store, clock=time.time, retention_s=retention_s, cached_days=0).warm(days)
     finally:

@@ -44,7 +44,7 @@ def wait_until(condition, timeout: float = 20.0, interval: float = 0.05, message
 @pytest.fixture(scope="session")
 def valkey_url(tmp_path_factory) -> str:
     """URL of a real Valkey server for the whole session."""
-    server = EmbeddedValkey(tmp_path_factory.mktemp("valkey"), port=free_port(), persist=False).start()
+    server = EmbeddedValkey(tmp_path_factory.mktemp("valkey"), port=free_port(), persist=True).start()
     yield server.url
     server.stop()
 

@@ -8,7 +8,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from services.queries.reader import TooMuchWork
 from services.scope import ScopeError
-from services.store import StoreUnavailable
+from services.store import StoreNotDurable, StoreUnavailable
 
 __all__ = ["ApiError", "json_response", "install_handlers", "install_app_handlers", "RETRY_AFTER_S", "services"]
 
@@ -38,7 +38,9 @@ def _api_error(exc: ApiError):
     return json_response(body, exc.status, headers)
 
 
-def _store_down(_exc):
+def _store_down(exc):
+    if isinstance(exc, StoreNotDurable):  # written, durability unconfirmed: the retry is a replay
+        return json_response({"error": f"{exc}; retry later"}, 503, {"Retry-After": "1"})
     return json_response({"error": "the store is unreachable; retry later"}, 503, {"Retry-After": str(RETRY_AFTER_S)})
 
 

@@ -76,6 +76,7 @@ class WritePlan:
             "gen": [[k, exat] for k, exat in self.generations.items()],
             "token": token,
             "last": [self.keys.meta("last_ingest_at"), repr(self.written_at)],
+            "replays": self.keys.meta("ingest_replays"),
             "zadd": [list(self.index[k]) for k in self.push],
             "live": self.live,
             "sig": self._signature_ops(),

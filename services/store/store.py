@@ -6,11 +6,15 @@ from importlib import resources
 
 import orjson
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+from redis.sentinel import Sentinel
 
+from services.store.deadline import Breaker, guarded
 from services.store.keys import Keys
 from services.ingest.plan import DELTA_SEPARATOR, TOKEN_FIELD, WritePlan, merge_deltas, unique_token
 
-__all__ = ["Store", "StoreUnavailable", "ApplyResult", "connect"]
+__all__ = ["Store", "StoreUnavailable", "StoreNotDurable", "ApplyResult", "connect"]
 
 STORE_ERRORS = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError, ConnectionRefusedError, OSError)
 
@@ -19,10 +23,66 @@ class StoreUnavailable(Exception):
     """The store cannot be reached (or is still loading); callers answer 503 and retry later."""
 
 
-def connect(url: str, *, timeout_s: float = 5.0) -> redis.Redis:
-    """A redis-py client for `url` with bounded timeouts and a connection pool."""
-    return redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s,
-                                health_check_interval=30, decode_responses=False)
+def connect(url: str, *, timeout_s: float = 2.0) -> redis.Redis:
+    """A redis-py client for `url` whose every call has the deadline `timeout_s` and fails at once
+    while the store is known to be out (services.store.deadline).
+
+    `url`: redis://, rediss://, unix:// (one server); redis+sentinel://host:port[,host:port]/<master>
+    (the master the sentinels name, followed through failovers); redis+cluster://host:port[,host:port]
+    (a cluster, discovered from those nodes). A lost connection is retried once at once (a pooled
+    connection to a restarted server), a timeout never: the deadline is the whole wait.
+    """
+    breaker = Breaker(cooldown_s=min(timeout_s, 1.0), probe_s=timeout_s + 0.5)
+    options = dict(socket_timeout=timeout_s, socket_connect_timeout=timeout_s, health_check_interval=30,
+                   decode_responses=False,
+                   retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)))
+    scheme = url.split("://", 1)[0].lower()
+    if scheme == "redis+sentinel":
+        client = _sentinel_client(url, options)
+    elif scheme == "redis+cluster":
+        return _cluster_client(url, options, breaker)
+    else:
+        client = redis.Redis.from_url(url, **options)
+    pool = client.connection_pool
+    pool.connection_class = guarded(pool.connection_class, breaker)
+    client.breaker = breaker
+    return client
+
+
+def _hosts(netloc: str) -> list[tuple[str, int]]:
+    """[(host, port)] of "h1:p1,h2:p2" (IPv6 hosts in brackets)."""
+    nodes = []
+    for part in netloc.split(","):
+        host, _, port = part.strip().rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError(f"store URL: {part!r} is not host:port")
+        nodes.append((host.strip("[]"), int(port)))
+    return nodes
+
+
+def _sentinel_client(url: str, options: dict) -> redis.Redis:
+    rest = url.split("://", 1)[1]
+    netloc, _, path = rest.partition("/")
+    credentials, _, netloc = netloc.rpartition("@")
+    master, _, db = path.partition("/")
+    if not master:
+        raise ValueError("store URL: redis+sentinel:// needs the master's name (redis+sentinel://host:port/<name>)")
+    password = credentials.partition(":")[2] or None if credentials else None
+    sentinel = Sentinel(_hosts(netloc), sentinel_kwargs={"socket_timeout": options["socket_timeout"],
+                                                         "socket_connect_timeout": options["socket_connect_timeout"]},
+                        password=password, **options)
+    return sentinel.master_for(master, db=int(db or 0))
+
+
+def _cluster_client(url: str, options: dict, breaker: "Breaker"):
+    from redis.cluster import ClusterNode, RedisCluster
+
+    netloc = url.split("://", 1)[1].partition("/")[0]
+    nodes = [ClusterNode(host, port) for host, port in _hosts(netloc)]
+    client = RedisCluster(startup_nodes=nodes, connection_class=guarded(redis.Connection, breaker),
+                          **{k: v for k, v in options.items() if k != "health_check_interval"})
+    client.breaker = breaker
+    return client
 
 
 @dataclass(frozen=True)
@@ -33,12 +93,26 @@ class ApplyResult:
     compact: list[str]  # rollup lists long enough to merge
 
 
-class Store:
-    """Owns the Redis client and the scripts; everything else reads through it."""
+class StoreNotDurable(StoreUnavailable):
+    """The store took a batch but could not confirm the promised durability in time (or cannot at
+    all: no append-only file); the producer retries, and the replay is recognised."""
 
-    def __init__(self, client: redis.Redis, keys: Keys):
+
+class Store:
+    """Owns the Redis client and the scripts; everything else reads through it.
+
+    `durability` (LULUPAY_INGEST_DURABILITY): "aof" = `apply` returns only once the batch is in the
+    store's append-only file on disk (WAITAOF), "memory" = once the store has it in memory;
+    `replicas` (LULUPAY_INGEST_REPLICAS): that many replicas must have it too; both waited for at
+    most `wait_s`."""
+
+    def __init__(self, client: redis.Redis, keys: Keys, *, durability: str = "memory", replicas: int = 0,
+                 wait_s: float = 1.5):
         self.client = client
         self.keys = keys
+        self.durability = durability
+        self.replicas = replicas
+        self.wait_ms = max(1, int(wait_s * 1000))
         scripts = resources.files("services.store").joinpath("scripts")
         self._ingest = client.register_script(scripts.joinpath("ingest.lua").read_text())
         self._compact = client.register_script(scripts.joinpath("compact.lua").read_text())
@@ -47,13 +121,38 @@ class Store:
 
     def apply(self, plan: WritePlan) -> ApplyResult:
         """Apply a plan atomically, unless some of its events are already stored."""
+        local = 1 if self.durability == "aof" else 0
         try:
-            result = self._ingest(keys=[self.keys.script_anchor()], args=plan.script_args())
+            if not local and not self.replicas:
+                result = self._ingest(keys=[self.keys.script_anchor()], args=plan.script_args())
+            else:  # the wait must run on the connection that wrote: one pipeline
+                pipe = self.client.pipeline(transaction=False)
+                self._ingest(keys=[self.keys.script_anchor()], args=plan.script_args(), client=pipe)
+                if local:
+                    pipe.execute_command("WAITAOF", local, self.replicas, self.wait_ms)
+                else:
+                    pipe.execute_command("WAIT", self.replicas, self.wait_ms)
+                result, acked = pipe.execute(raise_on_error=False)
+                if isinstance(result, Exception):
+                    raise result
+                self._check_durable(acked, local)
         except STORE_ERRORS as exc:
             raise StoreUnavailable(str(exc)) from exc
         if int(result[0]) == 1:
             return ApplyResult(None, [k.decode() for k in result[1]])
         return ApplyResult([int(i) for i in result[1]], [])
+
+    def _check_durable(self, acked, local: int) -> None:
+        """Raise StoreNotDurable unless the WAITAOF/WAIT answer confirms what was asked."""
+        if isinstance(acked, redis.ResponseError):
+            raise StoreNotDurable(f"the store cannot confirm durability: {acked} (LULUPAY_INGEST_DURABILITY)")
+        if isinstance(acked, Exception):
+            raise acked
+        on_disk, replicas = (int(acked[0]), int(acked[1])) if local else (1, int(acked))
+        if on_disk < local:
+            raise StoreNotDurable(f"the batch was not on disk within {self.wait_ms} ms")
+        if replicas < self.replicas:
+            raise StoreNotDurable(f"{replicas} of {self.replicas} replicas had the batch within {self.wait_ms} ms")
 
     def compact(self, keys: list[str]) -> int:
         """Merge each rollup list into one delta (two round trips for all of them)."""

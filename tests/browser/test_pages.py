@@ -160,7 +160,7 @@ def test_outage_banner_appears_and_clears_when_the_store_returns(dash_duo, tmp_p
     from tests.conftest import free_port
 
     port = free_port()
-    store = EmbeddedValkey(tmp_path / "v1", port=port, persist=False).start()
+    store = EmbeddedValkey(tmp_path / "v1", port=port, persist=True).start()
     try:
         settings = Settings(_env_file=None, redis_url=store.url)
         dash_duo.start_server(create_app(settings, build_services(settings)))
@@ -173,7 +173,7 @@ def test_outage_banner_appears_and_clears_when_the_store_returns(dash_duo, tmp_p
         dash_duo.wait_for_element('[data-panel="kpi-overview"] .panel-error', timeout=30)
         assert dash_duo.find_elements('[data-panel="build-rate"]'), "the rest of the page keeps running"
 
-        store = EmbeddedValkey(tmp_path / "v2", port=port, persist=False).start()
+        store = EmbeddedValkey(tmp_path / "v2", port=port, persist=True).start()
         dash_duo.wait_for_element('[data-panel="kpi-overview"] [data-kpi="builds_total"]', timeout=30)
         dash_duo.wait_for_no_elements("#outage-alert", timeout=30)
     finally:

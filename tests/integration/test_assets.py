@@ -216,7 +216,7 @@ def test_a_partner_manager_sees_their_partners_assets_on_the_page_and_in_its_exp
 
 
 def test_store_down_every_panel_shows_its_error_state(tmp_path):
-    store = EmbeddedValkey(tmp_path / "valkey", port=free_port(), persist=False).start()
+    store = EmbeddedValkey(tmp_path / "valkey", port=free_port(), persist=True).start()
     settings = Settings(_env_file=None, redis_url=store.url, data_dir=tmp_path / "data", collector_enabled=False,
                         forecaster_enabled=False)
     server = InProcessServer(settings)

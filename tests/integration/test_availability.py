@@ -188,7 +188,7 @@ class Outage:
         from tests.conftest import InProcessServer
 
         self.tmp_path, self.port, self.starts = tmp_path, free_port(), 0
-        self.valkey = EmbeddedValkey(tmp_path / "v0", port=self.port, persist=False).start()
+        self.valkey = EmbeddedValkey(tmp_path / "v0", port=self.port, persist=True).start()
         self.settings = settings.model_copy(update={"redis_url": self.valkey.url, "key_prefix": "outage",
                                                     "collector_enabled": False, "forecaster_enabled": False})
         self.app = InProcessServer(self.settings)
@@ -205,7 +205,7 @@ class Outage:
     def start_store(self):
         from services.store.embedded import EmbeddedValkey
         self.starts += 1
-        self.valkey = EmbeddedValkey(self.tmp_path / f"v{self.starts}", port=self.port, persist=False).start()
+        self.valkey = EmbeddedValkey(self.tmp_path / f"v{self.starts}", port=self.port, persist=True).start()
 
     def close(self):
         self.app.stop()

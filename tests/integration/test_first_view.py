@@ -136,7 +136,7 @@ def test_an_unknown_page_is_left_to_the_router(live_server):
 
 
 def test_store_unreachable_the_first_view_shows_the_outage(tmp_path):
-    store = EmbeddedValkey(tmp_path / "valkey", port=free_port(), persist=False).start()
+    store = EmbeddedValkey(tmp_path / "valkey", port=free_port(), persist=True).start()
     server = ServerProcess(server_env(REDIS_URL=store.url, LULUPAY_DATA_DIR=str(tmp_path / "srv")), free_port())
     try:
         store.stop()

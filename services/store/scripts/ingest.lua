@@ -21,7 +21,12 @@ for _, group in ipairs(seen) do
   end
   position = position + m
 end
-if #dups > 0 then return {0, dups} end
+if #dups > 0 then
+  -- a replay writes one counter: so the durability wait that follows (WAITAOF / WAIT on this
+  -- connection) covers a log offset past the original write, wherever that write came from
+  redis.call('INCR', p.replays)
+  return {0, dups}
+end
 
 for _, group in ipairs(seen) do
   local ids = group[2]
