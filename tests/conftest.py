@@ -146,8 +146,8 @@ class GunicornProcess:
 
 
 # Keys the session's server process writes by itself whatever a test does: its HTTP statistics
-# flusher and its collector (samples, snapshot, lock, partner labels).
-BACKGROUND_KEY_PARTS = (b":http:", b":sys:", b":metrics:", b":collector:")
+# flusher, its collector (samples, snapshot, lock, partner labels) and its alert engine's evaluations.
+BACKGROUND_KEY_PARTS = (b":http:", b":sys:", b":metrics:", b":collector:", b":alert:evals")
 
 
 def stored_keys(client) -> list[bytes]:

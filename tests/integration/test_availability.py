@@ -206,6 +206,9 @@ class Outage:
         from services.store.embedded import EmbeddedValkey
         self.starts += 1
         self.valkey = EmbeddedValkey(self.tmp_path / f"v{self.starts}", port=self.port, persist=True).start()
+        # the clients' breakers (services.store.deadline) stay open for their cool-down after the outage
+        wait_until(self.services.store.ping, timeout=10, message="the collectors' store answers again")
+        wait_until(self.app.services.store.ping, timeout=10, message="the app's store answers again")
 
     def close(self):
         self.app.stop()

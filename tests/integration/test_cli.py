@@ -73,7 +73,9 @@ def _metric_pids(metrics_dir) -> set[int]:
 def test_make_run_is_serve_demo():
     dry_run = subprocess.run(["make", "-n", "run"], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert dry_run.returncode == 0, dry_run.stderr
-    assert dry_run.stdout.strip().splitlines()[-1].endswith("lulupay-analytics serve --demo")
+    # under `make test` the parent make's flags add "make[1]: Entering/Leaving directory" lines
+    commands = [line for line in dry_run.stdout.strip().splitlines() if not line.startswith("make")]
+    assert commands[-1].endswith("lulupay-analytics serve --demo")
 
 
 def test_serve_demo_seeds_once_and_stops_cleanly(tmp_path):
