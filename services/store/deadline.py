@@ -80,26 +80,22 @@ def guarded(connection_class: type, breaker: Breaker) -> type:
     """A subclass of redis-py's `connection_class` whose socket work consults `breaker`: refused
     while it is open, opening it on a timeout or a lost connection, closing it on an answer."""
 
-    class GuardedConnection(connection_class):
-        def connect_check_health(self, *args, **kwargs):
+    def checked(base):
+        """`base` refused while the breaker is open, opening it on a timeout or a lost connection."""
+        def method(self, *args, **kwargs):
             breaker.check()
             try:
-                return super().connect_check_health(*args, **kwargs)
+                return base(self, *args, **kwargs)
             except StoreOutage:
                 raise
             except _FAILURES as exc:
                 breaker.failure(exc)
                 raise
+        return method
 
-        def send_packed_command(self, *args, **kwargs):
-            breaker.check()
-            try:
-                return super().send_packed_command(*args, **kwargs)
-            except StoreOutage:
-                raise
-            except _FAILURES as exc:
-                breaker.failure(exc)
-                raise
+    class GuardedConnection(connection_class):
+        connect_check_health = checked(connection_class.connect_check_health)
+        send_packed_command = checked(connection_class.send_packed_command)
 
         def read_response(self, *args, **kwargs):
             try:

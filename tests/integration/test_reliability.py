@@ -53,6 +53,10 @@ def _first_view(server, page):
     return requests.get(server.url + "/_dash-layout", headers={"Referer": server.url + page}, timeout=60)
 
 
+def _ok_json(response):
+    return response.json() if response.ok else None
+
+
 def _timed(fn):
     started = time.monotonic()
     result = fn()
@@ -89,7 +93,9 @@ def test_a_hung_store_costs_seconds_and_everything_recovers_after_it(own_store, 
     wait_until(lambda: all('"outage-alert"' not in _first_view(server, "/operations?range=24h").text
                            for _ in range(4)), timeout=15, message="first views without the banner")
     start, end = now - 7200, now + 60
-    summary = requests.get(server.url + "/api/v1/summary", params={"from": start, "to": end}, timeout=30).json()
+    summary = wait_until(lambda: _ok_json(requests.get(server.url + "/api/v1/summary",
+                                                       params={"from": start, "to": end}, timeout=30)),
+                         timeout=15, message="summary again")
     assert_summary_matches(summary, reference_summary(events + more, start, end, None))
 
 
