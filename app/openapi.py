@@ -78,6 +78,13 @@ class Partners(BaseModel):
     partners: list[Partner]
 
 
+# What services/ingest/events.parse_ts takes (the model's field is Any, parsed by a validator).
+_EVENT_TS = {"anyOf": [{"type": "string", "format": "date-time"},
+                       {"type": "number", "minimum": 0, "exclusiveMaximum": 32503680000}],
+             "description": "RFC 3339 (naive: UTC) or epoch seconds; not older than the retention window "
+                            "(LULUPAY_RETENTION_DAYS)"}
+
+
 def _schema(model) -> dict:
     adapter = model if isinstance(model, TypeAdapter) else TypeAdapter(model)
     return adapter.json_schema(ref_template="#/components/schemas/{model}", by_alias=True)
@@ -95,6 +102,8 @@ def openapi_document() -> dict[str, Any]:
         schema = _schema(model)
         components.update(schema.pop("$defs", {}))
         components[name] = schema
+    for variant in ("AssetProcessed", "BuildFinished", "BuildStage", "BuildStarted", "PartnerUpserted"):
+        components[variant]["properties"]["ts"] = _EVENT_TS  # the model takes Any and parses it itself
     components["EventBatch"] = {"type": "object", "required": ["events"], "properties": {
         "events": {"type": "array", "maxItems": 5000, "items": {"$ref": "#/components/schemas/Event"}}}}
     time_params = [

@@ -1,9 +1,10 @@
 """The alerts API's part of the OpenAPI document (app/openapi.py merges it): its models and paths."""
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Callable
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from services.alerting.actions import SILENCE_STATES, STATE_FILTERS
 from services.vocabulary import ALERT_SEVERITIES, PARTNER_ID_PATTERN
@@ -41,19 +42,26 @@ class Alerts(BaseModel):
 
 
 class MatcherIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # the request bodies: an unknown field is a 400 naming it
+
     name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
-    value: str = Field(max_length=1024)
+    value: str = Field(max_length=1024, description="at most 1024 characters; a regex (is_regex) at most 256, "
+                                                    "RE2's syntax (no back-references, look-arounds or inline "
+                                                    "flags), matched whole in time linear in the label value")
     is_regex: bool = False
     is_equal: bool = True
 
 
 class SilenceIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     matchers: list[MatcherIn] = Field(min_length=1, max_length=32)
-    starts_at: str | float | None = Field(None, description="RFC 3339 or epoch seconds; default (and at the "
-                                                            "earliest) now")
-    ends_at: str | float = Field(description="RFC 3339 or epoch seconds; in the future, at most 90 days after "
-                                             "starts_at")
-    comment: str = Field("", max_length=1024)
+    starts_at: datetime | float | None = Field(None, description=(
+        "RFC 3339 or epoch seconds; default now; a start in the past is now (at most a day back), at most 90 days "
+        "ahead"))
+    ends_at: datetime | float = Field(description=(
+        "RFC 3339 or epoch seconds; in the future, after starts_at, at most 90 days after it"))
+    comment: str = Field("", max_length=1024, description="at most 1024 characters, no NUL")
 
 
 class Silence(BaseModel):
@@ -72,7 +80,9 @@ class Silences(BaseModel):
 
 
 class AckIn(BaseModel):
-    comment: str = Field("", max_length=1024)
+    model_config = ConfigDict(extra="forbid")
+
+    comment: str = Field("", max_length=1024, description="at most 1024 characters, no NUL")
 
 
 class RuleValue(BaseModel):

@@ -9,7 +9,7 @@ from collections.abc import Collection, Mapping
 from typing import Any
 
 
-from services.alerting.silences import MAX_MATCHERS, Matcher, Silence, silenced_by
+from services.alerting.silences import MAX_MATCHERS, MAX_SILENCE_S, Matcher, Silence, silenced_by
 from services.alerting.state import AlertState, acknowledge
 from services.alerting.store import AlertStatesBusy
 from services.ingest.events import parse_ts
@@ -18,6 +18,7 @@ from services.scope import Principal, Scope, scope_for
 from services.vocabulary import ALERT_SEVERITIES
 
 __all__ = ["ActionError", "STATE_FILTERS", "SILENCE_STATES", "SEVERITY_RANK", "MAX_SILENCES_IN_FORCE",
+           "MAX_SILENCES_KEPT", "MAX_COMMENT_CHARS", "MAX_START_AHEAD_S", "MAX_START_BEHIND_S",
            "alert_rows", "alert_row", "acknowledge_alert", "create_silence", "expire_silence", "visible_silences",
            "silence_row", "silence_visible", "alert_visible"]
 
@@ -27,6 +28,10 @@ STATE_FILTERS = {"active": ("pending", "firing"), "pending": ("pending",), "firi
 SILENCE_STATES = ("active", "pending", "expired")
 SEVERITY_RANK = {"critical": 0, "warning": 1, "info": 2}
 MAX_SILENCES_IN_FORCE = 1000  # active + pending: the engine matches every alert against each, every round
+MAX_SILENCES_KEPT = 10_000  # with the expired ones (kept a retention window): every list reads them all
+MAX_COMMENT_CHARS = 1024  # an acknowledgement's or a silence's comment
+MAX_START_AHEAD_S = MAX_SILENCE_S  # a silence starts at most 90 days from now
+MAX_START_BEHIND_S = 86400  # a start in the past means now, up to a day back (older: a mistake, refused)
 _SILENCE_KEYS = {"matchers", "starts_at", "ends_at", "comment"}
 
 
@@ -36,6 +41,17 @@ class ActionError(Exception):
     def __init__(self, status: int, message: str, field: str | None = None):
         super().__init__(message)
         self.status, self.message, self.field = status, message, field
+
+
+def _comment(value: object) -> str:
+    """A comment: text of at most MAX_COMMENT_CHARS characters without NUL (None is "")."""
+    if value is None:
+        return ""
+    if not isinstance(value, str) or len(value) > MAX_COMMENT_CHARS:
+        raise ActionError(400, f"comment: a text of at most {MAX_COMMENT_CHARS} characters", "comment")
+    if "\x00" in value:
+        raise ActionError(400, "comment: must not contain NUL characters", "comment")
+    return value
 
 
 def alert_visible(scope: Scope, partner_id: str | None) -> bool:
@@ -93,8 +109,7 @@ def acknowledge_alert(services, principal: Principal, alert_id: str, comment: st
     """Acknowledge a pending or firing alert the principal may see (404 otherwise, 409 when it is not
     pending or firing); record the change in the history (source "ack") and publish it on the
     `alerts` stream. Acknowledging an acknowledged alert changes nothing. Returns its row."""
-    if not isinstance(comment, str) or len(comment) > 1024:
-        raise ActionError(400, "comment: a text of at most 1024 characters", "comment")
+    comment = _comment(comment)
     who = principal.name[:128]
     scope = scope_for(principal)
 
@@ -147,23 +162,27 @@ def _matchers(value: object) -> tuple[Matcher, ...]:
 
 def create_silence(alert_store, principal: Principal, doc: object, now: float) -> dict:
     """A new silence from `{matchers, starts_at?, ends_at, comment?}` (times as epoch seconds or
-    RFC 3339; starts_at default now, a start in the past is now), authored by the principal. A
-    principal who does not see every partner must include `partner_id="<one of theirs>"` (403)."""
+    RFC 3339; starts_at default now, a start up to a day in the past is now, at most 90 days ahead),
+    authored by the principal. A principal who does not see every partner must include
+    `partner_id="<one of theirs>"` (403)."""
     if not isinstance(doc, Mapping):
         raise ActionError(400, "body: a JSON object {matchers, starts_at, ends_at, comment}", "body")
     unknown = sorted(str(k)[:64] for k in doc if k not in _SILENCE_KEYS)
     if unknown:
         raise ActionError(400, f"{unknown[0]}: unknown field (known: {', '.join(sorted(_SILENCE_KEYS))})", unknown[0])
     matchers = _matchers(doc.get("matchers"))
-    starts_at = max(_time(doc, "starts_at", now), now)
+    starts_at = _time(doc, "starts_at", now)
+    if starts_at < now - MAX_START_BEHIND_S:
+        raise ActionError(400, "starts_at: at most a day in the past (a start in the past means now)", "starts_at")
+    if starts_at > now + MAX_START_AHEAD_S:
+        raise ActionError(400, f"starts_at: at most {MAX_START_AHEAD_S // 86400} days from now", "starts_at")
+    starts_at = max(starts_at, now)
     ends_at = _time(doc, "ends_at", None)
     if ends_at is None:
         raise ActionError(400, "ends_at: required (epoch seconds or RFC 3339)", "ends_at")
     if ends_at <= now:
         raise ActionError(400, "ends_at: must be in the future", "ends_at")
-    comment = "" if doc.get("comment") is None else doc["comment"]
-    if not isinstance(comment, str) or len(comment) > 1024:
-        raise ActionError(400, "comment: a text of at most 1024 characters", "comment")
+    comment = _comment(doc.get("comment"))
     try:
         silence = Silence(id=alert_store.new_silence_id(), matchers=matchers, starts_at=starts_at, ends_at=ends_at,
                           author=principal.name[:128], comment=comment, created_at=now)
@@ -178,6 +197,9 @@ def create_silence(alert_store, principal: Principal, doc: object, now: float) -
     if sum(1 for s in existing if s.state(now) != "expired") >= MAX_SILENCES_IN_FORCE:
         raise ActionError(409, f"matchers: {MAX_SILENCES_IN_FORCE} silences are in force; expire some first",
                           "matchers")
+    if len(existing) >= MAX_SILENCES_KEPT:
+        raise ActionError(409, f"matchers: {MAX_SILENCES_KEPT} silences are kept (expired ones for the retention "
+                               "window); try again once old ones are dropped", "matchers")
     alert_store.add_silence(silence)
     return silence_row(silence, now)
 

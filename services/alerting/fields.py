@@ -36,6 +36,14 @@ class Model(BaseModel):
 def parse_duration(text: object) -> int:
     """Seconds of a duration string: "30m", "10s", "4h", "1d", "1h30m", "0s" (d, h, m, s in that
     order; at most 366 days). Numbers without a unit, negatives and garbage raise ValueError."""
+    total = _seconds(text)
+    if total > LIMITS["duration_s"]:
+        raise ValueError(f"{text.strip()!r}: at most 366d")
+    return total
+
+
+def _seconds(text: object) -> int:
+    """Seconds of a duration string, unbounded (each number at most six digits)."""
     if not isinstance(text, str):
         raise ValueError("must be a duration string like 30s, 5m, 4h or 1d (with its unit)")
     stripped = text.strip()
@@ -45,15 +53,12 @@ def parse_duration(text: object) -> int:
     if not stripped or match is None:
         raise ValueError(f"{stripped[:40]!r} is not a duration like 30s, 5m, 4h, 1d or 1h30m")
     days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
-    total = days * DAY_S + hours * 3600 + minutes * 60 + seconds
-    if total > LIMITS["duration_s"]:
-        raise ValueError(f"{stripped!r}: at most 366d")
-    return total
+    return days * DAY_S + hours * 3600 + minutes * 60 + seconds
 
 
 def bounded_duration(value: object, limit: str, lo: int = 0) -> int:
-    """parse_duration, then `lo` <= seconds <= LIMITS[limit] (ValueError saying the bounds)."""
-    seconds = parse_duration(value)
+    """A duration with `lo` <= seconds <= LIMITS[limit] (ValueError saying the bounds)."""
+    seconds = _seconds(value)
     if not lo <= seconds <= LIMITS[limit]:
         raise ValueError(f"between {format_duration(lo)} and {format_duration(LIMITS[limit])}")
     return seconds

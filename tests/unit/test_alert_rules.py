@@ -1,15 +1,21 @@
-"""The alert rules file: durations, the shipped default, and every validation error naming the
-file, the rule (or receiver, or route) and the field."""
+"""The alert rules file: durations, the shipped default, every validation error naming the file,
+the rule (or receiver, or route) and the field, every limit — and the regex matchers of routes and
+silences: Python's answers, in time linear in the label value."""
 import copy
 import re
+import time
 from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from services.alerting.catalogue import METRICS, format_duration, format_value
+from services.alerting.linear_regex import LinearRegex
 from services.alerting.rules import (LIMITS, RulesError, compare, load_rules, parse_duration, parse_rules,
                                      render_description, render_summary)
+from services.alerting.silences import Matcher
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT = ROOT / "monitoring" / "lulupay-alert-rules.yml"
@@ -145,6 +151,34 @@ ERRORS = [
     (("route", "routes"), [{"matchers": ['severity="critical"'], "receiver": "pager"}], "route",
      "routes[0].receiver", "unknown receiver 'pager'"),
     (("route",), ..., "route", None, "required when receivers are given"),
+    # the limits (docs/alerting.md#limits): every duration, count and length bounded, named
+    (("rules", 0, "window"), "0m", RULE, "window", "between 1m and 35d"),
+    (("rules", 0, "window"), "999999d", RULE, "window", "between 1m and 35d"),
+    (("rules", 0, "keep_firing_for"), "8d", RULE, "keep_firing_for", "between 0s and 7d"),
+    (("rules", 0, "for"), "7d", None, None, None),  # valid: the bound itself
+    (("rules", 0, "min_builds"), 1_000_001, RULE, "min_builds", "at most 1000000"),
+    (("rules", 0, "labels"), {f"l{i}": "v" for i in range(33)}, RULE, "labels", "at most 32 items"),
+    (("rules", 0, "labels"), {"team": "x" * 1025}, RULE, "labels.team", "at most 1024 characters"),
+    (("rules", 0, "description"), "x" * 4097, RULE, "description", "at most 4096 characters"),
+    (("rules", 0, "escalate"), [{"after": f"{i + 1}m", "severity": "critical"} for i in range(11)], RULE,
+     "escalate", "at most 10 items"),
+    (("route", "group_wait"), "-1s", "route", "group_wait", "must not be negative"),
+    (("route", "group_interval"), "2d", "route", "group_interval", "between 1s and 1d"),
+    (("route", "repeat_interval"), "31d", "route", "repeat_interval", "between 1s and 30d"),
+    (("route", "repeat_interval"), "0s", "route", "repeat_interval", "between 1s and 30d"),
+    (("route", "group_by"), [f"l{i}" for i in range(33)], "route", "group_by", "at most 32 items"),
+    (("route", "routes"), [{"receiver": "ops"}] * 101, "route", "routes", "at most 100 items"),
+    (("route", "routes"), [{"routes": [{"routes": [{"routes": [{"routes": [{"receiver": "ops"}]}]}]}]}], "route",
+     "routes[0].routes[0].routes[0].routes[0]", "at most 4 levels"),
+    (("route", "routes"), [{"matchers": ['a="b"'] * 33, "receiver": "ops"}], "route", "routes[0].matchers",
+     "at most 32 items"),
+    (("route", "routes"), [{"matchers": ['a=~"' + "x" * 257 + '"'], "receiver": "ops"}], "route",
+     "routes[0].matchers", "a regex has at most 256 characters"),
+    (("route", "routes"), [{"matchers": ['a=~"x(?=y)"'], "receiver": "ops"}], "route", "routes[0].matchers",
+     "look-arounds are not supported"),
+    (("receivers", 0, "max_alerts"), 1001, 'receiver "ops" (receivers[0])', "max_alerts", "at most 1000"),
+    (("receivers", 0, "webhook_url"), "http://x.example/" + "a" * 2048, 'receiver "ops" (receivers[0])',
+     "webhook_url", "at most 2048 characters"),
 ]
 
 
@@ -267,3 +301,52 @@ def test_value_formats(metric, value, text):
                                                  ("!=", 0.9, False), ("<", None, False), ("<", float("nan"), False)])
 def test_compare(op, value, expected):
     assert compare(op, value, 0.9) is expected
+
+
+# -- regex matchers: RE2's linear time, Python's `re` answers --------------------------------------
+_ATOMS = ["a", "b", ".", "[ab]", "[^a]", "[a-c]", "\\d", "\\w", "\\s", "\\W", "x", "(a|b)", "(ab|a)", "(?:a*)", "-",
+          "\\.", "(|a)"]
+_QUANTIFIERS = ["", "*", "+", "?", "{2}", "{1,3}", "*?", "{0,2}", "+?", "{2,}"]
+
+
+@st.composite
+def _patterns(draw):
+    pattern = "".join(draw(st.sampled_from(_ATOMS)) + draw(st.sampled_from(_QUANTIFIERS))
+                      for _ in range(draw(st.integers(0, 6))))
+    shape = draw(st.sampled_from(["{}", "^{}$", "({})*", "{}|ab", "(?:{})+x", "\\A{}\\Z"]))
+    return shape.format(pattern)
+
+
+@settings(max_examples=400, deadline=None, derandomize=True)
+@given(_patterns(), st.text(alphabet="ab1 x.-\n\u00e9", max_size=10))
+def test_regex_matchers_answer_what_re_answers(pattern, text):
+    try:
+        expected = re.fullmatch(pattern, text) is not None
+    except re.error:
+        return
+    try:
+        regex = LinearRegex(pattern)
+    except ValueError as err:  # only what RE2 has no linear-time match for is refused
+        assert "possessive" in str(err), (pattern, err)
+        return
+    assert regex.fullmatch(text) is expected, (pattern, text)
+
+
+@pytest.mark.parametrize("pattern", [".*" * 12 + "!", "(a|a)*!", "(a|aa)*b", "(?:a?){40}a{40}!",
+                                     "[a-z]*[a-z]*[a-z]*[a-z]*[a-z]*!", ".*a.*a.*a.*a.*a.*!"])
+def test_regex_matchers_take_linear_time(pattern):
+    matcher = Matcher("team", pattern, is_regex=True)
+    for length in (64, 1024):  # re.fullmatch takes minutes (or longer) on most of these
+        started = time.perf_counter()
+        assert not matcher.matches({"team": "a" * length})
+        assert time.perf_counter() - started < 0.2, (pattern, length)
+
+
+@pytest.mark.parametrize("pattern, fragment", [
+    ("(a)\\1", "back-references"), ("x(?=y)", "look-arounds"), ("(?<!y)x", "look-arounds"), ("(?i)x", "inline flags"),
+    ("a*+", "possessive"), ("(?>a)", "atomic groups"), ("\\bx", "word boundaries"), ("a{5000}", "too complex"),
+    ("(a+)+", "nested quantifiers"), ("x(", "invalid regex"), ("x" * 257, "at most 256 characters"),
+])
+def test_regex_matchers_outside_re2s_linear_subset_are_refused(pattern, fragment):
+    with pytest.raises(ValueError, match=re.escape(fragment)):
+        Matcher("team", pattern, is_regex=True)
