@@ -46,6 +46,7 @@ bench: install-dev
 	$(PY) benchmarks/metrics.py
 	$(PY) benchmarks/websocket.py
 	$(PY) benchmarks/intelligence.py
+	-$(PY) benchmarks/soak.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
