@@ -45,7 +45,6 @@ def connect(url: str, *, timeout_s: float = 2.0) -> redis.Redis:
         client = redis.Redis.from_url(url, **options)
     pool = client.connection_pool
     pool.connection_class = guarded(pool.connection_class, breaker)
-    client.breaker = breaker
     return client
 
 
@@ -67,7 +66,7 @@ def _sentinel_client(url: str, options: dict) -> redis.Redis:
     master, _, db = path.partition("/")
     if not master:
         raise ValueError("store URL: redis+sentinel:// needs the master's name (redis+sentinel://host:port/<name>)")
-    password = credentials.partition(":")[2] or None if credentials else None
+    password = credentials.partition(":")[2] or None
     sentinel = Sentinel(_hosts(netloc), sentinel_kwargs={"socket_timeout": options["socket_timeout"],
                                                          "socket_connect_timeout": options["socket_connect_timeout"]},
                         password=password, **options)
@@ -79,10 +78,8 @@ def _cluster_client(url: str, options: dict, breaker: "Breaker"):
 
     netloc = url.split("://", 1)[1].partition("/")[0]
     nodes = [ClusterNode(host, port) for host, port in _hosts(netloc)]
-    client = RedisCluster(startup_nodes=nodes, connection_class=guarded(redis.Connection, breaker),
-                          **{k: v for k, v in options.items() if k != "health_check_interval"})
-    client.breaker = breaker
-    return client
+    return RedisCluster(startup_nodes=nodes, connection_class=guarded(redis.Connection, breaker),
+                        **{k: v for k, v in options.items() if k != "health_check_interval"})
 
 
 @dataclass(frozen=True)
