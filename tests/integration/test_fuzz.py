@@ -51,7 +51,8 @@ from app.settings import Settings
 from services.alerting.silences import Matcher, Silence
 from services.timerange import RANGES
 from tests.alert_states import alert_state, seed
-from tests.conftest import InProcessServer, sign_in
+from services.store.embedded import EmbeddedValkey
+from tests.conftest import InProcessServer, free_port, sign_in
 from tests.reference import random_events
 
 pytestmark = pytest.mark.integration
@@ -122,14 +123,23 @@ def _seed_alerting(services, now: float) -> None:
 
 
 @pytest.fixture(scope="module")
-def fuzz_server(valkey_url, tmp_path_factory):
+def fuzz_valkey_url(tmp_path_factory):
+    """A Valkey of this module's own: the session's server process (`live_server`) runs the alert
+    engine and the forecast worker on the shared one, and would step the seeded alerts."""
+    server = EmbeddedValkey(tmp_path_factory.mktemp("fuzz-valkey"), port=free_port(), persist=True).start()
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def fuzz_server(fuzz_valkey_url, tmp_path_factory):
     """One login-mode server for the module, on a flushed Valkey with some builds of three
     partners, the seeded alerts and silences, and an admin: `token` (a personal API token) and
     `session` (signed in through the form, with the CSRF token in `X-CSRFToken`). Flushed again
     afterwards."""
-    client = redis.Redis.from_url(valkey_url)
+    client = redis.Redis.from_url(fuzz_valkey_url)
     client.flushall()
-    settings = Settings(_env_file=None, redis_url=valkey_url, data_dir=tmp_path_factory.mktemp("fuzz") / "data",
+    settings = Settings(_env_file=None, redis_url=fuzz_valkey_url, data_dir=tmp_path_factory.mktemp("fuzz") / "data",
                         ingest_tokens=INGEST_TOKEN, auth="login", collector_enabled=False, forecast_wait_s=0.2)
     server = InProcessServer(settings)
     errors = ErrorLog()
