@@ -3,7 +3,9 @@
     python benchmarks/ingest.py [--batches 60] [--seed-days 90] [--seed-builds-per-day 5000]
 
 Prints one JSON line. Runs against an embedded Valkey with the production default persistence
-(append-only file, fsync every second) in a temporary directory.
+(append-only file, fsync every second) in a temporary directory. The service layer and HTTP
+figures are measured twice: with a 202 waiting for the append-only file (the default) and
+without (`*_memory_*`); `*_aof_cost_ratio` is memory / aof of the same run.
 """
 from __future__ import annotations
 
@@ -113,6 +115,22 @@ def over_http(url: str, batches, clients: int) -> float:
     return sum(map(len, batches)) / elapsed
 
 
+def _served(redis_url: str, data_dir: Path, durability: str, measure):
+    """`measure(url)` against a `serve` process (gunicorn, 2 workers) with LULUPAY_INGEST_DURABILITY."""
+    port = free_port()
+    env = {"REDIS_URL": redis_url, "PATH": "/usr/bin:/bin", "LULUPAY_DATA_DIR": str(data_dir),
+           "LULUPAY_INGEST_DURABILITY": durability}
+    server = subprocess.Popen([sys.executable, "-m", "app", "--log-level", "WARNING", "serve", "--no-demo",
+                               "--port", str(port)], cwd=ROOT, env=env)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_ready(url, server)
+        return measure(url)
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
 def main() -> None:
     exit_cleanly_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -134,22 +152,19 @@ def main() -> None:
 
         services.store.client.flushall()
         figures["raw_pipeline_events_per_s"] = round(raw_ceiling(services, batches, now))
-        services.store.client.flushall()
-        figures["service_events_per_s"] = round(service_layer(services, batches))
-        services.store.client.flushall()
-
-        port = free_port()
-        env = {"REDIS_URL": valkey.url, "PATH": "/usr/bin:/bin", "LULUPAY_DATA_DIR": str(Path(tmp) / "srv")}
-        server = subprocess.Popen([sys.executable, "-m", "app", "--log-level", "WARNING", "serve", "--no-demo",
-                                   "--port", str(port)], cwd=ROOT, env=env)
-        try:
-            url = f"http://127.0.0.1:{port}"
-            wait_ready(url, server)
-            figures["http_clients"] = args.clients
-            figures["http_events_per_s"] = round(over_http(url, batches, args.clients))
-        finally:
-            server.terminate()
-            server.wait(30)
+        # what a 202 costs (docs/reliability.md): "aof" (the default) waits for the append-only
+        # file on disk (WAITAOF), "memory" does not; both measured in this run, one after the other
+        in_memory = build_services(Settings(_env_file=None, redis_url=valkey.url, ingest_durability="memory"))
+        for name, layer in (("service_events_per_s", services), ("service_memory_events_per_s", in_memory)):
+            services.store.client.flushall()
+            figures[name] = round(service_layer(layer, batches))
+        figures["service_aof_cost_ratio"] = round(figures["service_memory_events_per_s"] / figures["service_events_per_s"], 2)
+        figures["http_clients"] = args.clients
+        for name, durability in (("http_events_per_s", "aof"), ("http_memory_events_per_s", "memory")):
+            services.store.client.flushall()
+            figures[name] = round(_served(valkey.url, Path(tmp) / "srv", durability,
+                                          lambda url: over_http(url, batches, args.clients)))
+        figures["http_aof_cost_ratio"] = round(figures["http_memory_events_per_s"] / figures["http_events_per_s"], 2)
 
         if args.seed_days:
             services.store.client.flushall()

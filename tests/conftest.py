@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -80,9 +81,12 @@ class ServerProcess:
     def __init__(self, env: dict[str, str], port: int):
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
+        # its output goes to a file: a pipe nobody reads until the end would block the server once
+        # its logs fill the pipe's 64 KiB (a session-long server logs more than that)
+        self.log = tempfile.TemporaryFile("w+")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "app", "--log-level", "WARNING", "serve", "--port", str(port), "--no-demo"],
-            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT, text=True)
         try:
             wait_until(lambda: self.proc.poll() is None and requests.get(self.url + "/healthz", timeout=1).ok,
                        timeout=60, message="server start")
@@ -91,9 +95,10 @@ class ServerProcess:
             raise AssertionError(f"server did not start: {self.output()}") from None
 
     def output(self) -> str:
-        if self.proc.poll() is None:
-            return ""
-        return self.proc.stdout.read() if self.proc.stdout else ""
+        """What the server printed so far."""
+        self.log.flush()
+        self.log.seek(0)
+        return self.log.read()
 
     def stop(self) -> None:
         if self.proc.poll() is None:

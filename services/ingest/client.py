@@ -44,12 +44,12 @@ class LuluPayClient:
     """Sends events in batches with idempotency keys, retrying transient failures with backoff."""
 
     def __init__(self, base_url: str, *, token: str | None = None, batch_size: int = 1000,
-                 max_retries: int = 5, backoff_s: float = 0.5, timeout_s: float = 10.0,
-                 session: requests.Session | None = None, sleep: Callable[[float], None] = time.sleep):
+                 max_retries: int = 5, backoff_s: float = 0.5, max_backoff_s: float = MAX_BACKOFF_S,
+                 timeout_s: float = 10.0, session: requests.Session | None = None, sleep: Callable[[float], None] = time.sleep):
         if not 1 <= batch_size <= MAX_BATCH_EVENTS:
             raise ValueError(f"batch_size must be between 1 and {MAX_BATCH_EVENTS}")
-        if max_retries < 0 or backoff_s < 0 or timeout_s <= 0:
-            raise ValueError("max_retries and backoff_s must be >= 0, timeout_s > 0")
+        if max_retries < 0 or backoff_s < 0 or max_backoff_s < backoff_s or timeout_s <= 0:
+            raise ValueError("max_retries and backoff_s must be >= 0, max_backoff_s >= backoff_s, timeout_s > 0")
         self.url = base_url.rstrip("/") + "/api/v1/events"
         self.batch_size = batch_size
         self.max_retries = max_retries
@@ -61,7 +61,7 @@ class LuluPayClient:
         self.headers = {"Content-Type": "application/json"}
         if token:
             self.headers["Authorization"] = f"Bearer {token}"
-        self.backoff = Backoff(base_s=backoff_s, cap_s=MAX_BACKOFF_S, jitter=True)
+        self.backoff = Backoff(base_s=backoff_s, cap_s=max_backoff_s, jitter=True)
 
     def send(self, events: Iterable[dict]) -> SendResult:
         """Send events in batches; events without an "id" get one in place, so a re-send is idempotent."""

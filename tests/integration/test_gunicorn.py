@@ -122,3 +122,56 @@ def test_graceful_stop_closes_open_websockets_at_once(valkey_url, redis_client, 
         for ws in sockets:
             ws.close()
         server.stop()
+
+
+def test_graceful_stop_flushes_the_buffered_statistics_and_finishes_the_request_in_flight(valkey_url, redis_client,
+                                                                                          tmp_path):
+    """SIGTERM while each worker holds request statistics it has not written yet (it flushes every
+    LULUPAY_COLLECTOR_INTERVAL_S, here 300 s) and while a worker is reading an ingest request (half
+    of its body sent): the rest of the body is read, the batch stored and answered 202, and every
+    counted request reaches the store before the workers exit 0."""
+    import socket
+
+    from services.store.keys import RESOLUTIONS, Keys
+
+    keys = Keys("flush")
+    server = GunicornProcess(valkey_url, tmp_path, LULUPAY_KEY_PREFIX="flush", LULUPAY_COLLECTOR_INTERVAL_S="300")
+    client = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+    try:
+        for _ in range(25):  # 404s: nothing else this server answers is a 4xx
+            assert requests.get(server.url + "/no-such-page", timeout=10).status_code == 404
+        assert not list(redis_client.scan_iter(match=f"{keys.tag}:http:*"))  # still in the workers
+        now = time.time()
+        batch = random_events(random.Random(5), 400, now - 3600, now - 60, ["acme-bank"])
+        body = json.dumps({"events": batch}).encode()
+        client.sendall(f"POST /api/v1/events HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
+                       f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+                       f"Connection: close\r\n\r\n".encode() + body[:len(body) // 2])
+        wait_until(lambda: _accepted_by_a_worker(server, client.getsockname()[1]), timeout=10,
+                   message="a worker accepted the ingest connection")
+        os.killpg(server.proc.pid, signal.SIGTERM)
+        client.sendall(body[len(body) // 2:])
+        answer = b""
+        while chunk := client.recv(65536):
+            answer += chunk
+        assert answer.startswith(b"HTTP/1.1 202"), answer[:300]
+        assert server.proc.wait(timeout=30) == 0
+        counted = sum(int(redis_client.hget(key, "n:4xx") or 0)
+                      for key in redis_client.scan_iter(match=keys.http(RESOLUTIONS[0].name, 0)[:-1] + "*"))
+        assert counted == 25
+        reply = json.loads(answer.split(b"\r\n\r\n", 1)[1])
+        assert reply["accepted"] == len({e["id"] for e in batch})
+    finally:
+        client.close()
+        server.stop()
+        for key in redis_client.scan_iter(match="{flush}*"):
+            redis_client.delete(key)
+
+
+def _accepted_by_a_worker(server: GunicornProcess, client_port: int) -> bool:
+    """Whether a gunicorn worker holds the server side of the connection from `client_port`."""
+    import psutil
+
+    workers = {child.pid for child in psutil.Process(server.proc.pid).children()}
+    return any(c.pid in workers and c.raddr and c.raddr.port == client_port
+               for c in psutil.net_connections("tcp"))

@@ -105,6 +105,18 @@ def test_429_502_504_back_off_exponentially_with_jitter(server, sleeps):
     assert len(sleeps) == 3
 
 
+def test_the_backoff_stops_growing_at_max_backoff_s(server, sleeps):
+    server.script = [(502, {}, {})] * 6
+    result = make_client(server.url, sleeps, backoff_s=0.5, max_backoff_s=1.0, max_retries=6).send(events(1))
+    assert result.accepted == 1 and len(sleeps) == 6
+    assert all(0.25 <= wait_s <= 1.0 for wait_s in sleeps) and max(sleeps[2:]) > 0.5
+
+
+def test_a_cap_below_the_base_backoff_is_refused():
+    with pytest.raises(ValueError, match="max_backoff_s"):
+        LuluPayClient("http://127.0.0.1:9", backoff_s=2.0, max_backoff_s=1.0)
+
+
 def test_missing_ids_are_assigned_once_and_kept_across_retries(server, sleeps):
     server.script = [(503, {"Retry-After": "0"}, {"error": "store unavailable"})]
     batch = events(3, with_ids=False)
