@@ -19,6 +19,7 @@ from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
 from flask_wtf.csrf import CSRFError, CSRFProtect, generate_csrf
+from limits.storage import RedisStorage
 
 from services.scope import OPEN_ACCESS, Principal, ScopeError
 from services.store import StoreUnavailable
@@ -35,6 +36,22 @@ PUBLIC_PREFIXES = ("/assets/", "/_dash-component-suites/")
 SELF_CHECKED = frozenset({"/api/v1/events", "/metrics"})
 JSON_PREFIXES = ("/api/", "/_dash-", "/_reload-hash")
 CSRF_EXEMPT = frozenset({"/api/v1/events", "/_dash-update-component"})
+
+
+class _StoreLimits(RedisStorage):
+    """The limiter's counters on the store's own client, whichever it is (one server, the sentinels'
+    master, a cluster: limits' own Redis storage takes a connection pool, which a cluster client has
+    not), so with its TLS, socket deadlines, breaker and credentials. The counters' keys carry the
+    deployment's hash tag (install's key_prefix). The storage URI only names this class."""
+
+    STORAGE_SCHEME = ["lulupay+store"]
+
+    def __init__(self, uri: str, *, client, **options):
+        self._client = client
+        super().__init__("redis://", **options)  # the redis.Redis it makes of that is never used
+
+    def get_connection(self, readonly: bool = False):
+        return self._client
 
 
 def current_principal() -> Principal:
@@ -105,10 +122,8 @@ def install(server: Flask, services) -> Limiter:
             return None
         return None
 
-    # the limiter counts on the store's own connection pool (its TLS, socket and credentials):
-    # the URI only names the storage kind
-    limiter = Limiter(get_remote_address, app=server, storage_uri="redis://",
-                      storage_options={"connection_pool": services.store.client.connection_pool},
+    limiter = Limiter(get_remote_address, app=server, storage_uri=f"{_StoreLimits.STORAGE_SCHEME[0]}://",
+                      storage_options={"client": services.store.client},
                       key_prefix=services.store.keys.rate_limits(), strategy="fixed-window",
                       swallow_errors=True, headers_enabled=False)
 

@@ -161,21 +161,24 @@ class DeliveryQueue:
         totals so far: delivered, rejected, expired (notifications), retried (failed attempts)."""
         keys = self.keys
         now = self.clock()
+        totals = ("delivered", "rejected", "expired", "retried")
 
         def read(client):
+            # only replies that are counts or lists of names: redis-py returns a cluster transaction's
+            # replies unparsed (an HGETALL as a flat list, scores as bytes)
             pipe = client.pipeline(transaction=True)
-            pipe.zrange(keys.alert_delivery_queue(), 0, -1, withscores=True)
-            pipe.hgetall(keys.alert_delivery_state())
+            pipe.zcard(keys.alert_delivery_queue())
+            pipe.zcount(keys.alert_delivery_queue(), "-inf", now)
+            pipe.zrangebyscore(keys.alert_delivery_queue(), f"({now}", "+inf")
+            pipe.hkeys(keys.alert_delivery_state())
             pipe.zcard(keys.alert_delivery_done())
-            pipe.hgetall(keys.alert_delivery_totals())
+            pipe.hmget(keys.alert_delivery_totals(), totals)
             return pipe.execute()
 
-        queued, state, done, totals = self.store.run(read)
-        leased = {k[2:].decode() for k in state if k.startswith(b"l:")}
-        return {"queued": len(queued), "due": sum(1 for _, due_at in queued if due_at <= now),
-                "leased": sum(1 for member, due_at in queued if due_at > now and member.decode() in leased),
-                "done": int(done),
-                **{name: int(totals.get(name.encode(), 0)) for name in ("delivered", "rejected", "expired", "retried")}}
+        queued, due, not_due, state, done, counts = self.store.run(read)
+        leased = {k[2:] for k in state if k.startswith(b"l:")}
+        return {"queued": int(queued), "due": int(due), "leased": sum(1 for member in not_due if member in leased),
+                "done": int(done), **{name: int(count or 0) for name, count in zip(totals, counts)}}
 
     def _claim_one(self) -> tuple[str, int, str, bytes] | None:
         now = self.clock()

@@ -110,8 +110,8 @@ def seed_host_history(store: Store, *, days: int, now: float, seed: int = 42, ho
                             pipe.hincrby(key, field, value)
                         else:
                             pipe.hincrbyfloat(key, field, value)
-                    for field, value in peaks.items():
-                        pipe.eval(_MAX, 1, key, field, repr(value))
+                    for field, value in peaks.items():  # EVAL by name: a cluster pipeline has no eval()
+                        pipe.execute_command("EVAL", _MAX, 1, key, field, repr(value))
                 pipe.expireat(key, bucket + res.step_s + res.keep_s)
             pipe.execute()
 

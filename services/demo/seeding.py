@@ -88,8 +88,14 @@ def save_in_progress(store: Store, events: list[dict]) -> None:
 def take_in_progress(store: Store) -> list[dict]:
     """The kept events of demo builds in progress (removed from the store: they are sent once)."""
     key = store.keys.meta("demo_in_progress")
-    rows = store.run(lambda c: c.pipeline().lrange(key, 0, -1).delete(key).execute()[0])
-    return [orjson.loads(row) for row in rows]
+
+    def take(client):
+        pipe = client.pipeline(transaction=True)  # said, not defaulted: a cluster client's default is none
+        pipe.lrange(key, 0, -1)
+        pipe.delete(key)  # not chained: a cluster pipeline's delete() does not return the pipeline
+        return pipe.execute()[0]
+
+    return [orjson.loads(row) for row in store.run(take)]
 
 
 def _prepare_next(history, ingest: IngestService) -> PreparedBatch | None:

@@ -75,8 +75,8 @@ def write_system_sample(store: Store, sample: dict, ts: float) -> None:
             for measure in SYSTEM_MEASURES:
                 pipe.hincrbyfloat(key, f"{measure}:sum", sample[measure])
                 # max: compare-and-set inside the server (several collectors never run at once, but
-                # a takeover may overlap one round)
-                pipe.eval(_MAX_SCRIPT, 1, key, f"{measure}:max", sample[measure])
+                # a takeover may overlap one round); EVAL by name: a cluster pipeline has no eval()
+                pipe.execute_command("EVAL", _MAX_SCRIPT, 1, key, f"{measure}:max", sample[measure])
             for field in ("net_sent_delta", "net_recv_delta"):
                 if sample.get(field):
                     pipe.hincrby(key, field, int(sample[field]))

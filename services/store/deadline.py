@@ -10,6 +10,10 @@ already treats as "store unavailable": banner, 503, retry later). After the cool
 tries the store again (half-open) while the others keep failing at once: an answer closes the
 breaker, another failure opens it for another cool-down. So a request waits at most about one
 deadline, whatever the store does, and a hung store costs one waiting call per cool-down.
+
+A cluster client has one breaker per node (`NodeBreakers`): a node that is out fails the calls sent
+to it at once, and those to the nodes that answer (topology refreshes, the node serving the
+deployment's slot) go on.
 """
 from __future__ import annotations
 
@@ -19,7 +23,7 @@ from collections.abc import Callable
 
 import redis
 
-__all__ = ["Breaker", "StoreOutage", "guarded"]
+__all__ = ["Breaker", "NodeBreakers", "StoreOutage", "guarded"]
 
 
 class StoreOutage(redis.ConnectionError):
@@ -72,24 +76,47 @@ class Breaker:
                 self._open_until = 0.0
                 self._prober = None
 
+    def for_connection(self, connection) -> "Breaker":
+        """The breaker `connection` consults: this one, whatever the server."""
+        return self
+
+
+class NodeBreakers:
+    """A `Breaker(**options)` per server address, made on a connection's first use (a cluster's)."""
+
+    def __init__(self, **options):
+        self.options = options
+        self.breakers: dict[tuple[str, int], Breaker] = {}
+        self._lock = threading.Lock()
+
+    def for_connection(self, connection) -> Breaker:
+        address = (connection.host, connection.port)
+        breaker = self.breakers.get(address)
+        if breaker is None:
+            with self._lock:
+                breaker = self.breakers.setdefault(address, Breaker(**self.options))
+        return breaker
+
 
 _FAILURES = (redis.ConnectionError, redis.TimeoutError, OSError)
 
 
-def guarded(connection_class: type, breaker: Breaker) -> type:
-    """A subclass of redis-py's `connection_class` whose socket work consults `breaker`: refused
-    while it is open, opening it on a timeout or a lost connection, closing it on an answer."""
+def guarded(connection_class: type, breaker: Breaker | NodeBreakers) -> type:
+    """A subclass of redis-py's `connection_class` whose socket work consults `breaker` (the one of
+    its server, for NodeBreakers): refused while it is open, opening it on a timeout or a lost
+    connection, closing it on an answer."""
 
     def checked(base):
         """`base` refused while the breaker is open, opening it on a timeout or a lost connection."""
         def method(self, *args, **kwargs):
-            breaker.check()
+            own = breaker.for_connection(self)
+            own.check()
             try:
                 return base(self, *args, **kwargs)
             except StoreOutage:
                 raise
             except _FAILURES as exc:
-                breaker.failure(exc)
+                own.failure(exc)
                 raise
         return method
 
@@ -98,17 +125,18 @@ def guarded(connection_class: type, breaker: Breaker) -> type:
         send_packed_command = checked(connection_class.send_packed_command)
 
         def read_response(self, *args, **kwargs):
+            own = breaker.for_connection(self)
             try:
                 response = super().read_response(*args, **kwargs)
             except StoreOutage:
                 raise
             except _FAILURES as exc:
-                breaker.failure(exc)
+                own.failure(exc)
                 raise
             except Exception:  # an error reply (ResponseError, NOSCRIPT, …): the store did answer
-                breaker.success()
+                own.success()
                 raise
-            breaker.success()
+            own.success()
             return response
 
     GuardedConnection.__name__ = GuardedConnection.__qualname__ = f"Guarded{connection_class.__name__}"

