@@ -7,6 +7,7 @@ at most one delta to each bucket it touches, and long lists are compacted (merge
 """
 from __future__ import annotations
 
+import hashlib
 import itertools
 import math
 import os
@@ -27,6 +28,8 @@ __all__ = ["WritePlan", "plan_writes", "merge_deltas", "unique_token", "COMPACT_
 _MARGIN_S = 120  # keys outlive their nominal keep time a little so a query at the edge finds them
 EXAMPLE_CHARS = 500  # a signature's example message is kept this long (the script header carries it)
 COMPACT_AT = 8  # a rollup list this long is merged into one delta after the write
+# how long a written batch stays claimable for its announcement (a client's retries come sooner)
+ANNOUNCE_TTL_S = 3600
 TOKEN_FIELD = "_t"
 DELTA_SEPARATOR = b"\x1e"  # ASCII record separator; never inside JSON text (control chars are escaped)  # unique per delta, so a compaction can check the list is still what it read
 _RES = [(r.name, r.step_s, r.keep_s) for r in RESOLUTIONS]
@@ -55,10 +58,21 @@ class WritePlan:
     patterns: dict[str, str] = field(default_factory=dict)
     keys: Keys | None = field(default=None, repr=False)
     _args: list[bytes] | None = field(default=None, repr=False)
+    _announce: str | None = field(default=None, repr=False)
 
     def seen_order(self) -> list[int]:
         """Event positions in the order the script checks their markers."""
         return [i for fields in self.seen.values() for i in fields.values()]
+
+    def announce_key(self) -> str:
+        """The key the ingest script sets when it writes this plan's events; the process that then
+        announces them deletes it (`IngestService.commit`). Named by a digest of the events' ids, so
+        a client's retry of the same batch names the same key."""
+        if self._announce is None:
+            ids = sorted(event_id for fields in self.seen.values() for event_id in fields)
+            digest = hashlib.blake2b("\x1f".join(ids).encode(), digest_size=16).hexdigest()
+            self._announce = self.keys.ingest_unannounced(digest)
+        return self._announce
 
     def script_args(self) -> list[bytes]:
         """ARGV for the ingest script: a JSON header, then the raw events, then the rollup deltas
@@ -77,6 +91,7 @@ class WritePlan:
             "token": token,
             "last": [self.keys.meta("last_ingest_at"), repr(self.written_at)],
             "replays": self.keys.meta("ingest_replays"),
+            "announce": [self.announce_key(), ANNOUNCE_TTL_S],
             "zadd": [list(self.index[k]) for k in self.push],
             "live": self.live,
             "sig": self._signature_ops(),

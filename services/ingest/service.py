@@ -78,8 +78,14 @@ class IngestService:
         return plan
 
     def commit(self, batch: "PreparedBatch") -> IngestResult:
-        """Write a prepared batch in one atomic call; events already stored count as duplicates."""
+        """Write a prepared batch in one atomic call; events already stored count as duplicates.
+
+        The listeners (live channel, metrics) hear of each written batch once. The script marks a
+        batch it writes as unannounced, and whoever deletes that mark after a durable apply
+        announces the events: this request, or — when its answer was lost (a deadline, a 503 for
+        durability) — the client's retry of the same batch, which finds every event stored."""
         fresh, plan, duplicates = batch.events, batch.plan, batch.duplicates
+        announce: tuple[list[dict], str] | None = None  # the events to announce, their mark
         for _ in range(self.MAX_ATTEMPTS):
             if not fresh:
                 break
@@ -87,17 +93,20 @@ class IngestService:
             if result.already_stored is None:
                 if result.compact:
                     self.store.compact(result.compact)
+                announce = fresh, plan.announce_key()
                 break
             order = plan.seen_order()
             skip = {order[i] for i in result.already_stored}
             duplicates += len(skip)
+            if len(skip) == len(fresh):  # all stored: maybe by a write of this batch nobody announced
+                announce = fresh, plan.announce_key()
             fresh = [e for i, e in enumerate(fresh) if i not in skip]
             plan = self._plan(fresh, batch.now) if fresh else None
         else:
             raise RuntimeError("ingest could not settle duplicates after several attempts")
-        if fresh and self.on_ingested is not None:
+        if announce is not None and self.on_ingested is not None and self.store.claim(announce[1]):
             try:
-                self.on_ingested(fresh)
+                self.on_ingested(announce[0])
             except Exception:  # a listener (metrics, realtime) must never lose an accepted batch
                 log.exception("on_ingested listener failed")
         return IngestResult(accepted=len(fresh), duplicates=duplicates)

@@ -108,6 +108,11 @@ class Keys:
         """Small bookkeeping values (e.g. the demo seed's progress)."""
         return f"{self.tag}:meta:{name}"
 
+    def ingest_unannounced(self, digest: str) -> str:
+        """Set by the ingest script when it writes a batch, deleted by the process that announces the
+        batch's events (live channel, metrics); `digest` names the batch by its event ids."""
+        return f"{self.tag}:ingest:unannounced:{digest}"
+
     def cache_prefix(self) -> str:
         """Prefix of the dashboards' short-lived query cache entries."""
         return f"{self.tag}:cache:"

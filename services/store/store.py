@@ -10,13 +10,15 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from redis.sentinel import Sentinel
 
-from services.store.deadline import Breaker, guarded
+from services.store.deadline import Breaker, NodeBreakers, guarded
 from services.store.keys import Keys
 from services.ingest.plan import DELTA_SEPARATOR, TOKEN_FIELD, WritePlan, merge_deltas, unique_token
 
 __all__ = ["Store", "StoreUnavailable", "StoreNotDurable", "ApplyResult", "connect"]
 
-STORE_ERRORS = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError, ConnectionRefusedError, OSError)
+# ClusterDownError: a cluster's CLUSTERDOWN / MASTERDOWN reply (slots without a serving primary)
+STORE_ERRORS = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError, redis.exceptions.ClusterDownError,
+                ConnectionRefusedError, OSError)
 
 
 class StoreUnavailable(Exception):
@@ -29,10 +31,12 @@ def connect(url: str, *, timeout_s: float = 2.0) -> redis.Redis:
 
     `url`: redis://, rediss://, unix:// (one server); redis+sentinel://host:port[,host:port]/<master>
     (the master the sentinels name, followed through failovers); redis+cluster://host:port[,host:port]
-    (a cluster, discovered from those nodes). A lost connection is retried once at once (a pooled
-    connection to a restarted server), a timeout never: the deadline is the whole wait.
+    (a cluster, discovered from those nodes: one must answer now; docs/cluster.md). A lost
+    connection is retried once at once (a pooled connection to a restarted server), a timeout never:
+    the deadline is the whole wait (a cluster client retries it, but the node's breaker, open by
+    then, refuses the retry at once).
     """
-    breaker = Breaker(cooldown_s=min(timeout_s, 1.0), probe_s=timeout_s + 0.5)
+    breaker = dict(cooldown_s=min(timeout_s, 1.0), probe_s=timeout_s + 0.5)
     options = dict(socket_timeout=timeout_s, socket_connect_timeout=timeout_s, health_check_interval=30,
                    decode_responses=False,
                    retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)))
@@ -40,11 +44,11 @@ def connect(url: str, *, timeout_s: float = 2.0) -> redis.Redis:
     if scheme == "redis+sentinel":
         client = _sentinel_client(url, options)
     elif scheme == "redis+cluster":
-        return _cluster_client(url, options, breaker)
+        return _cluster_client(url, options, NodeBreakers(**breaker))
     else:
         client = redis.Redis.from_url(url, **options)
     pool = client.connection_pool
-    pool.connection_class = guarded(pool.connection_class, breaker)
+    pool.connection_class = guarded(pool.connection_class, Breaker(**breaker))
     return client
 
 
@@ -73,13 +77,51 @@ def _sentinel_client(url: str, options: dict) -> redis.Redis:
     return sentinel.master_for(master, db=int(db or 0))
 
 
-def _cluster_client(url: str, options: dict, breaker: "Breaker"):
-    from redis.cluster import ClusterNode, RedisCluster
+class _Cluster(redis.RedisCluster):
+    """redis-py's cluster client, told apart where one node out would otherwise stop it all."""
 
+    def __init__(self, **options):
+        """The first discovery of the cluster's layout raises RedisClusterException unless a node
+        answers. Later ones (each lost connection is followed by one) raise redis.ConnectionError
+        instead, as one server out does: redis-py raises RedisClusterException ("Redis Cluster
+        cannot be connected"), which no caller takes for the store being out."""
+        super().__init__(**options)
+        discover = self.nodes_manager.initialize
+
+        def initialize(*args, **kwargs):
+            try:
+                return discover(*args, **kwargs)
+            except redis.RedisClusterException as exc:
+                if isinstance(exc.__cause__, (redis.ConnectionError, redis.TimeoutError)):
+                    raise redis.ConnectionError(str(exc)) from exc
+                raise
+
+        self.nodes_manager.initialize = initialize
+
+    def script_load(self, script):
+        """Load `script` on every primary that answers. redis-py loads it on all of them or fails,
+        so while one is out (its slots unserved, the deployment's maybe not) a script the others had
+        not got yet could never run (`Script` loads it on NOSCRIPT through this)."""
+        loaded, error = None, None
+        for node in self.get_primaries():
+            try:
+                loaded = self.execute_command("SCRIPT LOAD", script, target_nodes=node)
+            except STORE_ERRORS as exc:
+                error = exc
+        if loaded is None:
+            raise error
+        return loaded
+
+
+def _cluster_client(url: str, options: dict, breakers: NodeBreakers) -> _Cluster:
+    """A cluster client on the nodes of `url`. redis-py hands `connection_class` on to the nodes'
+    connection pools only for a client made from a URL, so the first node is given as one."""
     netloc = url.split("://", 1)[1].partition("/")[0]
-    nodes = [ClusterNode(host, port) for host, port in _hosts(netloc)]
-    return RedisCluster(startup_nodes=nodes, connection_class=guarded(redis.Connection, breaker),
-                        **{k: v for k, v in options.items() if k != "health_check_interval"})
+    (host, port), *others = _hosts(netloc)
+    return _Cluster(url=f"redis://{f'[{host}]' if ':' in host else host}:{port}",
+                    startup_nodes=[redis.cluster.ClusterNode(h, p) for h, p in others],
+                    connection_class=guarded(redis.Connection, breakers),
+                    **{k: v for k, v in options.items() if k != "health_check_interval"})
 
 
 @dataclass(frozen=True)
@@ -119,19 +161,22 @@ class Store:
     def apply(self, plan: WritePlan) -> ApplyResult:
         """Apply a plan atomically, unless some of its events are already stored."""
         local = 1 if self.durability == "aof" else 0
+        anchor = self.keys.script_anchor()
         try:
             if not local and not self.replicas:
-                result = self._ingest(keys=[self.keys.script_anchor()], args=plan.script_args())
+                result = self._ingest(keys=[anchor], args=plan.script_args())
             else:  # the wait must run on the connection that wrote: one pipeline
-                pipe = self.client.pipeline(transaction=False)
-                self._ingest(keys=[self.keys.script_anchor()], args=plan.script_args(), client=pipe)
-                if local:
-                    pipe.execute_command("WAITAOF", local, self.replicas, self.wait_ms)
-                else:
-                    pipe.execute_command("WAIT", self.replicas, self.wait_ms)
-                result, acked = pipe.execute(raise_on_error=False)
-                if isinstance(result, Exception):
-                    raise result
+                def write():
+                    pipe = self.client.pipeline(transaction=False)
+                    self._queue(pipe, self._ingest, [anchor], plan.script_args())
+                    wait = ("WAITAOF", local, self.replicas) if local else ("WAIT", self.replicas)
+                    pipe.execute_command(*wait, self.wait_ms, **self._on_node_of(anchor))
+                    answers = pipe.execute(raise_on_error=False)
+                    if isinstance(answers[0], Exception):
+                        raise answers[0]
+                    return answers
+
+                result, acked = self._loading_scripts(write, self._ingest)
                 self._check_durable(acked, local)
         except STORE_ERRORS as exc:
             raise StoreUnavailable(str(exc)) from exc
@@ -150,6 +195,10 @@ class Store:
             raise StoreNotDurable(f"the batch was not on disk within {self.wait_ms} ms")
         if replicas < self.replicas:
             raise StoreNotDurable(f"{replicas} of {self.replicas} replicas had the batch within {self.wait_ms} ms")
+
+    def claim(self, key: str) -> bool:
+        """Delete `key`; True when this call deleted it (one caller wins, whoever else tries)."""
+        return self.run(lambda c: c.delete(key)) == 1
 
     def compact(self, keys: list[str]) -> int:
         """Merge each rollup list into one delta (two round trips for all of them)."""
@@ -178,9 +227,12 @@ class Store:
         return [int(flag) for flag in self.run(lambda c: self._compact(keys=[self.keys.script_anchor()], args=args))]
 
     def ping(self) -> bool:
-        """True when the store answers."""
+        """True when the store answers a command on the deployment's keys. Not PING: a cluster client
+        sends that to any node, and a node answers it even while it refuses keys (CLUSTERDOWN: a
+        slot, maybe another one, has no serving primary)."""
         try:
-            return bool(self.client.ping())
+            self.client.exists(self.keys.script_anchor())
+            return True
         except STORE_ERRORS:
             return False
 
@@ -221,21 +273,53 @@ class Store:
             hi += size
         if hi > lo:
             calls.append((lo, hi))
-        try:
+
+        def read():
             pipe = self.client.pipeline(transaction=False)
             for i, (lo, hi) in enumerate(calls):
                 args = [sep.join(k.encode() for k in keys[lo:hi]), sep.join(suffixes[lo:hi])]
                 if generations and i == len(calls) - 1:
                     args.append(sep.join(g.encode() for g in generations))
-                self._read(keys=anchor, client=pipe, args=args)
+                self._queue(pipe, self._read, anchor, args)
+            return pipe.execute()
+
+        try:
             out = []
-            for part in pipe.execute():
+            for part in self._loading_scripts(read, self._read):
                 out.extend(part)
             if generations:
                 out[-1] = [g if g else None for g in out[-1]]  # Lua false → nil → None
             return out
         except STORE_ERRORS as exc:
             raise StoreUnavailable(str(exc)) from exc
+
+    def _queue(self, pipe, script, keys: list[str], args: list) -> None:
+        """Queue a call of `script` on `pipe` as a bare EVALSHA: a cluster pipeline refuses redis-py's
+        `Script` (it blocks evalsha()), which would also load it first (a SCRIPT EXISTS per
+        pipeline); `_loading_scripts` loads it when the server has not got it. Sent to the node of
+        its keys by name: else a cluster pipeline asks its default node, any node, for them (COMMAND
+        GETKEYS with all the arguments, a round trip per call)."""
+        pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args, **self._on_node_of(keys[0]))
+
+    def _loading_scripts(self, run, *scripts):
+        """`run()`, which executes a pipeline `_queue`ing calls of `scripts`. When the server had not
+        got one (the first call, a restarted or a promoted node: the script cache is neither
+        persisted nor replicated) it answers NOSCRIPT: the scripts are loaded and `run` runs once
+        more (a script the server did not have ran nothing)."""
+        try:
+            return run()
+        except redis.exceptions.NoScriptError:
+            for script in scripts:
+                self.client.script_load(script.script)
+            return run()
+
+    def _on_node_of(self, key: str) -> dict:
+        """The options sending a command of a cluster pipeline to the node serving `key` (a keyless
+        one, WAIT or WAITAOF, would go to redis-py's default node, not the one that wrote); none
+        for one server."""
+        if isinstance(self.client, redis.RedisCluster):
+            return {"target_nodes": self.client.get_node_from_key(key)}
+        return {}
 
     def script(self, source: str):
         """The registered script of `source` (redis-py's `Script`: EVALSHA, loading it when missing),

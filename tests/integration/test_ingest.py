@@ -173,3 +173,39 @@ def test_raw_events_are_kept_per_type_and_utc_day(services, redis_client):
         expected_ttl = day_end + services.settings.retention_s - time.time()
         assert abs(redis_client.ttl(services.store.keys.raw(kind, day)) - expected_ttl) < 5
     assert sorted(stored) == sorted(e["id"] for e in events)
+
+
+def test_a_batch_written_but_unconfirmed_is_announced_once_by_its_replay(tmp_path):
+    """The listeners (live channel, metrics) hear of every written batch exactly once: a batch the
+    store took but whose durability it could not confirm (no append-only file) was answered 503 and
+    announced by nobody; the client's retry — a replay — announces it, a second retry does not, and
+    a batch answered 202 is never announced again by a re-send."""
+    from app.settings import Settings
+    from services.container import build_services
+    from services.store.embedded import EmbeddedValkey
+    from services.store.store import StoreNotDurable
+    from tests.conftest import free_port
+
+    store = EmbeddedValkey(tmp_path / "valkey", port=free_port(), persist=False).start()
+    try:
+        strict, relaxed = (build_services(Settings(_env_file=None, redis_url=store.url, alert_rules="off",
+                                                   data_dir=tmp_path / name, ingest_durability=durability))
+                           for name, durability in (("a", "aof"), ("b", "memory")))
+        heard = {"strict": [], "relaxed": []}
+        strict.ingest.on_ingested = heard["strict"].append
+        relaxed.ingest.on_ingested = heard["relaxed"].append
+        now = time.time()
+        refused, later = (random_events(random.Random(seed), 4, now - 600, now - 60, ["acme-bank"]) for seed in (1, 2))
+        with pytest.raises(StoreNotDurable):
+            strict.ingest.ingest_batch(refused)
+        assert heard["strict"] == []
+        assert relaxed.ingest.ingest_batch(refused).duplicates == len(refused)
+        assert [[e["id"] for e in batch] for batch in heard["relaxed"]] == [[e["id"] for e in refused]]
+        relaxed.ingest.ingest_batch(refused)
+        assert len(heard["relaxed"]) == 1, "a second replay announces nothing"
+        assert relaxed.ingest.ingest_batch(later).accepted == len(later)
+        relaxed.ingest.ingest_batch(later)
+        assert [len(batch) for batch in heard["relaxed"]] == [len(refused), len(later)]
+        assert not list(relaxed.store.client.scan_iter(match=relaxed.store.keys.ingest_unannounced("*")))
+    finally:
+        store.stop()

@@ -12,6 +12,7 @@ import requests
 from services.ingest.client import LuluPayClient
 from services.store.embedded import EmbeddedValkey
 from tests.conftest import ServerProcess, free_port, server_env, wait_until
+from tests.integration.test_realtime import WsClient
 from tests.reference import assert_summary_matches, random_events, reference_summary
 
 pytestmark = pytest.mark.integration
@@ -153,12 +154,22 @@ def test_a_store_without_an_append_only_file_gets_503_naming_the_setting_unless_
             strict.stop()
         env.update(LULUPAY_INGEST_DURABILITY="memory", LULUPAY_DATA_DIR=str(tmp_path / "b"))
         relaxed = ServerProcess(server_env(**env), free_port())
+        listener = WsClient(relaxed.url, {"subscribe": ["builds"]})
         try:
             accepted = _post(relaxed, events)
             assert accepted.status_code == 202, accepted.text
             assert accepted.json() == {"accepted": 0, "duplicates": len(events)}, \
                 "the refused batch was written (only its durability unconfirmed): the retry is a replay"
+            # nobody announced the refused batch: its replay does, once (the live channel has it)
+            builds = [e["id"] for e in events if e["type"].startswith("build.")]  # the `builds` stream's
+            assert [m["data"]["id"] for m in listener.collect(len(builds))] == builds
+            assert _post(relaxed, events).json() == {"accepted": 0, "duplicates": len(events)}
+            marker = {**next(e for e in random_events(random.Random(8), 1, now - 600, now - 60, PARTNERS)
+                             if e["type"] == "build.started"), "id": "after"}
+            assert _post(relaxed, [marker]).status_code == 202
+            assert listener.next()["data"]["id"] == "after", "the second replay announced nothing"
         finally:
+            listener.close()
             relaxed.stop()
     finally:
         store.stop()

@@ -62,6 +62,9 @@ end
 -- read under its previous generation knows they may have changed (and none of its lists did while
 -- the generation stays; compaction keeps sums)
 for _, op in ipairs(p.gen) do redis.call('SET', op[1], p.token, 'EXAT', op[2]) end
+-- written, not announced yet: the process that announces the events (live channel, metrics)
+-- deletes it; a replay of a batch whose answer was lost finds it and announces instead
+redis.call('SET', p.announce[1], '1', 'EX', p.announce[2])
 -- when ingest last accepted a batch (the alert catalogue's no_events_minutes)
 redis.call('SET', p.last[1], p.last[2])
 for _, op in ipairs(p.zadd) do redis.call('ZADD', op[1], op[2], op[3]) end
