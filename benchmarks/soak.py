@@ -1,6 +1,6 @@
 """Soak: ingest, live sockets and dashboard viewers at the same time on one server, for a bounded time.
 
-    python benchmarks/soak.py [--seconds 180] [--events-per-s 2000] [--sockets 100] [--viewers 20]
+    python benchmarks/soak.py [--seconds 240] [--events-per-s 2000] [--sockets 100] [--viewers 20]
 
 Prints one JSON line; exits 1 (after printing why on stderr and in `failures`) when an ingest
 request failed, an acknowledged event is missing or counted twice, a socket lost messages or was
@@ -35,8 +35,10 @@ the other benchmarks). `--seed-days` of demo history ending at T0 (a minute boun
   tree (gunicorn master, workers and their children), the store's `used_memory` and its
   process's RSS and CPU, this process's CPU.
 
-The first `--warmup-s` of the load are warm-up: memory start figures and the slope (least squares
-over the samples, MiB per minute) are taken after it. After the deadline no new request starts,
+The first `--warmup-s` of the load are warm-up (default 60 s: it covers the start-up work of the
+server's processes, e.g. the background child's first fit, a one-off step of ~115 MiB at about
+40 s): memory start figures and the slope (least squares over the samples, MiB per minute) are
+taken after it. After the deadline no new request starts,
 the sockets get up to 15 s to receive what was published, and then the store is checked through
 the read API for [T0, T1): `GET /api/v1/summary` (rollups: builds started, succeeded, failed,
 cancelled, assets) and the `builds`, `stages` and `assets` exports (raw events: every acknowledged
@@ -589,8 +591,8 @@ def server_log_problems(path: Path, workers_at_start: int) -> dict:
 def main() -> int:
     exit_cleanly_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=180.0, help="load duration, warm-up included")
-    parser.add_argument("--warmup-s", type=float, default=None, help="default: min(30, seconds / 4)")
+    parser.add_argument("--seconds", type=float, default=240.0, help="load duration, warm-up included")
+    parser.add_argument("--warmup-s", type=float, default=None, help="default: min(60, seconds / 3)")
     parser.add_argument("--events-per-s", type=float, default=2000.0)
     parser.add_argument("--producers", type=int, default=4)
     parser.add_argument("--tick-s", type=float, default=1.0, help="each producer posts what is due this often")
@@ -608,7 +610,7 @@ def main() -> int:
                         help="an extra environment variable for the server (repeatable), e.g. LULUPAY_FORECASTER_ENABLED=false")
     parser.add_argument("--samples-out", type=Path, default=None, help="also write every sample here (JSON lines)")
     args = parser.parse_args()
-    warmup_s = args.warmup_s if args.warmup_s is not None else min(30.0, args.seconds / 4)
+    warmup_s = args.warmup_s if args.warmup_s is not None else min(60.0, args.seconds / 3)
     server_env = dict(item.split("=", 1) for item in args.server_env)
     workers = int(server_env.get("WEB_CONCURRENCY", "2"))
 
