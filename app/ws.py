@@ -48,12 +48,22 @@ def _error(text: str) -> str:
     return orjson.dumps({"stream": "error", "ts": time.time(), "data": {"error": text}}).decode()
 
 
+class _ReaderThread(threading.Thread):
+    """simple-websocket's per-connection reader, as a daemon: a worker that is stopping (its
+    sockets closed with 1001) exits without waiting for readers still selecting on a peer that
+    never answers the close (a reader wakes only once per ping interval)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.daemon = True
+
+
 def install(server: Flask, services) -> None:
     """Add the `/ws` route and its origin check to `server`."""
     settings = services.settings
     hub = services.hub
     server.config["SOCK_SERVER_OPTIONS"] = {"ping_interval": settings.ws_ping_interval_s,
-                                            "max_message_size": 64 * 1024}
+                                            "max_message_size": 64 * 1024, "thread_class": _ReaderThread}
     allowed = [o.strip() for o in settings.ws_allowed_origins.split(",") if o.strip()]
     sock = Sock(server)
 
@@ -111,6 +121,16 @@ def _wake_on_input(ws, client: Client) -> None:
     client.wake()  # input that arrived before the swap is looked at once
 
 
+def _stop_reading(client: Client) -> None:
+    """After our close frame: stop reading the socket. simple-websocket's reader thread (not a
+    daemon) would otherwise wait for the peer's answer for up to a ping interval, and a worker's
+    graceful stop waited for those threads (20 s with a client that never answers the close)."""
+    try:
+        client.sock.shutdown(socket.SHUT_RD)
+    except (OSError, AttributeError):  # already gone
+        pass
+
+
 def _serve(ws, client: Client, principal) -> None:
     """Write what the hub queued and answer subscribe requests until the connection ends. Blocks
     on the client's queue: queued bytes, input wake-ups and the close request all arrive there."""
@@ -118,6 +138,7 @@ def _serve(ws, client: Client, principal) -> None:
         if client.closing:
             code, reason = client.closing
             ws.close(reason=code, message=reason)
+            _stop_reading(client)
             return
         item = client.queue.get()
         while isinstance(item, bytes):  # what the hub could not write at once, then the rest queued

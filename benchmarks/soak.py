@@ -340,10 +340,10 @@ def layout_props(node, out: dict) -> dict:
 
 
 class Viewer:
-    """One browser tab on /operations with the 5 s refresh."""
+    """One browser tab on a page (default /operations) with the 5 s refresh."""
 
-    def __init__(self, base: str, query: str):
-        self.base, self.path = base, "/operations?" + query
+    def __init__(self, base: str, query: str, page: str = "/operations"):
+        self.base, self.path = base, f"{page}?{query}"
         self.session = requests.Session()
         self.session.mount("http://", requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=6))
         self.bodies: list[dict] = []

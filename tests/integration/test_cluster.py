@@ -3,6 +3,7 @@
 on `REDIS_URL=redis+cluster://…` — ingest, reads, pages, the collector, the alert engine, the live
 channel; then a primary not serving the deployment's slot killed under it, and at last the whole
 cluster killed and started again (docs/cluster.md)."""
+import itertools
 import random
 import socket
 import time
@@ -75,13 +76,14 @@ def _drawn(server, page: str) -> None:
     assert not errors, f"{page}: panels in their error state: {errors}"
 
 
-def _live_build(server, build_id: str) -> list[dict]:
-    """Ingest one build now; a /ws subscriber receives its events in order. Returns the events."""
+def _live_build(server, build_id: str, timeout: float = 20) -> list[dict]:
+    """Ingest one build now; a /ws subscriber receives its events in order (within `timeout` s).
+    Returns the events."""
     live = WsClient(server.url, {"subscribe": ["builds"], "partners": ["acme-bank"]})
     try:
         build = build_events(build_id, "acme-bank", time.time() - 30)
         assert requests.post(server.url + "/api/v1/events", json={"events": build}, timeout=10).status_code == 202
-        assert [m["data"]["id"] for m in live.collect(len(build))] == [e["id"] for e in build]
+        assert [m["data"]["id"] for m in live.collect(len(build), timeout=timeout)] == [e["id"] for e in build]
         return build
     finally:
         live.close()
@@ -165,7 +167,11 @@ def test_the_app_on_a_three_primary_cluster(cluster, tmp_path):
         summary = _summary(server, start, end)
         assert summary.status_code == 200, summary.text[:500]
         assert_summary_matches(summary.json(), reference_summary(events + build + more, start, end, None))
-        _live_build(server, "after-the-restart")
+        # live updates again, once each worker's subscriber has reconnected by itself (its own
+        # backoff): a new build each try until one reaches a subscriber
+        tries = itertools.count()
+        wait_until(lambda: _live_build(server, f"after-the-restart-{next(tries)}", timeout=3), timeout=60,
+                   interval=0.5, message="live updates after the restart")
         # the outage's 5xx are counted, and the alert engine records an alert state (WATCH + MULTI)
         wait_until(lambda: owner.client.hlen(f"{TAG}:alert:state"), timeout=30, message="an alert state stored")
     finally:
