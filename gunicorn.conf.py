@@ -80,8 +80,9 @@ def _refuse_unusable_settings(server):
 
 
 def post_worker_init(worker):
-    from app.factory import freeze_startup_objects, server_background
+    from app.factory import freeze_startup_objects, server_background, warm_up
 
+    warm_up(worker.wsgi)  # Dash's first-request setup, before the worker accepts (its docstring says why)
     freeze_startup_objects()
     background = server_background(worker.wsgi).start()
     _close_sockets_on_graceful_stop(background)

@@ -18,7 +18,7 @@ from app.openapi import openapi_document
 from app.settings import Settings
 from services.container import Background, Services, build_services
 
-__all__ = ["create_app", "background", "server_background", "freeze_startup_objects"]
+__all__ = ["create_app", "background", "server_background", "freeze_startup_objects", "warm_up"]
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +113,20 @@ def _route_of_request(server: Flask) -> str:
         namer = server.extensions.get("lulupay_callback_name")
         callback = namer() if namer is not None else "unknown"
     return observability.route_label(rule, callback)
+
+
+def warm_up(server: Flask) -> int:
+    """Answer one request in this process before it serves (gunicorn's post_worker_init); its status.
+
+    Dash sets itself up on a process's first request (it registers the component scripts it may
+    serve, and the pages' router), marking that done *before* doing it: a second request arriving
+    meanwhile — a browser loads some twenty scripts at once from a worker that just started — is
+    served unprepared, React answers 404 and the page stays blank (seen in the browser tests). The
+    request is in process, and neither the metrics nor the request statistics count it."""
+    from app.observability import WARM_UP
+
+    with server.test_client() as client:
+        return client.get("/healthz", environ_overrides={WARM_UP: True}).status_code
 
 
 def freeze_startup_objects() -> int:

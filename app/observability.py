@@ -57,6 +57,10 @@ def _callback_namer(dash_app):
     return callback_name
 
 
+# WSGI environ key of the warm-up request a serving process makes to itself (app/factory.py)
+WARM_UP = "lulupay.warm_up"
+
+
 def install(server: Flask, services, http_stats: HttpStats | None = None) -> None:
     """Instrument every request of `server` and add `GET /metrics` (open, or behind
     LULUPAY_METRICS_TOKEN as a bearer token)."""
@@ -70,6 +74,8 @@ def install(server: Flask, services, http_stats: HttpStats | None = None) -> Non
     @server.before_request
     def _start_timer():
         if request.path == "/ws":  # a socket's lifetime is not a request duration (WS metrics count it)
+            return
+        if request.environ.get(WARM_UP):  # the process's own first request (factory.warm_up): not traffic
             return
         g._lp_started = time.perf_counter()
         metrics.HTTP_IN_FLIGHT.inc()
@@ -91,7 +97,7 @@ def install(server: Flask, services, http_stats: HttpStats | None = None) -> Non
 
     @server.teardown_request
     def _in_flight_done(_exc):
-        if request.path != "/ws":
+        if request.path != "/ws" and not request.environ.get(WARM_UP):
             metrics.HTTP_IN_FLIGHT.dec()
 
     snapshot = services.snapshot_collector()

@@ -28,7 +28,11 @@ def test_live_page_follows_a_build_and_the_server(dash_duo, valkey_url, redis_cl
     server = ServerProcess(env, port)
     try:
         dash_duo.driver.get(server.url + "/live")
-        dash_duo.wait_for_text_to_equal(BADGE, "live: connected", timeout=30)
+        try:
+            dash_duo.wait_for_text_to_equal(BADGE, "live: connected", timeout=30)
+        except Exception as exc:  # what the browser and the server saw, to tell a slow start from a bug
+            raise AssertionError(f"{exc}\nbrowser log: {dash_duo.get_logs()}\npage: {dash_duo.driver.page_source[:3000]}"
+                                 f"\nserver: {server.output()[-4000:]}") from exc
         now = time.time()
         base = {"partner_id": "acme-bank", "build_id": "live-test-1"}
         post(server, {**base, "type": "build.started", "id": "lt-s", "ts": now, "build_type": "release",
