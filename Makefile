@@ -47,6 +47,7 @@ bench: install-dev
 	$(PY) benchmarks/websocket.py
 	$(PY) benchmarks/intelligence.py
 	-$(PY) benchmarks/soak.py
+	$(PY) benchmarks/viewers.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
