@@ -17,3 +17,15 @@ def machine() -> dict:
         pass
     return {"cpu": model, "cores": os.cpu_count(), "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
             "os": platform.platform(), "python": platform.python_version()}
+
+
+def cpu_seconds(processes) -> float:
+    """User + system CPU seconds of `processes` so far (psutil processes; one that ended counts 0)."""
+    total = 0.0
+    for process in processes:
+        try:
+            times = process.cpu_times()
+            total += times.user + times.system
+        except psutil.Error:
+            pass
+    return total

@@ -43,7 +43,7 @@ import httpx  # noqa: E402
 import psutil  # noqa: E402
 
 from app.settings import Settings  # noqa: E402
-from benchmarks._machine import machine  # noqa: E402
+from benchmarks._machine import cpu_seconds, machine  # noqa: E402
 from benchmarks._server import exit_cleanly_on_sigterm, start_web, stop_web, wait_ready  # noqa: E402
 from benchmarks.dashboard import percentile  # noqa: E402
 from benchmarks.soak import REFRESH_S, TICK_INPUT, Viewer  # noqa: E402
@@ -165,17 +165,6 @@ def _tree(process: psutil.Process) -> list[psutil.Process]:
     return [process] + process.children(recursive=True)
 
 
-def _cpu_s(processes: list[psutil.Process]) -> float:
-    total = 0.0
-    for process in processes:
-        try:
-            times = process.cpu_times()
-            total += times.user + times.system
-        except psutil.NoSuchProcess:
-            pass
-    return total
-
-
 def _rss_mib(processes: list[psutil.Process]) -> float:
     total = 0
     for process in processes:
@@ -196,7 +185,7 @@ def _ms(samples: list[float]) -> dict:
 def measure(base: str, server: psutil.Process, views: list[View], n: int, seconds: float, warmup_s: float,
             rng: random.Random) -> dict:
     tree, me = _tree(server), psutil.Process()
-    server_cpu, my_cpu, started = _cpu_s(tree), _cpu_s([me]), time.monotonic()
+    server_cpu, my_cpu, started = cpu_seconds(tree), cpu_seconds([me]), time.monotonic()
     tally = asyncio.run(_run(base, views, n, seconds, warmup_s, rng))
     wall = time.monotonic() - started
     figures = {"viewers": n, "refreshes": tally.refreshes, "refresh": _ms(tally.refresh_s),
@@ -205,9 +194,9 @@ def measure(base: str, server: psutil.Process, views: list[View], n: int, second
                "failed_refreshes": tally.failed_refreshes, "errors": tally.errors, "error_samples": tally.error_samples,
                "kib_per_refresh": round(sum(tally.refresh_bytes) / len(tally.refresh_bytes) / 1024, 1)
                if tally.refresh_bytes else None,
-               "server_cpu_pct": round(100 * (_cpu_s(_tree(server)) - server_cpu) / wall, 1),
+               "server_cpu_pct": round(100 * (cpu_seconds(_tree(server)) - server_cpu) / wall, 1),
                "server_rss_mib": _rss_mib(_tree(server)),
-               "load_generator_cpu_pct": round(100 * (_cpu_s([me]) - my_cpu) / wall, 1)}
+               "load_generator_cpu_pct": round(100 * (cpu_seconds([me]) - my_cpu) / wall, 1)}
     log(f"{n} viewers: refresh p95 {figures['refresh'].get('p95_ms')} ms, on time {figures['on_time_share']}, "
         f"errors {tally.errors}, server CPU {figures['server_cpu_pct']} %")
     return figures

@@ -46,7 +46,7 @@ import websocket
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._machine import machine  # noqa: E402
+from benchmarks._machine import cpu_seconds, machine  # noqa: E402
 from benchmarks._server import exit_cleanly_on_sigterm, wait_ready  # noqa: E402
 from benchmarks.dashboard import Caller, flush_cache, request_body  # noqa: E402
 from services.demo.generator import generate_history  # noqa: E402
@@ -167,26 +167,16 @@ def run_case(base: str, server: subprocess.Popen, client: redis.Redis, n: int, r
         raise RuntimeError(f"only some of {n} clients connected: {failures[:3]}")
     connect_s = time.monotonic() - connect_started
     rss_connected = workers_rss(server)
-    def cpu(proc_list):
-        total = 0.0
-        for p in proc_list:
-            try:
-                t = p.cpu_times()
-                total += t.user + t.system
-            except psutil.Error:
-                pass
-        return total
-
     me = psutil.Process()
     workers = psutil.Process(server.pid).children(recursive=True)
-    cpu_before = (cpu([me]), cpu(workers), time.monotonic())
+    cpu_before = (cpu_seconds([me]), cpu_seconds(workers), time.monotonic())
     callback_samples: list[float] = []
     caller_thread = threading.Thread(target=callbacks_meanwhile, args=(base, client, stop, callback_samples), daemon=True)
     caller_thread.start()
     publish(base, rate, seconds, sent, threading.Event(), prefix=str(case % 10))
     wall = time.monotonic() - cpu_before[2]
-    cpu_share = {"benchmark_clients": round((cpu([me]) - cpu_before[0]) / wall, 2),
-                 "server_workers": round((cpu(workers) - cpu_before[1]) / wall, 2)}
+    cpu_share = {"benchmark_clients": round((cpu_seconds([me]) - cpu_before[0]) / wall, 2),
+                 "server_workers": round((cpu_seconds(workers) - cpu_before[1]) / wall, 2)}
     time.sleep(2)  # let the last messages arrive (benchmark only: no assertion depends on it)
     stop.set()
     loop_thread.join(30)
